@@ -1,0 +1,17 @@
+"""Shared test fixtures: the real-data location and small helpers."""
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = pathlib.Path(os.environ.get("JAXGAN_SHARED_DATA", ROOT.parent / "shared" / "data"))
+MNIST_DIR = SHARED_DATA / "mnist"
+
+
+@pytest.fixture
+def mnist_dir():
+    """Directory with the real MNIST test split (IDX, gzipped); skips where it is absent."""
+    if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"real MNIST not found at {MNIST_DIR} (set JAXGAN_SHARED_DATA or put ../shared/data beside the repo)")
+    return MNIST_DIR
