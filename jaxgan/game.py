@@ -1,0 +1,167 @@
+"""Games: what the two sides of a GAN compute. The train step decides how (devices, optimisers).
+
+A game is any object with the methods of :class:`Game`. The step calls them inside ``shard_map``,
+on this device's slice of the batch, with one PRNG key per example:
+
+* ``init(rng, example_batch)`` returns ``{'g_params', 'd_params', 'g_state', 'd_state', 'extra'}``;
+* ``d_loss(d_params, state, batch, keys)`` and ``g_loss(g_params, state, batch, keys)`` return
+  ``(loss, StepOut(updates, metrics))``: the step differentiates the loss with respect to the first
+  argument, pmeans the gradients, applies the optax update, then replaces the GANState fields named
+  in ``updates`` (model state such as BatchNorm statistics, or ``extra``);
+* ``generate(g_params, g_state, z, labels)`` samples in inference mode, for grids and evaluation;
+* ``latent_dim`` and ``num_classes`` say what ``generate`` takes.
+
+:class:`GAN` is the standard game: one generator, one discriminator, a :class:`~jaxgan.losses.Loss`
+and :class:`~jaxgan.penalties.Penalty` terms. Other families are other games: CycleGAN keeps two
+generators in ``g_params`` and two discriminators in ``d_params``, adds cycle and identity terms to
+``g_loss`` and keeps its pool of past fakes in ``extra``; SRGAN reads the low-resolution input from
+the batch and adds a pixel loss; StyleGAN2 adds path-length regularisation to ``g_loss`` with its
+running mean in ``extra``. All of them run in the same compiled, sharded step.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple, Protocol
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxgan import losses as losses_lib
+from jaxgan import rng as rng_lib
+from jaxgan.net import Net, as_net, merge, split
+from jaxgan.penalties import Penalty
+from jaxgan.sharding import DATA_AXIS
+
+Array = jax.Array
+
+# Sub-streams of each example's key.
+_Z_STREAM, _PENALTY_STREAM = 1, 100
+
+
+class StepOut(NamedTuple):
+    """Auxiliary output of a game's loss: GANState fields to replace, and scalar metrics."""
+
+    updates: dict
+    metrics: dict
+
+
+class Game(Protocol):
+    latent_dim: int
+    num_classes: int | None
+
+    def init(self, rng: Array, example_batch: dict) -> dict: ...
+
+    def d_loss(self, d_params, state, batch: dict, keys: Array) -> tuple[Array, StepOut]: ...
+
+    def g_loss(self, g_params, state, batch: dict, keys: Array) -> tuple[Array, StepOut]: ...
+
+    def generate(self, g_params, g_state, z: Array, labels: Array | None = None) -> Array: ...
+
+
+def gather(x: Array, axis_name: str | None = DATA_AXIS) -> Array:
+    """This device's per-example values concatenated over the data axis (the global batch)."""
+    return x if axis_name is None else jax.lax.all_gather(x, axis_name, tiled=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class GAN:
+    """The standard game: G(z[, y]) against D(x[, y]) under a loss, with optional penalties.
+
+    Attributes:
+      generator: a flax module or :class:`~jaxgan.net.Net` mapping (z, labels) to data.
+      discriminator: a flax module or Net mapping (x, labels) to logits of shape (B,).
+      latent_dim: size of z ~ N(0, I).
+      loss: the adversarial objective (default non-saturating).
+      penalties: discriminator penalty terms (R1, R2, WGAN-GP...), each possibly lazy.
+      num_classes: set for a class-conditional game; batches then carry ``'label'`` and fakes are
+        generated with the real batch's labels.
+      axis_name: the data axis the step maps over (None only when calling outside shard_map).
+
+    Example:
+      >>> game = GAN(MLPGenerator(out_shape=(2,)), MLPDiscriminator(), latent_dim=8,
+      ...            loss=losses.hinge(), penalties=(penalties.r1_penalty(gamma=1.0),))
+    """
+
+    generator: Net | nn.Module
+    discriminator: Net | nn.Module
+    latent_dim: int
+    loss: losses_lib.Loss = dataclasses.field(default_factory=losses_lib.non_saturating)
+    penalties: tuple[Penalty, ...] = ()
+    num_classes: int | None = None
+    axis_name: str | None = DATA_AXIS
+
+    @property
+    def g(self) -> Net:
+        return as_net(self.generator)
+
+    @property
+    def d(self) -> Net:
+        return as_net(self.discriminator)
+
+    def _labels(self, batch: dict) -> Array | None:
+        if self.num_classes is None:
+            return None
+        if "label" not in batch:
+            raise ValueError(f"a conditional game (num_classes={self.num_classes}) needs batches with a "
+                             f"'label' entry; this batch has {sorted(batch)}: use a labelled data source")
+        return batch["label"]
+
+    def init(self, rng, example_batch):
+        g_rng, d_rng = jax.random.split(rng)
+        n = example_batch["x"].shape[0]
+        labels = self._labels(example_batch)
+        z = jnp.zeros((n, self.latent_dim), jnp.float32)
+        g_params, g_state = split(self.g.init(g_rng, z, labels))
+        d_params, d_state = split(self.d.init(d_rng, example_batch["x"], labels))
+        return dict(g_params=g_params, g_state=g_state, d_params=d_params, d_state=d_state, extra=None)
+
+    def latents(self, keys: Array) -> Array:
+        z_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, _Z_STREAM)
+        return rng_lib.normal(z_keys, (self.latent_dim,))
+
+    def _fake(self, g_params, g_state, keys, labels, *, train=True):
+        return self.g.apply(merge(g_params, g_state), self.latents(keys), labels, train=train)
+
+    def d_loss(self, d_params, state, batch, keys):
+        labels = self._labels(batch)
+        fake, _ = self._fake(state.g_params, state.g_state, keys, labels)  # G's state moves in g_loss
+        fake = jax.lax.stop_gradient(fake)
+        real = batch["x"]
+        real_logits, d_state = self.d.apply(merge(d_params, state.d_state), real, labels, train=True)
+        fake_logits, d_state = self.d.apply(merge(d_params, d_state), fake, labels, train=True)
+        real_all, fake_all = gather(real_logits, self.axis_name), gather(fake_logits, self.axis_name)
+        adv = self.loss.d(real_all, fake_all)
+        total, metrics = adv, {"loss/d_adv": adv}
+        d_apply = lambda p, x: self.d.apply(merge(p, state.d_state), x, labels, train=True)[0]
+        for i, pen in enumerate(self.penalties):
+            pen_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, _PENALTY_STREAM + i)
+            value = _lazy(pen, state.step, lambda: pen.fn(d_apply, d_params, real, fake, pen_keys))
+            total = total + pen.weight * pen.every * value
+            metrics[f"penalty/{pen.name}"] = value
+        metrics.update({"loss/d": total,
+                        "logits/real": jnp.mean(real_all.astype(jnp.float32)),
+                        "logits/fake": jnp.mean(fake_all.astype(jnp.float32))})
+        return total, StepOut({"d_state": d_state}, metrics)
+
+    def g_loss(self, g_params, state, batch, keys):
+        labels = self._labels(batch)
+        fake, g_state = self._fake(g_params, state.g_state, keys, labels)
+        d_vars = merge(state.d_params, state.d_state)
+        fake_logits = gather(self.d.apply(d_vars, fake, labels, train=True)[0], self.axis_name)
+        real_logits = None
+        if self.loss.g_uses_real:
+            real_logits = gather(self.d.apply(d_vars, batch["x"], labels, train=True)[0], self.axis_name)
+        loss = self.loss.g(real_logits, fake_logits)
+        return loss, StepOut({"g_state": g_state}, {"loss/g": loss})
+
+    def generate(self, g_params, g_state, z, labels=None):
+        out, _ = self.g.apply(merge(g_params, g_state), z, labels, train=False)
+        return out
+
+
+def _lazy(pen: Penalty, step: Array, compute) -> Array:
+    """``compute()`` on steps divisible by ``pen.every`` and 0 otherwise (always, when every == 1)."""
+    if pen.every == 1:
+        return compute()
+    return jax.lax.cond(step % pen.every == 0, compute, lambda: jnp.zeros((), jnp.float32))

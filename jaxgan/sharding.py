@@ -1,0 +1,69 @@
+"""Everything about devices: the mesh, batch placement and the data axis.
+
+jaxgan is data-parallel over one mesh axis, ``'data'``, spanning every device of every process.
+Per-device code runs under ``jax.shard_map`` (see ``jaxgan.step``); this is the only module that
+builds meshes and shardings. On several hosts, call ``jax.distributed.initialize()`` first: each
+process then feeds its own rows of the global batch and :func:`global_batch` assembles them.
+
+Train batches have a leading *critic* axis: every leaf is ``(n_critic, global_batch, ...)``, one
+sub-batch of real data per discriminator update, sharded over devices along axis 1.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh named ``'data'`` over ``devices`` (default: all devices of all processes)."""
+    devices = list(jax.devices() if devices is None else devices)
+    return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """Every device holds a full copy (parameters, optimiser state)."""
+    return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh: Mesh, critic_axis: bool = True) -> NamedSharding:
+    """Examples split over ``'data'``; with ``critic_axis`` the examples are axis 1."""
+    return NamedSharding(mesh, P(None, DATA_AXIS) if critic_axis else P(DATA_AXIS))
+
+
+def check_divisible(global_batch: int, num_devices: int) -> None:
+    """Raises a ValueError that names both numbers when the batch cannot be split evenly."""
+    if global_batch % num_devices:
+        lo = max(num_devices, global_batch // num_devices * num_devices)
+        raise ValueError(f"global batch {global_batch} is not divisible by {num_devices} devices: use a "
+                         f"multiple of {num_devices} (e.g. {lo} or {lo + num_devices})")
+
+
+def global_batch(mesh: Mesh, local: Any, critic_axis: bool = True) -> Any:
+    """Assembles this process's rows (numpy) into global, sharded ``jax.Array``s.
+
+    Each process passes its own contiguous slice of the global batch, in process order; with one
+    process that is the whole batch.
+    """
+    sharding = batch_sharding(mesh, critic_axis)
+    axis = 1 if critic_axis else 0
+
+    def one(x):
+        x = np.asarray(x)
+        local_devices = len(mesh.local_devices)
+        if x.shape[axis] % local_devices:
+            check_divisible(x.shape[axis] * jax.process_count(), mesh.size)
+            raise ValueError(f"this process's batch of {x.shape[axis]} rows does not split over its "
+                             f"{local_devices} local devices: use a multiple of {local_devices}")
+        return jax.make_array_from_process_local_data(sharding, x)
+
+    return jax.tree.map(one, local)
+
+
+def replicate(mesh: Mesh, tree: Any) -> Any:
+    """Places a pytree of host or device arrays fully replicated on the mesh."""
+    return jax.device_put(tree, replicated(mesh))
