@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -30,10 +29,12 @@ def _update(game_loss, tx, params, opt_state, state, batch, keys):
     return optax.apply_updates(params, updates), opt_state, out, grads, updates
 
 
+_norm = getattr(getattr(optax, "tree", None), "norm", None) or optax.global_norm
+
+
 def _norms(side: str, grads, updates, params) -> dict:
-    return {f"grad_norm/{side}": optax.global_norm(grads),
-            f"update_norm/{side}": optax.global_norm(updates),
-            f"param_norm/{side}": optax.global_norm(params)}
+    return {f"grad_norm/{side}": _norm(grads), f"update_norm/{side}": _norm(updates),
+            f"param_norm/{side}": _norm(params)}
 
 
 class TrainStep:
@@ -47,7 +48,8 @@ class TrainStep:
       n_critic: discriminator updates per generator update (5 for WGAN-GP).
       ema_half_life_kimg: generator EMA half-life in thousands of images (None: no EMA update).
       ema_rampup: StyleGAN2-ADA's EMA ramp-up (e.g. 0.05), or None.
-      max_traces: if set, tracing the step more often raises (``chex.assert_max_traces``).
+      max_traces: if set, tracing the step more often raises an AssertionError (a silent recompile
+        is a bug). Counted per TrainStep; ``chex.assert_max_traces`` would count across instances.
 
     Batches are dicts of arrays shaped ``(n_critic, global_batch, ...)``, sharded with
     :func:`jaxgan.sharding.batch_sharding` (see :func:`jaxgan.sharding.global_batch`). Metrics are
@@ -63,17 +65,17 @@ class TrainStep:
         self.game, self.g_tx, self.d_tx, self.mesh = game, g_tx, d_tx, mesh
         self.n_critic = n_critic
         self.ema_half_life_kimg, self.ema_rampup = ema_half_life_kimg, ema_rampup
-        self.trace_count = 0
-        per_device = self._per_device
-        if max_traces is not None:
-            per_device = chex.assert_max_traces(per_device, n=max_traces)
-        mapped = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(None, DATA_AXIS)),
+        self.trace_count, self.max_traces = 0, max_traces
+        mapped = jax.shard_map(self._per_device, mesh=mesh, in_specs=(P(), P(None, DATA_AXIS)),
                                out_specs=(P(), P()), check_vma=False)
         self._jitted = jax.jit(mapped, donate_argnums=0)
 
     # -- per-device code -------------------------------------------------------------------------
     def _per_device(self, state: GANState, batch: dict) -> tuple[GANState, dict]:
         self.trace_count += 1
+        if self.max_traces is not None and self.trace_count > self.max_traces:
+            raise AssertionError(f"the train step was traced {self.trace_count} times (max_traces="
+                                 f"{self.max_traces}): a batch shape, dtype or sharding changed between steps")
         game = self.game
         local = jax.tree.leaves(batch)[0].shape[1]
         step_key = jax.random.fold_in(state.rng, state.step)

@@ -1,0 +1,190 @@
+"""The train step: plug-in networks and losses, compile-once, n_critic, EMA, penalties, devices."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxgan import game as game_lib, losses, penalties, sharding
+from jaxgan.net import Net
+from jaxgan.nets import tiny_dcgan, tiny_mlp
+from jaxgan.state import ema_beta
+from jaxgan.step import TrainStep
+
+HERE = pathlib.Path(__file__).parent
+
+
+def points(n_critic=1, batch=8, steps=3, seed=0, labels=False):
+    rs = np.random.RandomState(seed)
+    for _ in range(steps):
+        b = {"x": rs.randn(n_critic, batch, 2).astype(np.float32)}
+        if labels:
+            b["label"] = rs.randint(0, 3, (n_critic, batch)).astype(np.int32)
+        yield b
+
+
+def train(game, data, *, n_critic=1, seed=0, lr=1e-3, **kw):
+    mesh = sharding.make_mesh()
+    step = TrainStep(game, optax.adam(lr), optax.adam(lr), mesh, n_critic=n_critic, **kw)
+    data = list(data)
+    state = step.init_state(seed, jax.tree.map(lambda x: x[0], data[0]))
+    history = []
+    for b in data:
+        state, m = step(state, sharding.global_batch(mesh, b))
+        history.append(jax.device_get(m))
+    return step, state, history
+
+
+def mlp_game(**kw):
+    g, d = tiny_mlp((2,), num_classes=kw.pop("num_classes", None))
+    return game_lib.GAN(g, d, latent_dim=4, num_classes=d.num_classes, **kw)
+
+
+def test_metrics_have_hierarchical_names_and_are_finite():
+    _, state, hist = train(mlp_game(penalties=(penalties.r1_penalty(1.0),)), points())
+    expected = {"loss/d", "loss/d_adv", "loss/g", "logits/real", "logits/fake", "penalty/r1",
+                "grad_norm/d", "grad_norm/g", "update_norm/d", "update_norm/g", "param_norm/d",
+                "param_norm/g"}
+    assert expected <= set(hist[-1])
+    chex.assert_tree_all_finite(hist)
+    assert int(state.step) == 3
+
+
+def test_step_compiles_once_over_five_steps():
+    step, _, _ = train(mlp_game(), points(steps=5), max_traces=1)
+    assert step.trace_count == 1
+
+
+def test_n_critic_discriminator_updates_per_generator_update():
+    _, state, _ = train(mlp_game(loss=losses.wasserstein()), points(n_critic=5, steps=3), n_critic=5)
+    d_count = optax.tree_utils.tree_get(state.d_opt_state, "count")
+    g_count = optax.tree_utils.tree_get(state.g_opt_state, "count")
+    assert int(d_count) == 15 and int(g_count) == 3
+
+
+def test_lazy_penalty_runs_every_kth_step_only():
+    _, _, hist = train(mlp_game(penalties=(penalties.r1_penalty(1.0, every=2),)), points(steps=4))
+    r1 = [float(m["penalty/r1"]) for m in hist]
+    assert r1[0] > 0 and r1[2] > 0 and r1[1] == 0 and r1[3] == 0
+
+
+def test_ema_follows_its_half_life():
+    game = mlp_game()
+    mesh = sharding.make_mesh()
+    step = TrainStep(game, optax.sgd(0.1), optax.sgd(0.1), mesh, ema_half_life_kimg=0.004)
+    b = next(points())
+    state = step.init_state(0, jax.tree.map(lambda x: x[0], b))
+    p0 = jax.device_get(state.g_params)
+    state, m = step(state, sharding.global_batch(mesh, b))
+    beta = float(ema_beta(jnp.int32(0), 8, 0.004))
+    np.testing.assert_allclose(beta, 0.5 ** (8 / 4), rtol=1e-6)
+    np.testing.assert_allclose(float(m["ema/beta"]), beta, rtol=1e-6)
+    expected = jax.tree.map(lambda e, p: p + beta * (e - p), p0, jax.device_get(state.g_params))
+    chex.assert_trees_all_close(jax.device_get(state.g_ema), expected, rtol=1e-5)
+
+
+def test_a_custom_loss_is_compiled_into_the_step():
+    calls = []
+
+    def my_d(real, fake):  # hinge, written by a user
+        calls.append(1)
+        return jnp.mean(jax.nn.relu(1 - real)) + jnp.mean(jax.nn.relu(1 + fake))
+
+    custom = losses.custom(my_d, lambda real, fake: -jnp.mean(fake), g_uses_real=False)
+    step, s1, _ = train(mlp_game(loss=custom), points(steps=4))
+    _, s2, _ = train(mlp_game(loss=losses.hinge()), points(steps=4))
+    chex.assert_trees_all_close(s1.d_params, s2.d_params)
+    chex.assert_trees_all_close(s1.g_params, s2.g_params)
+    assert len(calls) == 1 and step.trace_count == 1  # traced once, then run compiled
+
+
+def pure_mlp_net(sizes):
+    """A network written without flax: plain jnp functions under the Net contract."""
+
+    def init(rng, x, labels):
+        keys = jax.random.split(rng, len(sizes))
+        dims = [x.shape[-1], *sizes]
+        return {"params": [{"w": jax.random.normal(k, (a, b)) / np.sqrt(a), "b": jnp.zeros(b)}
+                           for k, a, b in zip(keys, dims[:-1], dims[1:])]}
+
+    def apply(variables, x, labels, train):
+        h = x
+        for i, layer in enumerate(variables["params"]):
+            h = h @ layer["w"] + layer["b"]
+            if i < len(sizes) - 1:
+                h = jnp.tanh(h)
+        return h, {}
+
+    return Net(init=init, apply=apply)
+
+
+def test_a_network_from_outside_flax_plugs_in():
+    g = pure_mlp_net([16, 2])
+    d = Net(init=pure_mlp_net([16, 1]).init,
+            apply=lambda v, x, y, train: (pure_mlp_net([16, 1]).apply(v, x, y, train)[0][:, 0], {}))
+    _, state, hist = train(game_lib.GAN(g, d, latent_dim=4), points(steps=5))
+    assert int(state.step) == 5 and hist[-1]["grad_norm/g"] > 0
+    assert state.g_state == {} and len(state.g_params) == 2
+
+
+def test_conditional_game_needs_labels():
+    game = mlp_game(num_classes=3)
+    with pytest.raises(ValueError, match="'label'"):
+        train(game, points())
+    _, state, _ = train(game, points(labels=True))
+    assert int(state.step) == 3
+
+
+def test_bfloat16_compute_keeps_float32_parameters():
+    g, d = tiny_dcgan(32, 3, dtype=jnp.bfloat16)
+    game = game_lib.GAN(g, d, latent_dim=8)
+    data = [{"x": np.random.RandomState(0).uniform(-1, 1, (1, 4, 32, 32, 3)).astype(np.float32)}] * 2
+    _, state, hist = train(game, data)
+    for leaf in jax.tree.leaves((state.g_params, state.d_params, state.d_opt_state)):
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            assert leaf.dtype == jnp.float32
+    assert all(v.dtype == np.float32 for v in hist[-1].values())
+    chex.assert_tree_all_finite(hist)
+
+
+def test_state_is_donated():
+    game = mlp_game()
+    mesh = sharding.make_mesh()
+    step = TrainStep(game, optax.adam(1e-3), optax.adam(1e-3), mesh)
+    b = next(points())
+    state = step.init_state(0, jax.tree.map(lambda x: x[0], b))
+    old = jax.tree.leaves(state.g_params)[0]
+    step(state, sharding.global_batch(mesh, b))
+    assert old.is_deleted()
+
+
+def test_bad_batch_shape_is_a_clear_error():
+    game = mlp_game()
+    step = TrainStep(game, optax.adam(1e-3), optax.adam(1e-3), sharding.make_mesh(), n_critic=2)
+    with pytest.raises(ValueError, match=r"expected \(n_critic=2, global_batch"):
+        step.check_batch({"x": np.zeros((8, 2), np.float32)})
+
+
+@pytest.mark.multidevice
+@pytest.mark.parametrize("kind", ["dcgan", "mlp_conditional_wgan_gp"])
+def test_same_parameters_on_1_2_and_8_devices(kind):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["PYTHONPATH"] = str(HERE.parent) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, str(HERE / "multidevice_check.py"), kind],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    ref = np.asarray(out["1"]["params"])
+    for n in ("2", "8"):
+        np.testing.assert_allclose(np.asarray(out[n]["params"]), ref, rtol=2e-5, atol=2e-6,
+                                   err_msg=f"{n} devices differ from 1")
+        for k, v in out["1"]["metrics"].items():
+            np.testing.assert_allclose(out[n]["metrics"][k], v, rtol=1e-4, atol=1e-6, err_msg=k)
+    assert out["error"] == "global batch 12 is not divisible by 8 devices: use a multiple of 8 (e.g. 8 or 16)"
