@@ -1,0 +1,91 @@
+"""TensorFlow Datasets through ``tfds.data_source``: random access, no TensorFlow needed.
+
+``tensorflow_datasets`` is imported only when such a source is built, so the rest of jaxgan imports
+without it. The data must already be prepared in the ArrayRecord format, e.g.
+``tfds build mnist --file_format=array_record --data_dir DIR`` on a machine with network (or pass
+``download=True``). Feature ``image_key`` (default ``'image'``) becomes ``'x'``, feature
+``label_key`` (default ``'label'``, when the data set has it) becomes ``'label'``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from jaxgan.data.arrays import FiniteSource
+from jaxgan.data.base import DataInfo
+from jaxgan.data.images import ImageOptions, as_nhwc, preprocess
+
+
+class TfdsSource(FiniteSource):
+    """A finite source over a random-access TFDS split (see the module docstring).
+
+    Args:
+      dataset: TFDS name, optionally with config and version (``'mnist'``, ``'celeb_a:2.1.0'``).
+      seed: data seed.
+      split: TFDS split string (``'train'``, ``'test'``, ``'train[:90%]'``, ...).
+      data_dir: TFDS data directory (None: ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
+      download: let TFDS download and prepare the data if it is missing.
+      image_key: the image feature.
+      label_key: the label feature (None: unlabelled; the default ``'label'`` is used only if present).
+      resolution, channels, crop: image options (:class:`jaxgan.data.images.ImageOptions`).
+
+    Example:
+      >>> src = TfdsSource('mnist', seed=0, split='train', resolution=32)  # doctest: +SKIP
+    """
+
+    def __init__(self, dataset: str, seed: int, split: str = "train", data_dir: str | None = None,
+                 download: bool = False, image_key: str = "image", label_key: str | None = "label",
+                 resolution: int | None = None, channels: int | None = None, crop: str | None = None):
+        self.options = ImageOptions(resolution=resolution, channels=channels, crop=crop)
+        try:
+            import tensorflow_datasets as tfds  # lazy: optional dependency
+        except ImportError as e:
+            raise ImportError("the 'tfds' data source needs tensorflow-datasets: pip install tensorflow-datasets "
+                              "(TensorFlow itself is not needed)") from e
+        try:
+            self.data = tfds.data_source(dataset, split=split, data_dir=data_dir, download=download)
+        except Exception as e:  # tfds raises many types (AssertionError, DatasetNotFoundError, ...)
+            raise ValueError(
+                f"TFDS could not open {dataset!r} split {split!r} (data_dir={data_dir or 'TFDS default'}): {e}\n"
+                f"Prepare it on a machine with network: tfds build {dataset.split(':')[0]} --file_format=array_record"
+                f"{' --data_dir ' + str(data_dir) if data_dir else ''}; or pass download=True") from e
+        features = self.data.dataset_info.features
+        if image_key not in features:
+            raise ValueError(f"TFDS {dataset!r} has no feature {image_key!r}; its features are {sorted(features)}: "
+                             f"set image_key")
+        if label_key is not None and label_key not in features:
+            if label_key != "label":
+                raise ValueError(f"TFDS {dataset!r} has no feature {label_key!r}; its features are "
+                                 f"{sorted(features)}: set label_key (or None for no labels)")
+            label_key = None
+        self.image_key, self.label_key = image_key, label_key
+        num_classes = None
+        if label_key is not None:
+            num_classes = getattr(features[label_key], "num_classes", None)
+            if num_classes is None:
+                raise ValueError(f"TFDS feature {label_key!r} of {dataset!r} is not a ClassLabel; set label_key=None")
+        shape = tuple(features[image_key].shape)
+        if len(shape) == 2:
+            shape = shape + (1,)
+        if len(shape) != 3 or shape[-1] not in (1, 3):
+            raise ValueError(f"TFDS feature {image_key!r} of {dataset!r} has shape {shape}; expected (H, W, 1 or 3)")
+        if None in shape[:2] and self.options.resolution is None:
+            raise ValueError(f"TFDS {dataset!r} has images of varying size {shape}: set `resolution`")
+        h, w, c = shape
+        super().__init__(len(self.data), seed)
+        self.info = DataInfo(shape=self.options.output_shape(h or 0, w or 0, c), num_classes=num_classes, kind="image",
+                             num_examples=len(self.data), name=f"{dataset}_{split}")
+
+    def examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        # One record at a time: the batched __getitems__ is not implemented by tfds's mock data.
+        records = [self.data[int(i)] for i in indices]
+        images = [as_nhwc(np.asarray(r[self.image_key])[None], f"TFDS feature {self.image_key!r}") for r in records]
+        if len(images) == 0:
+            x = np.zeros((0,) + self.info.shape, np.float32)
+        elif all(im.shape == images[0].shape for im in images):
+            x = preprocess(np.concatenate(images), self.options)
+        else:
+            x = np.concatenate([preprocess(im, self.options) for im in images])
+        batch = {"x": x}
+        if self.label_key is not None:
+            batch["label"] = np.array([r[self.label_key] for r in records], dtype=np.int32)
+        return batch
