@@ -1,0 +1,141 @@
+"""Periodic-action helpers for the training loop: when to act, how fast it ran, whether to stop.
+
+Time comes from an injected clock (``time.monotonic`` by default), so tests drive it by hand and
+never sleep. Steps count *completed* train steps: after the first step, ``step == 1``.
+
+    every_log, tp = Every(100), Throughput()
+    with StopSignal() as stop:
+        for step in range(start + 1, total + 1):
+            state, metrics = train_step(state, batch)
+            if step == start + 1:
+                tp.reset(step, step * batch_size)       # drop the interval with compilation
+            if every_log(step):
+                tp.update(step, step * batch_size)
+                writer.write_scalars(step, {**metrics, **{f"perf/{k}": v for k, v in tp.rates().items()}})
+            if stop.requested:
+                break                                   # checkpoint, then exit
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from typing import Callable, Iterator
+
+_logger = logging.getLogger(__name__)
+
+
+class Every:
+    """``Every(n)(step)`` is True when ``step > 0`` and ``step % n == 0``; ``Every(None)`` or ``Every(0)``: never."""
+
+    def __init__(self, n: int | None):
+        if n is not None and n < 0:
+            raise ValueError(f"Every(n) needs n >= 0 or None (never), got {n}")
+        self.n = n or None
+
+    def __call__(self, step: int) -> bool:
+        return self.n is not None and step > 0 and step % self.n == 0
+
+    def __repr__(self) -> str:
+        return f"Every({self.n})"
+
+
+class Throughput:
+    """Steps and images per second between successive measurement points.
+
+    :meth:`reset` sets a mark without measuring (call it after the first step, so compilation is not
+    counted); each :meth:`update` measures from the previous mark and becomes the new mark.
+    Time spent inside :meth:`paused` (evaluation, checkpointing, sample grids) is not counted.
+
+    Args:
+      clock: seconds from an arbitrary origin, non-decreasing.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._mark: tuple[int, int | None, float] | None = None  # (step, images, time)
+        self._excluded = 0.0
+        self._rates: dict[str, float] = {}
+
+    def reset(self, step: int, images: int | None = None) -> None:
+        """Marks ``step`` (and the total ``images`` seen by then) as the start of the next interval.
+
+        With ``images=None`` the images in the interval are taken as proportional to the steps
+        (exact for a fixed batch size).
+        """
+        self._mark = (int(step), images, self._clock())
+        self._excluded = 0.0
+
+    def update(self, step: int, images: int) -> dict[str, float]:
+        """Measures the interval from the last mark to ``step``; ``images`` is the total seen by then.
+
+        Without a previous mark this only sets one. Returns :meth:`rates`.
+        """
+        now = self._clock()
+        if self._mark is not None:
+            step0, images0, t0 = self._mark
+            dt = now - t0 - self._excluded
+            steps = int(step) - step0
+            if images0 is None:
+                images0 = images * step0 / step if step else 0
+            if dt > 0 and steps > 0:
+                self._rates = {"steps_per_sec": steps / dt, "images_per_sec": (images - images0) / dt}
+        self._mark = (int(step), images, now)
+        self._excluded = 0.0
+        return self.rates()
+
+    def rates(self) -> dict[str, float]:
+        """``{"steps_per_sec", "images_per_sec"}`` of the last measured interval; ``{}`` before the first."""
+        return dict(self._rates)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Excludes the time spent in the ``with`` block from the current interval."""
+        t0 = self._clock()
+        try:
+            yield
+        finally:
+            self._excluded += self._clock() - t0
+
+
+class StopSignal:
+    """Turns SIGTERM and SIGINT into a stop request, so the loop can checkpoint and exit cleanly.
+
+    Inside the ``with`` block a signal sets :attr:`requested` (and :attr:`signal_name`, e.g.
+    ``"SIGTERM"``) instead of killing the process; a second SIGINT (Ctrl-C) while a stop is
+    pending raises ``KeyboardInterrupt`` as usual. The previous handlers are restored on exit.
+    Outside the main thread (where Python cannot install handlers) it installs nothing and
+    :attr:`requested` stays False.
+    """
+
+    def __init__(self, signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)):
+        self.signals = tuple(signals)
+        self.requested = False
+        self.signal_name: str | None = None
+        self._previous: dict[signal.Signals, object] = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        del frame
+        name = signal.Signals(signum).name
+        if self.requested:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            _logger.warning("%s received; a stop (%s) is already pending", name, self.signal_name)
+            return
+        self.requested, self.signal_name = True, name
+        _logger.warning("%s received: stopping after this step (Ctrl-C again to abort at once)", name)
+
+    def __enter__(self) -> "StopSignal":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                self._previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, previous in self._previous.items():
+            # None: the handler was not installed from Python; the default is the closest we can restore.
+            signal.signal(sig, signal.SIG_DFL if previous is None else previous)
+        self._previous.clear()
