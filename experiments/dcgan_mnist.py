@@ -1,0 +1,42 @@
+"""DCGAN (Radford et al. 2015) on real MNIST digits, 28x28x1.
+
+Command:  jaxgan train dcgan_mnist --workdir runs/dcgan_mnist
+Machine:  CPU (2 cores) for the default length; a GPU for longer runs (--set train.total_kimg=...).
+Time:     see docs/results.md for the measured CPU time of the default run.
+Expected: a sample grid of recognisable digits in samples/ (see docs/results.md for the run that was
+          measured), and the digit-classifier metrics in eval.json.
+
+Data: the MNIST IDX files in $JAXGAN_MNIST_DIR, or ../shared/data/mnist beside the repository (the
+10,000-image test split there; point data.dir at a folder with train-images-idx3-ubyte.gz and set
+data.split=train for the full 60,000).
+"""
+import os
+import pathlib
+
+from jaxgan.experiment import base_config, dcgan
+
+MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR",
+                           str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
+
+
+def get_config(smoke: bool = False):
+    config = base_config(
+        data={"name": "mnist_idx", "dir": MNIST_DIR, "split": "test"},
+        model={"latent_dim": 100, "ngf": 32, "ndf": 32, "conditional": False},
+        loss="non_saturating",
+        optim={"g_lr": 2e-4, "d_lr": 2e-4, "b1": 0.5, "b2": 0.999},
+        train={"batch_size": 64, "total_kimg": 192.0, "ema_half_life_kimg": 0.0},  # 3,000 steps
+        log_every_steps=100, sample_every_steps=500, checkpoint_every_steps=500,
+        num_grid_samples=64,
+        eval={"num_samples": 10000},
+    )
+    if smoke:
+        config.model.update(latent_dim=16, ngf=8, ndf=8)
+        config.train.update(batch_size=16, total_kimg=0.08)  # 5 steps
+        config.update(log_every_steps=1, sample_every_steps=5, checkpoint_every_steps=5,
+                      num_grid_samples=16)
+        config.eval.num_samples = 256
+    return config
+
+
+build = dcgan

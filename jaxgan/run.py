@@ -1,0 +1,98 @@
+"""A run assembled from a resolved config: data, game, optimisers, mesh and the compiled step.
+
+``train``, ``sample`` and ``eval`` all start from :func:`build`, so they see the same networks. A
+run's global batch for step ``s`` is a pure function of ``s`` (see :func:`host_batch`), which is what
+makes resumption exact.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgan import data as data_lib
+from jaxgan import sharding
+from jaxgan.config import Config
+from jaxgan.experiment import images_per_step, total_steps
+from jaxgan.step import TrainStep
+
+
+@dataclasses.dataclass
+class Run:
+    config: Config
+    source: Any
+    game: Any
+    step: TrainStep
+    mesh: Any
+
+    @property
+    def total_steps(self) -> int:
+        return total_steps(self.config)
+
+    @property
+    def images_per_step(self) -> int:
+        return images_per_step(self.config)
+
+
+def build(config: Config, module: types.ModuleType, devices=None) -> Run:
+    """Builds the run described by ``config`` with the experiment ``module``'s ``build``."""
+    source = data_lib.make_source(config.data, seed=config.seed)
+    game, g_tx, d_tx = module.build(config, source.info)
+    mesh = sharding.make_mesh(devices)
+    sharding.check_divisible(config.train.batch_size, mesh.size)
+    if config.train.batch_size % jax.process_count():
+        sharding.check_divisible(config.train.batch_size, jax.process_count())
+    t = config.train
+    step = TrainStep(game, g_tx, d_tx, mesh, n_critic=t.n_critic,
+                     ema_half_life_kimg=t.ema_half_life_kimg or None, ema_rampup=t.ema_rampup or None,
+                     max_traces=1)
+    return Run(config=config, source=source, game=game, step=step, mesh=mesh)
+
+
+def host_batch(run: Run, step: int) -> dict:
+    """This process's rows of train step ``step``: leaves shaped (n_critic, local_batch, ...)."""
+    n_critic, batch = run.config.train.n_critic, run.config.train.batch_size
+    subs = [data_lib.process_batch(run.source, step * n_critic + c, batch, jax.process_index(),
+                                   jax.process_count()) for c in range(n_critic)]
+    return {k: np.stack([s[k] for s in subs]) for k in subs[0]}
+
+
+def example_batch(run: Run) -> dict:
+    """A batch with the per-example shapes and dtypes of the data (for init and restore)."""
+    return host_batch(run, 0)
+
+
+def sample_inputs(run: Run, n: int, seed: int) -> tuple[jax.Array, jax.Array | None]:
+    """A fixed set of latents (and labels cycling over the classes for conditional games)."""
+    z = jax.random.normal(jax.random.PRNGKey(seed), (n, run.game.latent_dim))
+    labels = None
+    if run.game.num_classes is not None:
+        labels = jnp.arange(n, dtype=jnp.int32) % run.game.num_classes
+    return z, labels
+
+
+def generate(run: Run, state, z: jax.Array, labels: jax.Array | None = None,
+             chunk: int = 1000) -> np.ndarray:
+    """Samples (float32 numpy) from the EMA generator where there is one, in inference mode."""
+    params = state.g_ema if state.g_ema is not None else state.g_params
+    fn = jax.jit(run.game.generate)
+    out = []
+    for i in range(0, z.shape[0], chunk):
+        y = None if labels is None else labels[i:i + chunk]
+        out.append(np.asarray(jax.device_get(fn(params, state.g_state, z[i:i + chunk], y)), np.float32))
+    return np.concatenate(out)
+
+
+def restore_latest(run: Run, directory) -> Any:
+    """The newest good checkpoint's state in ``directory`` (a workdir's ``checkpoints``)."""
+    from jaxgan.checkpoint import Checkpointer
+
+    example = jax.tree.map(lambda x: x[0], example_batch(run))
+    with Checkpointer(directory) as ckpt:
+        abstract = run.step.abstract_state(example, ema=bool(run.config.train.ema_half_life_kimg))
+        state, _, _ = ckpt.restore(abstract)
+    return state

@@ -1,0 +1,190 @@
+"""The training loop: restore or initialise, compile once, step, and run periodic actions.
+
+It is thin on purpose (fork it for unusual runs): everything it calls is importable on its own.
+Only process 0 writes files other than checkpoints (which every process writes collectively).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import pathlib
+import sys
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxgan import samples as samples_lib
+from jaxgan import sharding, writers as writers_lib
+from jaxgan.checkpoint import Checkpointer
+from jaxgan.config import Config
+from jaxgan.evaluate import evaluate
+from jaxgan.periodic import Every, StopSignal, Throughput
+from jaxgan.run import Run, build, example_batch, generate, host_batch, sample_inputs
+
+log = logging.getLogger("jaxgan")
+
+# Fields that may change when a run is resumed; any other difference is refused.
+RESUMABLE_FIELDS = {"log_every_steps", "sample_every_steps", "checkpoint_every_steps",
+                    "keep_checkpoints", "num_grid_samples", "eval"}
+GRID_SEED = 20240601  # the fixed z of the sample grids
+
+
+class NonFiniteError(FloatingPointError):
+    """A logged metric became NaN or infinite; the run stopped without saving that state."""
+
+
+def train(config: Config, module, workdir: str | pathlib.Path, *, stream=None) -> Any:
+    """Trains (or resumes) the run ``config`` in ``workdir``; returns the final GANState."""
+    workdir = pathlib.Path(workdir)
+    is_main = jax.process_index() == 0
+    run = build(config, module)
+    ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
+    state, start = _restore_or_init(run, ckpt, workdir, is_main)
+    total = run.total_steps
+    writer = writers_lib.create_writers(workdir, total_steps=total, is_main=is_main,
+                                        stream=sys.stderr if stream is None else stream)
+    try:
+        compiled = _compile(run, state, workdir, is_main)
+        state = _loop(run, compiled, state, start, ckpt, writer, workdir, is_main)
+    finally:
+        writer.close()
+        ckpt.wait()
+        ckpt.close()
+    return state
+
+
+def _restore_or_init(run: Run, ckpt: Checkpointer, workdir: pathlib.Path, is_main: bool):
+    example = example_batch(run)
+    if ckpt.latest_step() is None:
+        if is_main:
+            workdir.mkdir(parents=True, exist_ok=True)
+            (workdir / "config.json").write_text(run.config.to_json())
+        ema = bool(run.config.train.ema_half_life_kimg)
+        return run.step.init_state(run.config.seed, jax.tree.map(lambda x: x[0], example), ema=ema), 0
+    abstract = run.step.abstract_state(jax.tree.map(lambda x: x[0], example),
+                                       ema=bool(run.config.train.ema_half_life_kimg))
+    state, position, saved = ckpt.restore(abstract)
+    _check_resumable(saved, run.config)
+    start = int(state.step)
+    if position.get("examples_seen") != start * run.images_per_step:
+        raise RuntimeError(f"checkpoint at step {start} records data position {position}, but step "
+                           f"{start} at {run.images_per_step} images/step means {start * run.images_per_step}"
+                           " examples: the checkpoint does not belong to this config")
+    if is_main:
+        dropped = writers_lib.JsonlWriter(workdir / "metrics.jsonl")
+        dropped.truncate_after(start)
+        dropped.close()
+        (workdir / "config.json").write_text(run.config.to_json())
+    log.info("resumed from step %d (%s)", start, workdir / "checkpoints")
+    return state, start
+
+
+def _check_resumable(saved: dict, config: Config) -> None:
+    diffs = [k for k in sorted(set(saved) | set(config))
+             if k not in RESUMABLE_FIELDS and k != "smoke" and saved.get(k) != config.get(k)]
+    if diffs:
+        detail = "; ".join(f"{k}: saved {saved.get(k)!r}, now {config.get(k)!r}" for k in diffs)
+        raise ValueError(f"this workdir holds a run with a different config ({detail}): use a new "
+                         "--workdir, or the same --set options as the original run")
+
+
+def _compile(run: Run, state, workdir: pathlib.Path, is_main: bool):
+    """Compiles the step ahead of time and records its FLOPs and memory in compile.json."""
+    batch = sharding.global_batch(run.mesh, example_batch(run))
+    lowered = run.step.lower(state, batch)
+    compiled = lowered.compile()
+    info = {"devices": run.mesh.size, "backend": jax.default_backend(), "jax": jax.__version__}
+    cost = lowered.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    if cost and "flops" in cost:
+        info["flops_per_step_lowered"] = float(cost["flops"])
+    try:
+        mem = compiled.memory_analysis()
+        info.update({f"memory/{k}": int(getattr(mem, k)) for k in
+                     ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")})
+    except Exception:  # not every backend reports memory
+        pass
+    if is_main:
+        (workdir / "compile.json").write_text(json.dumps(info, indent=2))
+    log.info("compiled train step: %s", info)
+    return compiled
+
+
+def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main):
+    cfg, total = run.config, run.total_steps
+    log_every, sample_every = Every(cfg.log_every_steps), Every(cfg.sample_every_steps)
+    ckpt_every = Every(cfg.checkpoint_every_steps)
+    z, labels = sample_inputs(run, cfg.num_grid_samples, GRID_SEED)
+    speed = Throughput()
+    step = start
+    with StopSignal() as stop:
+        while step < total and not stop.requested:
+            batch = sharding.global_batch(run.mesh, host_batch(run, step))
+            state, metrics = compiled(state, batch)
+            step += 1
+            if step == start + 1:
+                speed.reset(step, step * run.images_per_step)
+            if log_every(step) or step == total:
+                _log(run, writer, speed, step, metrics, ckpt)
+            if sample_every(step) or step == total:
+                with speed.paused():
+                    _write_samples(run, state, z, labels, step, writer, workdir, is_main)
+            if ckpt_every(step):
+                _save(run, ckpt, state, step)
+    if stop.requested:
+        log.warning("%s: stopping at step %d and saving a checkpoint", stop.signal_name, step)
+    _save(run, ckpt, state, step)
+    if step == total and not stop.requested:
+        results = evaluate(run, state)
+        writer.write_scalars(step, {k: v for k, v in results.items() if math.isfinite(v)})
+        if is_main:
+            (workdir / "eval.json").write_text(json_dumps({"step": step, **results}))
+        log.info("eval at step %d: %s", step, results)
+    return state
+
+
+def json_dumps(values: dict) -> str:
+    """JSON with NaN and infinities written as null (strict JSON has no NaN)."""
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}
+    return json.dumps(clean, indent=2)
+
+
+def _log(run: Run, writer, speed: Throughput, step: int, metrics: dict, ckpt) -> None:
+    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if bad:
+        ckpt.wait()
+        last = ckpt.latest_step()
+        raise NonFiniteError(
+            f"non-finite metrics at step {step}: {bad}. Training stopped; this state was not saved "
+            f"(the last good checkpoint is step {last}). Try a lower learning rate, a gradient "
+            "penalty (--set penalty.r1_gamma=...), or float32 compute (--set compute_dtype=float32).")
+    images = step * run.images_per_step
+    if step > 1:
+        rates = speed.update(step, images)
+        values[writers_lib.STEPS_PER_SEC] = rates.get("steps_per_sec", float("nan"))
+        values[writers_lib.IMAGES_PER_SEC] = rates.get("images_per_sec", float("nan"))
+        values = {k: v for k, v in values.items() if math.isfinite(v)}
+    values[writers_lib.KIMG] = images / 1000.0
+    writer.write_scalars(step, values)
+
+
+def _save(run: Run, ckpt: Checkpointer, state, step: int) -> None:
+    ckpt.save(step, state, data_position={"step": step, "examples_seen": step * run.images_per_step},
+              config=dict(run.config))
+
+
+def _write_samples(run: Run, state, z, labels, step: int, writer, workdir: pathlib.Path, is_main: bool):
+    x = generate(run, state, z, labels)
+    if run.source.info.kind == "points":
+        real = run.source.get_batch(0, 1000)["x"]
+        image = samples_lib.scatter_image(x, real, title=f"step {step}")
+        if is_main:
+            samples_lib.scatter_plot(x, real, workdir / "samples" / f"{step:08d}.png", title=f"step {step}")
+    else:
+        image = samples_lib.image_grid(x)
+        if is_main:
+            samples_lib.save_png(workdir / "samples" / f"{step:08d}.png", image)
+    writer.write_images(step, {"samples": image})
