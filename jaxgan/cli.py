@@ -100,6 +100,10 @@ def main(argv=None) -> int:
     for noisy in ("absl", "orbax", "jax._src"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = _parser().parse_args(argv)
+    if os.environ.get("JAXGAN_DISTRIBUTED") == "1":  # multi-host: one process per host
+        import jax
+
+        jax.distributed.initialize()
     try:
         return {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}[args.command](args)
     except (ValueError, KeyError, FileNotFoundError, FloatingPointError) as e:
