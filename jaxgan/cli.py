@@ -94,16 +94,22 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _init_distributed() -> None:
+    """``JAXGAN_DISTRIBUTED=1``: join a multi-process run (one process per host) before using jax."""
+    if os.environ.get("JAXGAN_DISTRIBUTED") != "1":
+        return
+    import jax
+
+    jax.distributed.initialize()
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         stream=sys.stderr)
     for noisy in ("absl", "orbax", "jax._src"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = _parser().parse_args(argv)
-    if os.environ.get("JAXGAN_DISTRIBUTED") == "1":  # multi-host: one process per host
-        import jax
-
-        jax.distributed.initialize()
+    _init_distributed()
     try:
         return {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}[args.command](args)
     except (ValueError, KeyError, FileNotFoundError, FloatingPointError) as e:
