@@ -32,7 +32,9 @@ def base_config(**fields) -> Config:
         checkpoint_every_steps=1000,
         keep_checkpoints=3,
         num_grid_samples=64,
-        eval={"num_samples": 10000},
+        # every_kimg: evaluate during training (0: only at the end); best_metric: keep the checkpoint
+        # with the best value of this eval metric in <workdir>/best (e.g. 'modes10k/covered').
+        eval={"num_samples": 10000, "every_kimg": 0.0, "best_metric": "", "best_mode": "max"},
     )
     for key, value in fields.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):
@@ -49,7 +51,14 @@ def images_per_step(config: Config) -> int:
 
 def total_steps(config: Config) -> int:
     """Steps needed to show ``train.total_kimg`` thousand images (rounded up)."""
-    return max(1, math.ceil(config.train.total_kimg * 1000 / images_per_step(config)))
+    return kimg_to_steps(config, config.train.total_kimg)
+
+
+def kimg_to_steps(config: Config, kimg: float) -> int:
+    """Steps that show ``kimg`` thousand images (rounded up, at least 1); 0 kimg -> 0 steps."""
+    if kimg <= 0:
+        return 0
+    return max(1, math.ceil(kimg * 1000 / images_per_step(config)))
 
 
 def build_penalties(config: Config) -> tuple[penalties.Penalty, ...]:

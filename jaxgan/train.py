@@ -20,6 +20,7 @@ from jaxgan import sharding, writers as writers_lib
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config
 from jaxgan.evaluate import evaluate
+from jaxgan.experiment import kimg_to_steps
 from jaxgan.periodic import Every, StopSignal, Throughput
 from jaxgan.run import Run, build, example_batch, generate, host_batch, sample_inputs
 
@@ -116,6 +117,7 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main)
     cfg, total = run.config, run.total_steps
     log_every, sample_every = Every(cfg.log_every_steps), Every(cfg.sample_every_steps)
     ckpt_every = Every(cfg.checkpoint_every_steps)
+    eval_every = Every(kimg_to_steps(cfg, cfg.eval.every_kimg))
     z, labels = sample_inputs(run, cfg.num_grid_samples, GRID_SEED)
     speed = Throughput()
     step = start
@@ -133,16 +135,51 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main)
                     _write_samples(run, state, z, labels, step, writer, workdir, is_main)
             if ckpt_every(step):
                 _save(run, ckpt, state, step)
+            if eval_every(step) and step < total:
+                with speed.paused():
+                    _evaluate(run, state, step, writer, workdir, is_main)
     if stop.requested:
         log.warning("%s: stopping at step %d and saving a checkpoint", stop.signal_name, step)
     _save(run, ckpt, state, step)
     if step == total and not stop.requested:
-        results = evaluate(run, state)
-        writer.write_scalars(step, {k: v for k, v in results.items() if math.isfinite(v)})
+        results = _evaluate(run, state, step, writer, workdir, is_main)
         if is_main:
             (workdir / "eval.json").write_text(json_dumps({"step": step, **results}))
-        log.info("eval at step %d: %s", step, results)
     return state
+
+
+def _evaluate(run: Run, state, step: int, writer, workdir: pathlib.Path, is_main: bool) -> dict:
+    """Evaluates, appends the results to the metrics, and keeps the best checkpoint if configured."""
+    results = evaluate(run, state)
+    writer.write_scalars(step, {k: v for k, v in results.items() if math.isfinite(v)})
+    log.info("eval at step %d: %s", step, results)
+    _keep_best(run, state, step, results, workdir, is_main)
+    return results
+
+
+def _keep_best(run: Run, state, step: int, results: dict, workdir: pathlib.Path, is_main: bool) -> None:
+    """Saves ``state`` to <workdir>/best when the configured metric improved (record in best.json)."""
+    name, mode = run.config.eval.best_metric, run.config.eval.best_mode
+    if not name:
+        return
+    if name not in results:
+        raise ValueError(f"eval.best_metric {name!r} is not among this run's metrics: "
+                         f"{', '.join(sorted(results)) or '(none)'}")
+    if mode not in ("max", "min"):
+        raise ValueError(f"eval.best_mode {mode!r}: use 'max' or 'min'")
+    value, record = float(results[name]), workdir / "best.json"
+    if not math.isfinite(value):
+        return
+    if record.exists():
+        best = json.loads(record.read_text())["value"]
+        if (value <= best) if mode == "max" else (value >= best):
+            return
+    with Checkpointer(workdir / "best", keep=1) as best_ckpt:
+        best_ckpt.save(step, state, data_position={"step": step, "examples_seen": step * run.images_per_step},
+                       config=dict(run.config))
+    if is_main:
+        record.write_text(json.dumps({"metric": name, "mode": mode, "value": value, "step": step}))
+    log.info("new best %s = %s at step %d (saved in %s)", name, value, step, workdir / "best")
 
 
 def json_dumps(values: dict) -> str:

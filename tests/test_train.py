@@ -119,3 +119,22 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path):
     lines = [json.loads(l) for l in metrics.read_text().splitlines()]
     steps = [l["step"] for l in lines if "loss/d" in l]  # train lines (the eval line shares the last step)
     assert steps == list(range(20, 2001, 20)), "metrics.jsonl has missing or repeated steps after resume"
+
+
+def test_evaluation_during_training_keeps_the_best_checkpoint(tmp_path):
+    wd = tmp_path / "run"
+    assert jaxgan("train", "ring8", "--smoke", "--workdir", str(wd), "--set", "eval.every_kimg=0.256",
+                  "--set", "eval.best_metric=modes1k/high_quality_fraction") == 0
+    evals = [json.loads(l) for l in (wd / "metrics.jsonl").read_text().splitlines()
+             if "modes1k/covered" in json.loads(l)]
+    assert [e["step"] for e in evals] == [4, 8, 10]  # every 4 steps (0.256 kimg / 64), and the end
+    best = json.loads((wd / "best.json").read_text())
+    values = [e["modes1k/high_quality_fraction"] for e in evals]
+    assert best["value"] == max(values) and best["step"] == evals[values.index(max(values))]["step"]
+    assert (wd / "best" / str(best["step"])).is_dir()
+
+
+def test_an_unknown_best_metric_is_a_clear_error(tmp_path, capsys):
+    code = jaxgan("train", "ring8", "--smoke", "--workdir", str(tmp_path / "r"), "--set", "eval.best_metric=fid",
+                  "--set", "eval.every_kimg=0.256")
+    assert code == 2 and "eval.best_metric 'fid' is not among this run's metrics" in capsys.readouterr().err
