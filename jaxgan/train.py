@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxgan import samples as samples_lib
 from jaxgan import sharding, writers as writers_lib
-from jaxgan.checkpoint import Checkpointer
+from jaxgan.checkpoint import Checkpointer, read_config
 from jaxgan.config import Config
 from jaxgan.evaluate import evaluate
 from jaxgan.experiment import kimg_to_steps
@@ -57,29 +57,36 @@ def train(config: Config, module, workdir: str | pathlib.Path, *, stream=None) -
 
 
 def _restore_or_init(run: Run, ckpt: Checkpointer, workdir: pathlib.Path, is_main: bool):
-    example = example_batch(run)
+    example = jax.tree.map(lambda x: x[0], example_batch(run))
+    ema = bool(run.config.train.ema_half_life_kimg)
     if ckpt.latest_step() is None:
         if is_main:
             workdir.mkdir(parents=True, exist_ok=True)
             (workdir / "config.json").write_text(run.config.to_json())
-        ema = bool(run.config.train.ema_half_life_kimg)
-        return run.step.init_state(run.config.seed, jax.tree.map(lambda x: x[0], example), ema=ema), 0
-    abstract = run.step.abstract_state(jax.tree.map(lambda x: x[0], example),
-                                       ema=bool(run.config.train.ema_half_life_kimg))
-    state, position, saved = ckpt.restore(abstract)
-    _check_resumable(saved, run.config)
+            _truncate_metrics(workdir, 0)  # lines of an earlier attempt that never checkpointed
+        return run.step.init_state(run.config.seed, example, ema=ema), 0
+    saved = read_config(workdir / "checkpoints")
+    if saved is not None:  # refuse a different config before touching any arrays
+        _check_resumable(saved, run.config)
+    state, position, _ = ckpt.restore(run.step.abstract_state(example, ema=ema))
     start = int(state.step)
     if position.get("examples_seen") != start * run.images_per_step:
         raise RuntimeError(f"checkpoint at step {start} records data position {position}, but step "
                            f"{start} at {run.images_per_step} images/step means {start * run.images_per_step}"
                            " examples: the checkpoint does not belong to this config")
     if is_main:
-        dropped = writers_lib.JsonlWriter(workdir / "metrics.jsonl")
-        dropped.truncate_after(start)
-        dropped.close()
+        _truncate_metrics(workdir, start)
         (workdir / "config.json").write_text(run.config.to_json())
     log.info("resumed from step %d (%s)", start, workdir / "checkpoints")
     return state, start
+
+
+def _truncate_metrics(workdir: pathlib.Path, step: int) -> None:
+    """Drops metric lines after ``step`` (a resumed run rewrites them)."""
+    if (workdir / "metrics.jsonl").exists():
+        jsonl = writers_lib.JsonlWriter(workdir / "metrics.jsonl")
+        jsonl.truncate_after(step)
+        jsonl.close()
 
 
 def _check_resumable(saved: dict, config: Config) -> None:
