@@ -95,12 +95,38 @@ def cmd_eval(args) -> int:
 
 
 def _init_distributed() -> None:
-    """``JAXGAN_DISTRIBUTED=1``: join a multi-process run (one process per host) before using jax."""
+    """``JAXGAN_DISTRIBUTED=1``: join a multi-process run (one process per host) before using jax.
+
+    On Cloud TPU, SLURM and Open MPI, ``jax.distributed.initialize()`` finds the cluster by itself.
+    Elsewhere (several processes on one machine, or a generic cluster) set all three of
+    ``JAXGAN_COORDINATOR`` (host:port of process 0), ``JAXGAN_NUM_PROCESSES`` and
+    ``JAXGAN_PROCESS_ID``, and optionally ``JAXGAN_LOCAL_DEVICE_IDS`` (e.g. ``0,1``).
+    """
     if os.environ.get("JAXGAN_DISTRIBUTED") != "1":
         return
     import jax
 
-    jax.distributed.initialize()
+    names = {"coordinator_address": "JAXGAN_COORDINATOR", "num_processes": "JAXGAN_NUM_PROCESSES",
+             "process_id": "JAXGAN_PROCESS_ID"}
+    given = {arg: os.environ[var] for arg, var in names.items() if os.environ.get(var)}
+    if given and len(given) < len(names):
+        missing = [var for arg, var in names.items() if arg not in given]
+        raise SystemExit(f"JAXGAN_DISTRIBUTED=1 with {', '.join(names[a] for a in given)} set but "
+                         f"{', '.join(missing)} unset: set all three, or none of them to let "
+                         "jax.distributed.initialize() detect the cluster (Cloud TPU, SLURM, Open MPI)")
+    kwargs: dict = dict(given)
+    try:
+        for arg in ("num_processes", "process_id"):
+            if arg in kwargs:
+                kwargs[arg] = int(kwargs[arg])
+        if os.environ.get("JAXGAN_LOCAL_DEVICE_IDS"):
+            kwargs["local_device_ids"] = [int(i) for i in os.environ["JAXGAN_LOCAL_DEVICE_IDS"].split(",")]
+    except ValueError as e:
+        raise SystemExit(f"JAXGAN_NUM_PROCESSES, JAXGAN_PROCESS_ID and JAXGAN_LOCAL_DEVICE_IDS must be "
+                         f"integers (the last comma-separated, e.g. 0,1): {e}") from None
+    # Several CPU processes need cross-process collectives: every jax this project supports (>= 0.7)
+    # defaults jax_cpu_collectives_implementation to gloo, so nothing is set here.
+    jax.distributed.initialize(**kwargs)
 
 
 def main(argv=None) -> int:

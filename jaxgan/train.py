@@ -30,6 +30,7 @@ log = logging.getLogger("jaxgan")
 RESUMABLE_FIELDS = {"log_every_steps", "sample_every_steps", "checkpoint_every_steps",
                     "keep_checkpoints", "num_grid_samples", "eval"}
 GRID_SEED = 20240601  # the fixed z of the sample grids
+STOP_SYNC_EVERY = 10  # multi-process runs agree on a stop request every this many steps
 
 
 class NonFiniteError(FloatingPointError):
@@ -127,9 +128,12 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main)
     eval_every = Every(kimg_to_steps(cfg, cfg.eval.every_kimg))
     z, labels = sample_inputs(run, cfg.num_grid_samples, GRID_SEED)
     speed = Throughput()
-    step = start
+    step, stopping = start, False
+    if start >= total:
+        log.info("the run in %s is already complete (step %d of %d)", workdir, start, total)
+        return state
     with StopSignal() as stop:
-        while step < total and not stop.requested:
+        while step < total and not stopping:
             batch = sharding.global_batch(run.mesh, host_batch(run, step))
             state, metrics = compiled(state, batch)
             step += 1
@@ -145,14 +149,32 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main)
             if eval_every(step) and step < total:
                 with speed.paused():
                     _evaluate(run, state, step, writer, workdir, is_main)
-    if stop.requested:
-        log.warning("%s: stopping at step %d and saving a checkpoint", stop.signal_name, step)
+            stopping = _stop_agreed(stop.requested, step)
+    if stopping:
+        log.warning("%s: stopping at step %d and saving a checkpoint", stop.signal_name or "a stop request "
+                    "on another process", step)
     _save(run, ckpt, state, step)
-    if step == total and not stop.requested:
+    if step == total and not stopping:
         results = _evaluate(run, state, step, writer, workdir, is_main)
         if is_main:
             (workdir / "eval.json").write_text(json_dumps({"step": step, **results}))
     return state
+
+
+def _stop_agreed(requested: bool, step: int) -> bool:
+    """Whether to stop now. Every process must stop at the same step (saving is collective), so with
+    several processes the flags are OR-ed across them every ``STOP_SYNC_EVERY`` steps."""
+    if jax.process_count() == 1:
+        return requested
+    if step % STOP_SYNC_EVERY:
+        return False
+    return _any_process(requested)
+
+
+def _any_process(flag: bool) -> bool:
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))
 
 
 def _evaluate(run: Run, state, step: int, writer, workdir: pathlib.Path, is_main: bool) -> dict:
@@ -175,12 +197,16 @@ def _keep_best(run: Run, state, step: int, results: dict, workdir: pathlib.Path,
     if mode not in ("max", "min"):
         raise ValueError(f"eval.best_mode {mode!r}: use 'max' or 'min'")
     value, record = float(results[name]), workdir / "best.json"
-    if not math.isfinite(value):
-        return
-    if record.exists():
+    improved = math.isfinite(value)
+    if improved and is_main and record.exists():
         best = json.loads(record.read_text())["value"]
-        if (value <= best) if mode == "max" else (value >= best):
-            return
+        improved = (value > best) if mode == "max" else (value < best)
+    if jax.process_count() > 1:  # process 0 decides: only it is sure to see best.json
+        from jax.experimental import multihost_utils
+
+        improved = bool(multihost_utils.broadcast_one_to_all(np.asarray(improved)))
+    if not improved:
+        return
     with Checkpointer(workdir / "best", keep=1) as best_ckpt:
         best_ckpt.save(step, state, data_position={"step": step, "examples_seen": step * run.images_per_step},
                        config=dict(run.config))

@@ -138,3 +138,11 @@ def test_an_unknown_best_metric_is_a_clear_error(tmp_path, capsys):
     code = jaxgan("train", "ring8", "--smoke", "--workdir", str(tmp_path / "r"), "--set", "eval.best_metric=fid",
                   "--set", "eval.every_kimg=0.256")
     assert code == 2 and "eval.best_metric 'fid' is not among this run's metrics" in capsys.readouterr().err
+
+
+def test_rerunning_a_finished_run_changes_nothing(tmp_path):
+    wd = tmp_path / "run"
+    jaxgan("train", "ring8", "--smoke", "--workdir", str(wd))
+    before = (wd / "metrics.jsonl").read_text(), (wd / "eval.json").read_text()
+    assert jaxgan("train", "ring8", "--smoke", "--workdir", str(wd)) == 0
+    assert ((wd / "metrics.jsonl").read_text(), (wd / "eval.json").read_text()) == before
