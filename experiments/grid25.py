@@ -2,12 +2,13 @@
 
 Command:  jaxgan train grid25 --workdir runs/grid25
 Machine:  CPU (2 cores is enough); any accelerator.
-Time:     about 1 minute on a 2-core CPU (4,000 steps of 256 points, 1,024 kimg).
-Expected: eval.json reports modes10k/covered 8 of 8 and modes10k/high_quality_fraction about 0.8
-          (samples within 3 std of a mode); at least 7 of 8 and 0.7 are what the tests require.
+Time:     a few minutes on a 2-core CPU (8,000 steps of 256 points, 2,048 kimg).
+Expected: eval.json reports modes10k/covered 25 of 25 and modes10k/high_quality_fraction about 0.78
+          (measured once, seed 0: 25/25, 0.777, KL to uniform 0.009; see docs/results.md).
 
-The recipe against mode collapse on this toy: a small R1 penalty (Mescheder et al. 2018), Adam with
-beta1 = 0.5, a cosine learning-rate decay, and sampling from the generator's EMA.
+ring8's recipe (R1, beta1 = 0.5, cosine decay, EMA sampling) with wider networks and a stronger R1:
+at ring8's settings the grid gets 14/25 modes (0.37 high quality); R1 gamma 0.5 gets 21/25 (0.23);
+hidden 256 gets 22/25 (0.48).
 """
 from jaxgan.experiment import base_config, mlp_gan
 
@@ -15,12 +16,12 @@ from jaxgan.experiment import base_config, mlp_gan
 def get_config(smoke: bool = False):
     config = base_config(
         data={"name": "grid25"},
-        model={"latent_dim": 16, "hidden": 128, "depth": 3},
+        model={"latent_dim": 16, "hidden": 256, "depth": 3},
         loss="non_saturating",
-        penalty={"r1_gamma": 0.05},
+        penalty={"r1_gamma": 0.2},
         optim={"g_lr": 2e-3, "d_lr": 2e-3, "b1": 0.5, "b2": 0.99, "schedule": "cosine"},
-        train={"batch_size": 256, "total_kimg": 1024.0, "ema_half_life_kimg": 5.0},
-        log_every_steps=200, sample_every_steps=1000, checkpoint_every_steps=1000,
+        train={"batch_size": 256, "total_kimg": 2048.0, "ema_half_life_kimg": 5.0},
+        log_every_steps=400, sample_every_steps=2000, checkpoint_every_steps=2000,
         num_grid_samples=1000,
         compute_dtype="float32",  # tiny MLPs: bfloat16 buys nothing and costs precision
     )
