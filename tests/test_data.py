@@ -441,4 +441,5 @@ def test_factory_errors():
         make_source({"path": "x"}, seed=0)
     with pytest.raises(ValueError, match="data seed must be >= 0"):
         make_source("ring8", seed=-1)
-    assert set(data.SOURCES) == {"ring8", "grid25", "idx", "mnist_idx", "npz", "npy", "folder", "tfds"}
+    assert set(data.SOURCES) == {"ring8", "grid25", "idx", "mnist_idx", "npz", "npy", "folder", "tfds",
+                                 "stacked_mnist"}

@@ -11,6 +11,7 @@ from jaxgan.data.factory import SOURCES, make_source
 from jaxgan.data.folder import FolderSource
 from jaxgan.data.idx import find_mnist_files, idx_source, mnist_idx, parse_idx, read_idx
 from jaxgan.data.images import ImageOptions, preprocess
+from jaxgan.data.stacked import StackedMNIST, stacked_mnist
 from jaxgan.data.tfds import TfdsSource
 from jaxgan.data.toy import (
     GRID25_CENTRES,
@@ -26,6 +27,7 @@ from jaxgan.data.toy import (
 __all__ = [
     "ArraySource", "DataInfo", "EpochShuffle", "FiniteSource", "FolderSource", "GaussianMixture",
     "GRID25_CENTRES", "GRID25_STD", "ImageOptions", "RING8_CENTRES", "RING8_RADIUS", "RING8_STD", "SOURCES",
-    "Source", "TfdsSource", "find_mnist_files", "grid25", "idx_source", "load_array", "make_source",
+    "Source", "StackedMNIST", "TfdsSource", "find_mnist_files", "grid25", "idx_source", "load_array", "make_source",
     "mnist_idx", "npz_source", "parse_idx", "preprocess", "process_batch", "read_idx", "ring8",
+    "stacked_mnist",
 ]

@@ -10,6 +10,7 @@ name           options (besides the image options)
 ring8, grid25  ``with_labels`` (component index as label; default False)
 idx            ``images`` (path), ``labels`` (path or None), ``name``
 mnist_idx      ``dir``, ``split`` ('train' | 'test')
+stacked_mnist  ``dir``, ``split``: three MNIST digits as RGB, label 100 d0 + 10 d1 + d2 (``channels`` 3 only)
 npz, npy       ``path``, ``x_key``, ``label_key``, ``labels_path``, ``value_range``, ``num_classes``
 folder         ``path``
 tfds           ``dataset``, ``split``, ``data_dir``, ``download``, ``image_key``, ``label_key``
@@ -25,6 +26,7 @@ from jaxgan.data.arrays import npz_source
 from jaxgan.data.base import Source
 from jaxgan.data.folder import FolderSource
 from jaxgan.data.idx import idx_source, mnist_idx
+from jaxgan.data.stacked import stacked_mnist
 from jaxgan.data.tfds import TfdsSource
 from jaxgan.data.toy import grid25, ring8
 
@@ -33,6 +35,7 @@ SOURCES: dict[str, Callable[..., Source]] = {
     "grid25": grid25,
     "idx": idx_source,
     "mnist_idx": mnist_idx,
+    "stacked_mnist": stacked_mnist,
     "npz": npz_source,
     "npy": npz_source,
     "folder": FolderSource,
