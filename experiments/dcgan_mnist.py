@@ -35,7 +35,7 @@ def get_config(smoke: bool = False):
         config.train.update(batch_size=16, total_kimg=0.08)  # 5 steps
         config.update(log_every_steps=1, sample_every_steps=5, checkpoint_every_steps=5,
                       num_grid_samples=16)
-        config.eval.num_samples = 256
+        config.eval.update(num_samples=256, classifier_steps=20)
     return config
 
 

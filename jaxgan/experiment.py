@@ -34,7 +34,10 @@ def base_config(**fields) -> Config:
         num_grid_samples=64,
         # every_kimg: evaluate during training (0: only at the end); best_metric: keep the checkpoint
         # with the best value of this eval metric in <workdir>/best (e.g. 'modes10k/covered').
-        eval={"num_samples": 10000, "every_kimg": 0.0, "best_metric": "", "best_mode": "max"},
+        # inception_weights: a .npz from tools/convert_fid_inception.py turns on fid/kid/pr/dc;
+        # classifier_steps: training steps of the digit classifier (MNIST-family runs).
+        eval={"num_samples": 10000, "every_kimg": 0.0, "best_metric": "", "best_mode": "max",
+              "inception_weights": "", "classifier_steps": 1500},
     )
     for key, value in fields.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):

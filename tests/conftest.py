@@ -15,3 +15,11 @@ def mnist_dir():
     if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip(f"real MNIST not found at {MNIST_DIR} (set JAXGAN_SHARED_DATA or put ../shared/data beside the repo)")
     return MNIST_DIR
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _evaluation_cache(tmp_path_factory):
+    """Evaluation networks (the digit classifier) are cached per test session, not in ~/.cache."""
+    if "JAXGAN_CACHE" not in os.environ:
+        os.environ["JAXGAN_CACHE"] = str(tmp_path_factory.mktemp("jaxgan_cache"))
+    yield

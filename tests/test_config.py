@@ -6,7 +6,7 @@ from jaxgan import config as config_lib
 from jaxgan.config import Config, override, parse_value
 from jaxgan.experiment import base_config, images_per_step, total_steps
 
-EXPERIMENTS = ["ring8", "grid25", "dcgan_mnist", "cgan_mnist"]
+EXPERIMENTS = ["ring8", "grid25", "dcgan_mnist", "cgan_mnist", "dcgan_stacked_mnist"]
 
 
 def test_override_parses_the_type_of_the_old_value():

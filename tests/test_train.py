@@ -146,3 +146,20 @@ def test_rerunning_a_finished_run_changes_nothing(tmp_path):
     before = (wd / "metrics.jsonl").read_text(), (wd / "eval.json").read_text()
     assert jaxgan("train", "ring8", "--smoke", "--workdir", str(wd)) == 0
     assert ((wd / "metrics.jsonl").read_text(), (wd / "eval.json").read_text()) == before
+
+
+@pytest.mark.parametrize("experiment", ["dcgan_mnist", "cgan_mnist", "dcgan_stacked_mnist"])
+def test_image_experiments_train_and_evaluate_on_real_digits(experiment, tmp_path, mnist_dir, capsys):
+    wd = tmp_path / "run"
+    assert jaxgan("train", experiment, "--smoke", "--workdir", str(wd), "--set", f"data.dir={mnist_dir}") == 0
+    ev = json.loads((wd / "eval.json").read_text())
+    if experiment == "dcgan_stacked_mnist":
+        assert 1 <= ev["stacked_mnist256/modes"] <= 256
+    else:
+        assert ev["classifier_fid256"] > 0 and 0 <= ev["classifier_pr256_k3/precision"] <= 1
+        assert 1 <= ev["classifier_score256/mean"] <= 10
+    grid = (wd / "samples" / "00000005.png")
+    assert grid.stat().st_size > 0
+    capsys.readouterr()
+    assert jaxgan("eval", str(wd)) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 5
