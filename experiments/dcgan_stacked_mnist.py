@@ -1,7 +1,7 @@
 """DCGAN on Stacked MNIST: three MNIST digits as the channels of one image, 1,000 modes.
 
 Command:  jaxgan train dcgan_stacked_mnist --workdir runs/dcgan_stacked_mnist
-Machine:  a GPU (on a 2-core CPU the default length would take about an hour; not measured).
+Machine:  a GPU advised (3-channel images and a 26,000-sample evaluation; not timed on a CPU).
 Time:     not measured yet; a GPU is advised (3-channel images, 26,000-sample evaluation).
 Expected: stacked_mnist26k/modes (of 1,000) and /kl_to_uniform in eval.json, counted with the digit
           classifier per channel (not yet measured here: no long run was made).
