@@ -10,32 +10,19 @@ Data: the MNIST IDX files in $JAXGAN_MNIST_DIR, or ../shared/data/mnist beside t
 10,000-image test split there; point data.dir at a folder with train-images-idx3-ubyte.gz and set
 data.split=train for the full 60,000).
 """
-import os
 import pathlib
 
-from jaxgan.experiment import base_config, dcgan
+from jaxgan.config import load_experiment
+from jaxgan.experiment import dcgan
 
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR",
-                           str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
+_BASE = load_experiment(str(pathlib.Path(__file__).with_name("dcgan_mnist.py")))
 
 
 def get_config(smoke: bool = False):
-    config = base_config(
-        data={"name": "stacked_mnist", "dir": MNIST_DIR, "split": "test"},
-        model={"latent_dim": 100, "ngf": 32, "ndf": 32, "conditional": False},
-        loss="non_saturating",
-        optim={"g_lr": 2e-4, "d_lr": 2e-4, "b1": 0.5, "b2": 0.999},
-        train={"batch_size": 64, "total_kimg": 192.0, "ema_half_life_kimg": 0.0},  # 3,000 steps
-        log_every_steps=100, sample_every_steps=500, checkpoint_every_steps=500,
-        num_grid_samples=64,
-        eval={"num_samples": 26000},  # the VEEGAN / PacGAN protocol
-    )
-    if smoke:
-        config.model.update(latent_dim=16, ngf=8, ndf=8)
-        config.train.update(batch_size=16, total_kimg=0.08)  # 5 steps
-        config.update(log_every_steps=1, sample_every_steps=5, checkpoint_every_steps=5,
-                      num_grid_samples=16)
-        config.eval.update(num_samples=256, classifier_steps=20)
+    config = _BASE.get_config(smoke)
+    config.data.name = "stacked_mnist"
+    if not smoke:
+        config.eval.num_samples = 26000  # the VEEGAN / PacGAN protocol
     return config
 
 

@@ -10,27 +10,22 @@ ring8's recipe (R1, beta1 = 0.5, cosine decay, EMA sampling) with wider networks
 at ring8's settings the grid gets 14/25 modes (0.37 high quality); R1 gamma 0.5 gets 21/25 (0.23);
 hidden 256 gets 22/25 (0.48).
 """
-from jaxgan.experiment import base_config, mlp_gan
+import pathlib
+
+from jaxgan.config import load_experiment
+from jaxgan.experiment import mlp_gan
+
+_BASE = load_experiment(str(pathlib.Path(__file__).with_name("ring8.py")))
 
 
 def get_config(smoke: bool = False):
-    config = base_config(
-        data={"name": "grid25"},
-        model={"latent_dim": 16, "hidden": 256, "depth": 3},
-        loss="non_saturating",
-        penalty={"r1_gamma": 0.2},
-        optim={"g_lr": 2e-3, "d_lr": 2e-3, "b1": 0.5, "b2": 0.99, "schedule": "cosine"},
-        train={"batch_size": 256, "total_kimg": 2048.0, "ema_half_life_kimg": 5.0},
-        log_every_steps=400, sample_every_steps=2000, checkpoint_every_steps=2000,
-        num_grid_samples=1000,
-        compute_dtype="float32",  # tiny MLPs: bfloat16 buys nothing and costs precision
-    )
-    if smoke:
-        config.model.update(hidden=16, depth=2)
-        config.train.update(batch_size=64, total_kimg=0.64)  # 10 steps
-        config.update(log_every_steps=2, sample_every_steps=5, checkpoint_every_steps=5,
-                      num_grid_samples=200)
-        config.eval.num_samples = 1000
+    config = _BASE.get_config(smoke)
+    config.data.name = "grid25"
+    if not smoke:
+        config.model.hidden = 256
+        config.penalty.r1_gamma = 0.2
+        config.train.total_kimg = 2048.0
+        config.update(log_every_steps=400, sample_every_steps=2000, checkpoint_every_steps=2000)
     return config
 
 
