@@ -2,9 +2,8 @@
 
 Command:  jaxgan train cgan_mnist --workdir runs/cgan_mnist
 Machine:  CPU (2 cores) for the default length; a GPU for longer runs (--set train.total_kimg=...).
-Time:     see docs/results.md for the measured CPU time of the default run.
-Expected: a sample grid whose columns cycle through the digits 0-9 in samples/ (see docs/results.md for the run that was
-          measured), and the digit-classifier metrics in eval.json.
+Time:     about the time of dcgan_mnist (not measured separately).
+Expected: a sample grid whose digits follow the labels 0-9 cycling along the rows (not yet measured).
 
 Data: the MNIST IDX files in $JAXGAN_MNIST_DIR, or ../shared/data/mnist beside the repository (the
 10,000-image test split there; point data.dir at a folder with train-images-idx3-ubyte.gz and set
