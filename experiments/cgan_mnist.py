@@ -3,7 +3,7 @@
 Command:  jaxgan train cgan_mnist --workdir runs/cgan_mnist
 Machine:  CPU (2 cores) for the default length; a GPU for longer runs (--set train.total_kimg=...).
 Time:     about the time of dcgan_mnist (not measured separately).
-Expected: a sample grid whose digits follow the labels 0-9 cycling along the rows (not yet measured).
+Expected: a 10x10 sample grid whose column c shows the digit c (labels cycle 0-9; not yet measured).
 
 Data: the MNIST IDX files in $JAXGAN_MNIST_DIR, or ../shared/data/mnist beside the repository (the
 10,000-image test split there; point data.dir at a folder with train-images-idx3-ubyte.gz and set
@@ -20,6 +20,8 @@ _BASE = load_experiment(str(pathlib.Path(__file__).with_name("dcgan_mnist.py")))
 def get_config(smoke: bool = False):
     config = _BASE.get_config(smoke)
     config.model.conditional = True
+    if not smoke:
+        config.num_grid_samples = 100  # a 10x10 grid: column c is class c
     return config
 
 
