@@ -11,7 +11,7 @@ never sleep. Steps count *completed* train steps: after the first step, ``step =
                 tp.reset(step, step * batch_size)       # drop the interval with compilation
             if every_log(step):
                 tp.update(step, step * batch_size)
-                writer.write_scalars(step, {**metrics, **{f"perf/{k}": v for k, v in tp.rates().items()}})
+                writer.write_scalars(step, {**metrics, **tp.rates()})
             if stop.requested:
                 break                                   # checkpoint, then exit
 """

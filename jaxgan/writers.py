@@ -6,11 +6,11 @@ Every sink is a :class:`MetricWriter`; :class:`MultiWriter` fans a call out to s
 
 Scalar names are hierarchical (``loss/d``, ``logits/real``, ``penalty/r1``). Three keys are read
 specially by the human-facing sinks (:class:`LogWriter`, :class:`ProgressBar`): ``kimg`` (thousands
-of images seen), ``perf/steps_per_sec`` and ``perf/images_per_sec``. Example::
+of images seen), ``steps_per_sec`` and ``images_per_sec``. Example::
 
     writer = create_writers(workdir, total_steps=10_000, is_main=jax.process_index() == 0)
     writer.write_scalars(1200, {"kimg": 76.8, "loss/d": 1.23, "loss/g": 0.98,
-                                "perf/steps_per_sec": 45.1})
+                                "steps_per_sec": 45.1})
     writer.write_images(1200, {"samples": image_grid(fakes)})
     writer.close()
 """
@@ -29,8 +29,8 @@ import numpy as np
 _logger = logging.getLogger(__name__)
 
 KIMG = "kimg"
-STEPS_PER_SEC = "perf/steps_per_sec"
-IMAGES_PER_SEC = "perf/images_per_sec"
+STEPS_PER_SEC = "steps_per_sec"
+IMAGES_PER_SEC = "images_per_sec"
 MAIN_LOSSES = ("loss/d", "loss/g")
 
 

@@ -109,7 +109,7 @@ def test_tensorboard_scalars_and_images(tmp_path):
 # --- LogWriter and ProgressBar -----------------------------------------------------------------
 
 SCALARS = {"kimg": 76.8, "loss/d": 1.23456, "loss/g": 0.98, "logits/real": 12345.6,
-           "perf/steps_per_sec": 45.12, "perf/images_per_sec": 2887.7}
+           "steps_per_sec": 45.12, "images_per_sec": 2887.7}
 
 
 def test_log_writer_line_format():
