@@ -163,3 +163,22 @@ def test_image_experiments_train_and_evaluate_on_real_digits(experiment, tmp_pat
     capsys.readouterr()
     assert jaxgan("eval", str(wd)) == 0
     assert json.loads(capsys.readouterr().out)["step"] == 5
+
+
+@pytest.mark.slow
+def test_inception_metrics_with_a_weights_file(tmp_path, mnist_dir, capsys):
+    """The Inception path of evaluation, with a randomly initialised weights file standing in for the
+    converted pytorch-fid weights (which cannot be downloaded here): names and ranges, not values."""
+    from jaxgan.eval import inception
+
+    variables = jax.jit(lambda: inception.InceptionV3FID().init(jax.random.PRNGKey(0),
+                                                                jax.numpy.zeros((1, 299, 299, 3))))()
+    weights = tmp_path / "random_inception.npz"
+    inception.save_npz(weights, jax.device_get(variables))
+    wd = tmp_path / "run"
+    assert jaxgan("train", "dcgan_mnist", "--smoke", "--workdir", str(wd), "--set", f"data.dir={mnist_dir}",
+                  "--set", "eval.num_samples=32", "--set", f"eval.inception_weights={weights}") == 0
+    ev = json.loads((wd / "eval.json").read_text())
+    assert np.isfinite(ev["fid32"]) and ev["fid32"] >= 0
+    for key in ("kid32/mean", "pr32_k3/precision", "pr32_k3/recall", "dc32_k5/density", "dc32_k5/coverage"):
+        assert key in ev and np.isfinite(ev[key]), key
