@@ -102,9 +102,15 @@ def _readable_steps(mngr: ocp.CheckpointManager):
         yield step, meta
 
 
+def _absolute(directory: str | os.PathLike) -> epath.Path:
+    """orbax needs absolute paths: a relative local path is taken from the working directory."""
+    text = os.fspath(directory)
+    return epath.Path(text if "://" in text else os.path.abspath(text))
+
+
 def read_config(directory: str | os.PathLike) -> dict | None:
     """The config saved with the newest readable step, without restoring arrays (None: no step)."""
-    directory = epath.Path(directory)
+    directory = _absolute(directory)
     if not directory.exists():
         return None
     mngr = _manager(directory, keep=None, async_save=False, read_only=True)
@@ -134,7 +140,7 @@ class Checkpointer:
     def __init__(self, directory: str | os.PathLike, *, keep: int = 3, async_save: bool = True):
         if keep < 1:
             raise ValueError(f"keep={keep} must be >= 1: at least the newest checkpoint is kept")
-        self.directory = epath.Path(directory)
+        self.directory = _absolute(directory)
         self._mngr = _manager(self.directory, keep=keep, async_save=async_save)
 
     def save(self, step: int, state: Any, *, data_position: dict, config: dict,

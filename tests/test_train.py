@@ -182,3 +182,11 @@ def test_inception_metrics_with_a_weights_file(tmp_path, mnist_dir, capsys):
     assert np.isfinite(ev["fid32"]) and ev["fid32"] >= 0
     for key in ("kid32/mean", "pr32_k3/precision", "pr32_k3/recall", "dc32_k5/density", "dc32_k5/coverage"):
         assert key in ev and np.isfinite(ev[key]), key
+
+
+def test_a_relative_workdir_works(tmp_path, monkeypatch):
+    # The README's first command uses the default, relative workdir runs/ring8.
+    monkeypatch.chdir(tmp_path)
+    assert jaxgan("train", "ring8", "--smoke") == 0
+    assert (tmp_path / "runs" / "ring8" / "eval.json").exists()
+    assert jaxgan("train", "ring8", "--smoke") == 0  # and resumes from it
