@@ -200,3 +200,30 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path, group):
         assert "resumed from step 10" in group.log(f"resume{pid}")
     assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == ["10", "5"]
     assert json.loads((resumed / "eval.json").read_text())["step"] == 10
+
+
+@pytest.mark.multidevice
+@pytest.mark.slow
+def test_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path, group):
+    """Saving is collective: a preemption notice reaching one host must stop every host at one step."""
+    workdir, port = tmp_path / "run", _free_port()
+    long_run = ["--set", "train.total_kimg=128", "--set", "log_every_steps=20",
+                "--set", "checkpoint_every_steps=0", "--set", "sample_every_steps=0"]  # 2,000 steps
+    for pid in range(2):
+        group.start(f"p{pid}", ["-m", "jaxgan.cli", "train", "ring8", "--smoke", "--workdir", workdir, *long_run],
+                    _env(1, JAXGAN_DISTRIBUTED="1", JAXGAN_COORDINATOR=f"127.0.0.1:{port}",
+                         JAXGAN_NUM_PROCESSES="2", JAXGAN_PROCESS_ID=str(pid)))
+    metrics, deadline = workdir / "metrics.jsonl", time.monotonic() + TIMEOUT_S
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        assert time.monotonic() < deadline and all(p.poll() is None for _, p, _ in group.procs), \
+            "the two-process run never logged:\n" + group.log("p0")[-2000:]
+        time.sleep(0.05)
+    group.procs[1][1].send_signal(signal.SIGTERM)  # process 1 only
+    group.wait()
+    stops = [line for pid in range(2) for line in group.log(f"p{pid}").splitlines() if "stopping at step" in line]
+    assert len(stops) == 2, stops
+    steps = {int(line.split("stopping at step ")[1].split()[0]) for line in stops}
+    assert len(steps) == 1, stops
+    step = steps.pop()
+    assert 0 < step < 2000 and (workdir / "checkpoints" / str(step)).is_dir(), stops
+    assert not (workdir / "eval.json").exists()
