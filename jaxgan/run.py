@@ -93,6 +93,6 @@ def restore_latest(run: Run, directory) -> Any:
 
     example = jax.tree.map(lambda x: x[0], example_batch(run))
     with Checkpointer(directory) as ckpt:
-        abstract = run.step.abstract_state(example, ema=bool(run.config.train.ema_half_life_kimg))
+        abstract = run.step.abstract_state(example)
         state, _, _ = ckpt.restore(abstract)
     return state

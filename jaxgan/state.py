@@ -64,17 +64,17 @@ def init_state(game, g_tx: optax.GradientTransformation, d_tx: optax.GradientTra
     )
 
 
-def ema_beta(step: jax.Array, batch_size: int, half_life_kimg: float,
+def ema_beta(step: jax.Array, images_per_step: int, half_life_kimg: float,
              rampup: float | None = None) -> jax.Array:
     """Per-step EMA decay from a half-life in thousands of images (StyleGAN2-ADA's convention).
 
-    beta = 0.5 ** (batch_size / half_life_images); with ``rampup`` the half-life is capped at
+    beta = 0.5 ** (images_per_step / half_life_images); with ``rampup`` the half-life is capped at
     ``rampup * images_seen`` so the average forgets the random initialisation quickly.
     """
     half_life = jnp.asarray(half_life_kimg * 1000.0, jnp.float32)
     if rampup is not None:
-        half_life = jnp.minimum(half_life, step.astype(jnp.float32) * batch_size * rampup)
-    return 0.5 ** (batch_size / jnp.maximum(half_life, 1e-8))
+        half_life = jnp.minimum(half_life, step.astype(jnp.float32) * images_per_step * rampup)
+    return 0.5 ** (images_per_step / jnp.maximum(half_life, 1e-8))
 
 
 def param_count(params: Any) -> int:

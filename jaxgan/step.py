@@ -99,8 +99,9 @@ class TrainStep:
         metrics = {**d_metrics, **out.metrics, **_norms("g", grads, upd, params)}
 
         if state.g_ema is not None and self.ema_half_life_kimg is not None:
-            global_batch = local * jax.lax.axis_size(DATA_AXIS)
-            beta = ema_beta(state.step, global_batch, self.ema_half_life_kimg, self.ema_rampup)
+            # kimg counts real images shown to D, batch x n_critic per step: the EMA uses that clock.
+            images_per_step = local * jax.lax.axis_size(DATA_AXIS) * self.n_critic
+            beta = ema_beta(state.step, images_per_step, self.ema_half_life_kimg, self.ema_rampup)
             metrics["ema/beta"] = beta
             state = state.replace(g_ema=jax.tree.map(lambda e, p: p + beta * (e - p),
                                                      state.g_ema, state.g_params))
@@ -125,15 +126,24 @@ class TrainStep:
         self.check_batch(batch)
         return self._jitted.lower(state, batch)
 
-    def init_state(self, seed: int, example_batch: dict, *, ema: bool = True) -> GANState:
-        """Creates the state already replicated on the mesh (compiled, no host round trip)."""
+    def init_state(self, seed: int, example_batch: dict, *, ema: bool | None = None) -> GANState:
+        """Creates the state already replicated on the mesh (compiled, no host round trip).
+
+        Args:
+          seed: the run's seed (parameters and every later random draw derive from it).
+          example_batch: a batch without the critic axis, leaves shaped (B, ...); only per-example
+            shapes and dtypes are used.
+          ema: keep a generator EMA; default: when this step has an EMA half-life.
+        """
+        ema = self.ema_half_life_kimg is not None if ema is None else ema
         example = jax.tree.map(lambda x: jnp.zeros((1,) + tuple(x.shape[1:]), x.dtype), example_batch)
         create = jax.jit(lambda key: init_state(self.game, self.g_tx, self.d_tx, key, example, ema=ema),
                          out_shardings=replicated(self.mesh))
         return create(jax.random.PRNGKey(seed))
 
-    def abstract_state(self, example_batch: dict, *, ema: bool = True) -> GANState:
+    def abstract_state(self, example_batch: dict, *, ema: bool | None = None) -> GANState:
         """The state's shapes, dtypes and shardings without computing it (for checkpoint restore)."""
+        ema = self.ema_half_life_kimg is not None if ema is None else ema
         example = jax.tree.map(lambda x: jnp.zeros((1,) + tuple(x.shape[1:]), x.dtype), example_batch)
         shapes = jax.eval_shape(lambda key: init_state(self.game, self.g_tx, self.d_tx, key, example,
                                                        ema=ema), jax.random.PRNGKey(0))

@@ -59,17 +59,16 @@ def train(config: Config, module, workdir: str | pathlib.Path, *, stream=None) -
 
 def _restore_or_init(run: Run, ckpt: Checkpointer, workdir: pathlib.Path, is_main: bool):
     example = jax.tree.map(lambda x: x[0], example_batch(run))
-    ema = bool(run.config.train.ema_half_life_kimg)
     if ckpt.latest_step() is None:
         if is_main:
             workdir.mkdir(parents=True, exist_ok=True)
             (workdir / "config.json").write_text(run.config.to_json())
             _truncate_metrics(workdir, 0)  # lines of an earlier attempt that never checkpointed
-        return run.step.init_state(run.config.seed, example, ema=ema), 0
+        return run.step.init_state(run.config.seed, example), 0
     saved = read_config(workdir / "checkpoints")
     if saved is not None:  # refuse a different config before touching any arrays
         _check_resumable(saved, run.config)
-    state, position, _ = ckpt.restore(run.step.abstract_state(example, ema=ema))
+    state, position, _ = ckpt.restore(run.step.abstract_state(example))
     start = int(state.step)
     if position.get("examples_seen") != start * run.images_per_step:
         raise RuntimeError(f"checkpoint at step {start} records data position {position}, but step "

@@ -24,7 +24,7 @@ def load(workdir: pathlib.Path):
     config = config_lib.Config(json.loads((workdir / "config.json").read_text()))
     run = run_lib.build(config, config_lib.load_experiment(config.experiment))
     example = jax.tree.map(lambda x: x[0], run_lib.example_batch(run))
-    abstract = run.step.abstract_state(example, ema=bool(config.train.ema_half_life_kimg))
+    abstract = run.step.abstract_state(example)
     return Checkpointer(workdir / "checkpoints", async_save=False), abstract
 
 

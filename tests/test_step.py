@@ -188,3 +188,22 @@ def test_same_parameters_on_1_2_and_8_devices(kind):
         for k, v in out["1"]["metrics"].items():
             np.testing.assert_allclose(out[n]["metrics"][k], v, rtol=1e-4, atol=1e-6, err_msg=k)
     assert out["error"] == "global batch 12 is not divisible by 8 devices: use a multiple of 8 (e.g. 8 or 16)"
+
+
+def test_state_has_an_ema_only_when_the_step_keeps_one():
+    b = jax.tree.map(lambda x: x[0], next(points()))
+    for half_life, has_ema in ((None, False), (1.0, True)):
+        step = TrainStep(mlp_game(), optax.adam(1e-3), optax.adam(1e-3), sharding.make_mesh(),
+                         ema_half_life_kimg=half_life)
+        assert (step.init_state(0, b).g_ema is not None) is has_ema
+        assert (step.abstract_state(b).g_ema is not None) is has_ema
+
+
+def test_ema_half_life_counts_the_images_of_every_critic_update():
+    mesh = sharding.make_mesh()
+    step = TrainStep(mlp_game(loss=losses.wasserstein()), optax.sgd(0.1), optax.sgd(0.1), mesh, n_critic=5,
+                     ema_half_life_kimg=0.08)
+    b = next(points(n_critic=5))
+    state = step.init_state(0, jax.tree.map(lambda x: x[0], b))
+    _, m = step(state, sharding.global_batch(mesh, b))
+    np.testing.assert_allclose(float(m["ema/beta"]), 0.5 ** (8 * 5 / 80), rtol=1e-6)  # 40 images a step
