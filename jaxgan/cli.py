@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     _init_distributed()
     try:
         return {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}[args.command](args)
-    except (ValueError, KeyError, FileNotFoundError, FloatingPointError) as e:
+    except (ValueError, KeyError, FileNotFoundError, FloatingPointError, RuntimeError) as e:
         if os.environ.get("JAXGAN_TRACEBACK"):
             raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

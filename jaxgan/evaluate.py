@@ -5,8 +5,8 @@ is precision/recall with k = 3. Which families run:
 
 * 2-D mixtures of Gaussians (ring8, grid25): ``modes{n}/covered``, ``/high_quality_fraction`` and
   ``/kl_to_uniform`` (VEEGAN 2017, PacGAN 2018).
-* MNIST digits (``mnist_idx`` / ``idx`` data, 28x28x1): with jaxgan's own digit classifier (trained
-  on the run's real digits once, cached): ``classifier_fid{n}``, ``classifier_kid{n}``,
+* Labelled 28x28x1 data with 10 classes (MNIST from ``mnist_idx``, ``idx``, ``npz``...): with jaxgan's
+  own digit classifier (trained on the run's real digits once, cached): ``classifier_fid{n}``, ``classifier_kid{n}``,
   ``classifier_pr{n}_k3``, ``classifier_score{n}`` (Inception Score with the digit classifier) and
   ``classes{n}/kl_to_uniform``.
 * Stacked MNIST: ``stacked_mnist{n}/modes`` (of 1,000) and ``/kl_to_uniform`` (use n = 26,000 for
@@ -28,7 +28,6 @@ from jaxgan.run import Run, generate, sample_inputs
 
 log = logging.getLogger("jaxgan")
 EVAL_SEED = 7_000_001  # fixed latents, independent of the training seed
-DIGIT_SOURCES = ("mnist_idx", "idx")
 
 
 def protocol_prefix(name: str, num_samples: int) -> str:
@@ -49,12 +48,12 @@ def evaluate(run: Run, state) -> dict[str, Any]:
     z, labels = sample_inputs(run, n, EVAL_SEED)
     samples = generate(run, state, z, labels)
     results: dict[str, Any] = {}
-    data_name = run.config.data.get("name")
-    if run.source.info.kind == "points" and hasattr(run.source, "centres"):
+    info = run.source.info
+    if info.kind == "points" and hasattr(run.source, "centres"):
         results.update(_mode_metrics(run, samples, n))
-    elif data_name in DIGIT_SOURCES and run.source.info.shape == (28, 28, 1):
+    elif info.shape == (28, 28, 1) and info.num_classes == 10 and info.num_examples:
         results.update(_digit_metrics(run, samples, n))
-    elif data_name == "stacked_mnist":
+    elif run.config.data.get("name") == "stacked_mnist":
         results.update(_stacked_metrics(run, samples, n))
     if cfg.get("inception_weights") and run.source.info.kind == "image":
         results.update(_inception_metrics(run, samples, n, cfg.inception_weights))
@@ -70,13 +69,20 @@ def _mode_metrics(run: Run, samples: np.ndarray, n: int) -> dict:
 
 
 def digit_classifier(run: Run):
-    """jaxgan's digit classifier for this run's real MNIST digits (trained once, then cached)."""
+    """jaxgan's digit classifier for this run's real digits (trained once, then cached by data hash).
+
+    The digits are the run's own labelled source, or for Stacked MNIST the MNIST digits it stacks.
+    """
     from jaxgan.eval import classifier
 
-    data = run.config.data
-    images, labels = classifier.mnist_arrays(data.dir, data.get("split", "test"))
+    if run.config.data.get("name") == "stacked_mnist":  # the MNIST digits it stacks (uint8)
+        images, labels = run.source.digits.astype(np.float32) / 127.5 - 1.0, run.source.labels
+    else:
+        data = run.source.get_batch(0, run.source.info.num_examples)
+        images, labels = data["x"], data["label"]
     steps = int(run.config.eval.get("classifier_steps", 1500))
-    path = cache_dir() / f"digit_classifier_{data.get('split', 'test')}_{steps}.npz"
+    digest = classifier.data_sha256(images, labels)[:16]
+    path = cache_dir() / f"digit_classifier_{digest}_{steps}.npz"
     clf = classifier.get_or_train(path, images, labels, steps=steps)
     log.info("digit classifier %s: held-out accuracy %s", path, clf.metadata.get("heldout_accuracy"))
     return clf
@@ -89,16 +95,16 @@ def _real_images(run: Run, n: int) -> np.ndarray:
 
 def _digit_metrics(run: Run, samples: np.ndarray, n: int) -> dict:
     from jaxgan.eval import classifier
+    from jaxgan.eval.frechet import fid_from_features
     from jaxgan.eval.kid import kernel_inception_distance
     from jaxgan.eval.prdc import precision_recall
 
     clf = digit_classifier(run)
-    real = _real_images(run, n)
-    real_f, fake_f = clf.features(real), clf.features(samples)
+    real_f, fake_f = clf.features(_real_images(run, n)), clf.features(samples)
     kid_mean, kid_std = kernel_inception_distance(real_f, fake_f)
     pr = precision_recall(real_f, fake_f, k=3)
     score_mean, score_std = classifier.classifier_score(clf, samples)
-    return {protocol_prefix("classifier_fid", n): classifier.classifier_fid(clf, real, samples),
+    return {protocol_prefix("classifier_fid", n): fid_from_features(real_f, fake_f),
             f"{protocol_prefix('classifier_kid', n)}/mean": kid_mean,
             f"{protocol_prefix('classifier_kid', n)}/std": kid_std,
             f"{protocol_prefix('classifier_pr', n)}_k3/precision": pr["precision"],

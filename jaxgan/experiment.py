@@ -118,10 +118,20 @@ def mlp_gan(config: Config, info) -> tuple:
     from jaxgan.precision import compute_dtype
 
     m, dtype = config.model, compute_dtype(config.compute_dtype)
+    num_classes = _conditional_classes(config, info)
     g = MLPGenerator(out_shape=info.shape, hidden=m.hidden, depth=m.depth, dtype=dtype,
-                     num_classes=info.num_classes)
-    d = MLPDiscriminator(hidden=m.hidden, depth=m.depth, dtype=dtype, num_classes=info.num_classes)
-    return standard_gan(config, g, d, num_classes=info.num_classes)
+                     num_classes=num_classes)
+    d = MLPDiscriminator(hidden=m.hidden, depth=m.depth, dtype=dtype, num_classes=num_classes)
+    return standard_gan(config, g, d, num_classes=num_classes)
+
+
+def _conditional_classes(config: Config, info) -> int | None:
+    """The number of classes when ``model.conditional`` is set (the data must have labels), else None."""
+    if not config.model.get("conditional"):
+        return None
+    if info.num_classes is None:
+        raise ValueError(f"model.conditional is set but data source {info.name!r} has no labels")
+    return info.num_classes
 
 
 def dcgan(config: Config, info) -> tuple:
@@ -130,9 +140,10 @@ def dcgan(config: Config, info) -> tuple:
     from jaxgan.precision import compute_dtype
 
     m, dtype = config.model, compute_dtype(config.compute_dtype)
-    num_classes = info.num_classes if m.get("conditional") else None
-    if m.get("conditional") and num_classes is None:
-        raise ValueError(f"model.conditional is set but data source {info.name!r} has no labels")
+    num_classes = _conditional_classes(config, info)
+    if info.kind != "image" or len(info.shape) != 3:
+        raise ValueError(f"DCGAN needs image data (H, W, C); data source {info.name!r} gives {info.kind} "
+                         f"of shape {info.shape}: use an MLP GAN (jaxgan.experiment.mlp_gan) for it")
     height, width, channels = info.shape
     if height != width:
         raise ValueError(f"DCGAN needs square images, the data is {height}x{width}: set data.resolution")

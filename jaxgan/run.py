@@ -7,6 +7,7 @@ makes resumption exact.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 from typing import Any
 
@@ -29,6 +30,11 @@ class Run:
     step: TrainStep
     mesh: Any
 
+    @functools.cached_property
+    def generate_fn(self):
+        """The game's ``generate``, jitted once per run (a new bound method each call would recompile)."""
+        return jax.jit(self.game.generate)
+
     @property
     def total_steps(self) -> int:
         return total_steps(self.config)
@@ -43,9 +49,7 @@ def build(config: Config, module: types.ModuleType, devices=None) -> Run:
     source = data_lib.make_source(config.data, seed=config.seed)
     game, g_tx, d_tx = module.build(config, source.info)
     mesh = sharding.make_mesh(devices)
-    sharding.check_divisible(config.train.batch_size, mesh.size)
-    if config.train.batch_size % jax.process_count():
-        sharding.check_divisible(config.train.batch_size, jax.process_count())
+    sharding.check_divisible(config.train.batch_size, mesh.size)  # mesh.size is a multiple of processes
     t = config.train
     step = TrainStep(game, g_tx, d_tx, mesh, n_critic=t.n_critic,
                      ema_half_life_kimg=t.ema_half_life_kimg or None, ema_rampup=t.ema_rampup or None,
@@ -79,7 +83,7 @@ def generate(run: Run, state, z: jax.Array, labels: jax.Array | None = None,
              chunk: int = 1000) -> np.ndarray:
     """Samples (float32 numpy) from the EMA generator where there is one, in inference mode."""
     params = state.g_ema if state.g_ema is not None else state.g_params
-    fn = jax.jit(run.game.generate)
+    fn = run.generate_fn
     out = []
     for i in range(0, z.shape[0], chunk):
         y = None if labels is None else labels[i:i + chunk]

@@ -41,20 +41,21 @@ def train(config: Config, module, workdir: str | pathlib.Path, *, stream=None) -
     """Trains (or resumes) the run ``config`` in ``workdir``; returns the final GANState."""
     workdir = pathlib.Path(workdir)
     is_main = jax.process_index() == 0
+    if config.eval.best_mode not in ("max", "min"):
+        raise ValueError(f"eval.best_mode {config.eval.best_mode!r}: use 'max' or 'min'")
     run = build(config, module)
-    ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
-    state, start = _restore_or_init(run, ckpt, workdir, is_main)
-    total = run.total_steps
-    writer = writers_lib.create_writers(workdir, total_steps=total, is_main=is_main,
-                                        stream=sys.stderr if stream is None else stream)
-    try:
-        compiled = _compile(run, state, workdir, is_main)
-        state = _loop(run, compiled, state, start, ckpt, writer, workdir, is_main)
-    finally:
-        writer.close()
-        ckpt.wait()
-        ckpt.close()
-    return state
+    with Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints) as ckpt:
+        state, start = _restore_or_init(run, ckpt, workdir, is_main)
+        writer = writers_lib.create_writers(workdir, total_steps=run.total_steps, is_main=is_main,
+                                            stream=sys.stderr if stream is None else stream)
+        try:
+            if start >= run.total_steps:
+                return _finish(run, state, start, writer, workdir, is_main)
+            compiled = _compile(run, state, workdir, is_main)
+            return _loop(run, compiled, state, start, ckpt, writer, workdir, is_main)
+        finally:
+            writer.close()
+            ckpt.wait()
 
 
 def _restore_or_init(run: Run, ckpt: Checkpointer, workdir: pathlib.Path, is_main: bool):
@@ -128,9 +129,6 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main)
     z, labels = sample_inputs(run, cfg.num_grid_samples, GRID_SEED)
     speed = Throughput()
     step, stopping = start, False
-    if start >= total:
-        log.info("the run in %s is already complete (step %d of %d)", workdir, start, total)
-        return state
     with StopSignal() as stop:
         while step < total and not stopping:
             batch = sharding.global_batch(run.mesh, host_batch(run, step))
@@ -139,12 +137,12 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main)
             if step == start + 1:
                 speed.reset(step, step * run.images_per_step)
             if log_every(step) or step == total:
-                _log(run, writer, speed, step, metrics, ckpt)
+                _log(run, writer, speed, step, metrics)
             if sample_every(step) or step == total:
                 with speed.paused():
                     _write_samples(run, state, z, labels, step, writer, workdir, is_main)
             if ckpt_every(step):
-                _save(run, ckpt, state, step)
+                _save(run, ckpt, state, step, metrics)
             if eval_every(step) and step < total:
                 with speed.paused():
                     _evaluate(run, state, step, writer, workdir, is_main)
@@ -152,11 +150,20 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main)
     if stopping:
         log.warning("%s: stopping at step %d and saving a checkpoint", stop.signal_name or "a stop request "
                     "on another process", step)
-    _save(run, ckpt, state, step)
+    _save(run, ckpt, state, step, metrics)
     if step == total and not stopping:
-        results = _evaluate(run, state, step, writer, workdir, is_main)
-        if is_main:
-            (workdir / "eval.json").write_text(json_dumps({"step": step, **results}))
+        _finish(run, state, step, writer, workdir, is_main)
+    return state
+
+
+def _finish(run: Run, state, step: int, writer, workdir: pathlib.Path, is_main: bool):
+    """The final evaluation (also when a run was stopped after its last checkpoint, before it)."""
+    if (workdir / "eval.json").exists():
+        log.info("the run in %s is complete (step %d) and evaluated (eval.json)", workdir, step)
+        return state
+    results = _evaluate(run, state, step, writer, workdir, is_main)
+    if is_main:
+        (workdir / "eval.json").write_text(json_dumps({"step": step, **results}))
     return state
 
 
@@ -193,8 +200,6 @@ def _keep_best(run: Run, state, step: int, results: dict, workdir: pathlib.Path,
     if name not in results:
         raise ValueError(f"eval.best_metric {name!r} is not among this run's metrics: "
                          f"{', '.join(sorted(results)) or '(none)'}")
-    if mode not in ("max", "min"):
-        raise ValueError(f"eval.best_mode {mode!r}: use 'max' or 'min'")
     value, record = float(results[name]), workdir / "best.json"
     improved = math.isfinite(value)
     if improved and is_main and record.exists():
@@ -220,16 +225,20 @@ def json_dumps(values: dict) -> str:
     return json.dumps(clean, indent=2)
 
 
-def _log(run: Run, writer, speed: Throughput, step: int, metrics: dict, ckpt) -> None:
+def _finite_metrics(metrics: dict, step: int) -> dict:
+    """The step's metrics as floats; raises NonFiniteError (before anything is saved) if any is not."""
     values = {k: float(v) for k, v in jax.device_get(metrics).items()}
     bad = {k: v for k, v in values.items() if not math.isfinite(v)}
     if bad:
-        ckpt.wait()
-        last = ckpt.latest_step()
         raise NonFiniteError(
-            f"non-finite metrics at step {step}: {bad}. Training stopped; this state was not saved "
-            f"(the last good checkpoint is step {last}). Try a lower learning rate, a gradient "
-            "penalty (--set penalty.r1_gamma=...), or float32 compute (--set compute_dtype=float32).")
+            f"non-finite metrics at step {step}: {bad}. Training stopped and this state was not saved "
+            "(the newest checkpoint in the workdir is from before it). Try a lower learning rate, a "
+            "gradient penalty (--set penalty.r1_gamma=...), or float32 compute (--set compute_dtype=float32).")
+    return values
+
+
+def _log(run: Run, writer, speed: Throughput, step: int, metrics: dict) -> None:
+    values = _finite_metrics(metrics, step)
     images = step * run.images_per_step
     if step > 1:
         rates = speed.update(step, images)
@@ -240,7 +249,8 @@ def _log(run: Run, writer, speed: Throughput, step: int, metrics: dict, ckpt) ->
     writer.write_scalars(step, values)
 
 
-def _save(run: Run, ckpt: Checkpointer, state, step: int) -> None:
+def _save(run: Run, ckpt: Checkpointer, state, step: int, metrics: dict) -> None:
+    _finite_metrics(metrics, step)  # never checkpoint a state that has gone non-finite
     ckpt.save(step, state, data_position={"step": step, "examples_seen": step * run.images_per_step},
               config=dict(run.config))
 
@@ -248,12 +258,9 @@ def _save(run: Run, ckpt: Checkpointer, state, step: int) -> None:
 def _write_samples(run: Run, state, z, labels, step: int, writer, workdir: pathlib.Path, is_main: bool):
     x = generate(run, state, z, labels)
     if run.source.info.kind == "points":
-        real = run.source.get_batch(0, 1000)["x"]
-        image = samples_lib.scatter_image(x, real, title=f"step {step}")
-        if is_main:
-            samples_lib.scatter_plot(x, real, workdir / "samples" / f"{step:08d}.png", title=f"step {step}")
+        image = samples_lib.scatter_image(x, run.source.get_batch(0, 1000)["x"], title=f"step {step}")
     else:
         image = samples_lib.image_grid(x)
-        if is_main:
-            samples_lib.save_png(workdir / "samples" / f"{step:08d}.png", image)
+    if is_main:
+        samples_lib.save_png(workdir / "samples" / f"{step:08d}.png", image)
     writer.write_images(step, {"samples": image})

@@ -190,3 +190,21 @@ def test_a_relative_workdir_works(tmp_path, monkeypatch):
     assert jaxgan("train", "ring8", "--smoke") == 0
     assert (tmp_path / "runs" / "ring8" / "eval.json").exists()
     assert jaxgan("train", "ring8", "--smoke") == 0  # and resumes from it
+
+
+def test_a_non_finite_state_is_never_checkpointed(tmp_path, capsys):
+    wd = tmp_path / "run"
+    code = jaxgan("train", "ring8", "--smoke", "--workdir", str(wd), "--set", "optim.d_lr=1e30",
+                  "--set", "optim.g_lr=1e30", "--set", "penalty.r1_gamma=0.0",
+                  "--set", "log_every_steps=100", "--set", "checkpoint_every_steps=1")
+    assert code == 2 and "non-finite metrics at step" in capsys.readouterr().err
+    steps = [p.name for p in (wd / "checkpoints").iterdir() if p.name.isdigit()]
+    assert steps == [], f"checkpointed a diverged state: {steps}"
+
+
+def test_a_missing_final_evaluation_is_done_on_rerun(tmp_path):
+    wd = tmp_path / "run"
+    jaxgan("train", "ring8", "--smoke", "--workdir", str(wd))
+    (wd / "eval.json").unlink()  # e.g. preempted during the final evaluation
+    assert jaxgan("train", "ring8", "--smoke", "--workdir", str(wd)) == 0
+    assert json.loads((wd / "eval.json").read_text())["step"] == 10
