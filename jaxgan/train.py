@@ -91,8 +91,12 @@ def _truncate_metrics(workdir: pathlib.Path, step: int) -> None:
 
 
 def _check_resumable(saved: dict, config: Config) -> None:
-    diffs = [k for k in sorted(set(saved) | set(config))
-             if k not in RESUMABLE_FIELDS and k != "smoke" and saved.get(k) != config.get(k)]
+    def same(k):  # the experiment by its file name, so a moved checkout still resumes
+        if k == "experiment":
+            return pathlib.Path(saved.get(k, "")).name == pathlib.Path(config.get(k, "")).name
+        return saved.get(k) == config.get(k)
+
+    diffs = [k for k in sorted(set(saved) | set(config)) if k not in RESUMABLE_FIELDS and not same(k)]
     if diffs:
         detail = "; ".join(f"{k}: saved {saved.get(k)!r}, now {config.get(k)!r}" for k in diffs)
         raise ValueError(f"this workdir holds a run with a different config ({detail}): use a new "
