@@ -65,6 +65,7 @@ def _restore_or_init(run: Run, ckpt: Checkpointer, workdir: pathlib.Path, is_mai
             workdir.mkdir(parents=True, exist_ok=True)
             (workdir / "config.json").write_text(run.config.to_json())
             _truncate_metrics(workdir, 0)  # lines of an earlier attempt that never checkpointed
+            _set_aside_results(workdir)
         return run.step.init_state(run.config.seed, example), 0
     saved = read_config(workdir / "checkpoints")
     if saved is not None:  # refuse a different config before touching any arrays
@@ -80,6 +81,21 @@ def _restore_or_init(run: Run, ckpt: Checkpointer, workdir: pathlib.Path, is_mai
         (workdir / "config.json").write_text(run.config.to_json())
     log.info("resumed from step %d (%s)", start, workdir / "checkpoints")
     return state, start
+
+
+def _set_aside_results(workdir: pathlib.Path) -> None:
+    """A fresh start in a workdir holding results of an attempt that never checkpointed: its eval and
+    best files would be mistaken for this run's, so they are moved to ``previous-N/`` (not deleted)."""
+    stale = [workdir / n for n in ("eval.json", "best.json", "best") if (workdir / n).exists()]
+    if not stale:
+        return
+    n = 0
+    while (workdir / f"previous-{n}").exists():
+        n += 1
+    (workdir / f"previous-{n}").mkdir()
+    for path in stale:
+        path.rename(workdir / f"previous-{n}" / path.name)
+    log.warning("moved results of an earlier attempt without checkpoints to %s", workdir / f"previous-{n}")
 
 
 def _truncate_metrics(workdir: pathlib.Path, step: int) -> None:
@@ -162,7 +178,7 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main)
 
 def _finish(run: Run, state, step: int, writer, workdir: pathlib.Path, is_main: bool):
     """The final evaluation (also when a run was stopped after its last checkpoint, before it)."""
-    if (workdir / "eval.json").exists():
+    if _decided_by_main((workdir / "eval.json").exists() if is_main else False):
         log.info("the run in %s is complete (step %d) and evaluated (eval.json)", workdir, step)
         return state
     results = _evaluate(run, state, step, writer, workdir, is_main)
@@ -179,6 +195,15 @@ def _stop_agreed(requested: bool, step: int) -> bool:
     if step % STOP_SYNC_EVERY:
         return False
     return _any_process(requested)
+
+
+def _decided_by_main(flag: bool) -> bool:
+    """Process 0's ``flag`` on every process (for decisions that lead to collective work)."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag)))
 
 
 def _any_process(flag: bool) -> bool:
@@ -209,11 +234,7 @@ def _keep_best(run: Run, state, step: int, results: dict, workdir: pathlib.Path,
     if improved and is_main and record.exists():
         best = json.loads(record.read_text())["value"]
         improved = (value > best) if mode == "max" else (value < best)
-    if jax.process_count() > 1:  # process 0 decides: only it is sure to see best.json
-        from jax.experimental import multihost_utils
-
-        improved = bool(multihost_utils.broadcast_one_to_all(np.asarray(improved)))
-    if not improved:
+    if not _decided_by_main(improved):  # only process 0 is sure to see best.json
         return
     with Checkpointer(workdir / "best", keep=1) as best_ckpt:
         best_ckpt.save(step, state, data_position={"step": step, "examples_seen": step * run.images_per_step},

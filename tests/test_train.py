@@ -2,6 +2,7 @@
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -207,4 +208,14 @@ def test_a_missing_final_evaluation_is_done_on_rerun(tmp_path):
     jaxgan("train", "ring8", "--smoke", "--workdir", str(wd))
     (wd / "eval.json").unlink()  # e.g. preempted during the final evaluation
     assert jaxgan("train", "ring8", "--smoke", "--workdir", str(wd)) == 0
+    assert json.loads((wd / "eval.json").read_text())["step"] == 10
+
+
+def test_a_fresh_start_sets_earlier_results_aside(tmp_path):
+    wd = tmp_path / "run"
+    jaxgan("train", "ring8", "--smoke", "--workdir", str(wd))
+    shutil.rmtree(wd / "checkpoints")  # as if the checkpoints had been removed by hand
+    old_eval = (wd / "eval.json").read_text()
+    assert jaxgan("train", "ring8", "--smoke", "--workdir", str(wd), "--set", "seed=1") == 0
+    assert (wd / "previous-0" / "eval.json").read_text() == old_eval
     assert json.loads((wd / "eval.json").read_text())["step"] == 10
