@@ -39,7 +39,7 @@ class TfdsSource(FiniteSource):
         try:
             import tensorflow_datasets as tfds  # lazy: optional dependency
         except ImportError as e:
-            raise ImportError("the 'tfds' data source needs tensorflow-datasets: pip install tensorflow-datasets "
+            raise ImportError("the 'tfds' data source needs tensorflow-datasets: pip install 'jaxgan[tfds]' "
                               "(TensorFlow itself is not needed)") from e
         try:
             self.data = tfds.data_source(dataset, split=split, data_dir=data_dir, download=download)
