@@ -2,8 +2,9 @@
 
 Command:  jaxgan train cgan_mnist --workdir runs/cgan_mnist
 Machine:  CPU (2 cores) for the default length; a GPU for longer runs (--set train.total_kimg=...).
-Time:     about the time of dcgan_mnist (not measured separately).
-Expected: a 10x10 sample grid whose column c shows the digit c (labels cycle 0-9; not yet measured).
+Time:     3,000 steps: 23.9 minutes on a shared 2-core CPU (see docs/results.md).
+Expected: a 10x10 sample grid whose column c shows the digit c (clear from step 1,500); eval.json
+          (measured once, step 3,000): classifier_fid10k 60.2, classifier_score10k 9.49.
 
 Data: the MNIST IDX files in $JAXGAN_MNIST_DIR, or ../shared/data/mnist beside the repository (the
 10,000-image test split there; point data.dir at a folder with train-images-idx3-ubyte.gz and set
