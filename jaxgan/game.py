@@ -117,8 +117,7 @@ class GAN:
         return dict(g_params=g_params, g_state=g_state, d_params=d_params, d_state=d_state, extra=None)
 
     def latents(self, keys: Array) -> Array:
-        z_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, _Z_STREAM)
-        return rng_lib.normal(z_keys, (self.latent_dim,))
+        return rng_lib.normal(rng_lib.substream(keys, _Z_STREAM), (self.latent_dim,))
 
     def _fake(self, g_params, g_state, keys, labels, *, train=True):
         return self.g.apply(merge(g_params, g_state), self.latents(keys), labels, train=train)
@@ -135,7 +134,7 @@ class GAN:
         total, metrics = adv, {"loss/d_adv": adv}
         d_apply = lambda p, x: self.d.apply(merge(p, state.d_state), x, labels, train=True)[0]
         for i, pen in enumerate(self.penalties):
-            pen_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, _PENALTY_STREAM + i)
+            pen_keys = rng_lib.substream(keys, _PENALTY_STREAM + i)
             value = _lazy(pen, state.step, lambda: pen.fn(d_apply, d_params, real, fake, pen_keys))
             total = total + pen.weight * pen.every * value
             metrics[f"penalty/{pen.name}"] = value

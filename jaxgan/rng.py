@@ -28,6 +28,11 @@ def example_keys(key: jax.Array, local_batch: int, axis_name: str | None = DATA_
     return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, idx)
 
 
+def substream(keys: jax.Array, stream: int) -> jax.Array:
+    """Each per-example key folded with ``stream``: independent draws for another purpose."""
+    return jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, stream)
+
+
 def normal(keys: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
     """One standard-normal draw of ``shape`` per key: result shape (len(keys), *shape)."""
     return jax.vmap(lambda k: jax.random.normal(k, shape, dtype))(keys)

@@ -126,6 +126,12 @@ class TrainStep:
         self.check_batch(batch)
         return self._jitted.lower(state, batch)
 
+    def _init_fn(self, example_batch: dict, ema: bool | None):
+        """``key -> GANState`` for the data's per-example shapes (shared by the two constructors)."""
+        ema = self.ema_half_life_kimg is not None if ema is None else ema
+        example = jax.tree.map(lambda x: jnp.zeros((1,) + tuple(x.shape[1:]), x.dtype), example_batch)
+        return lambda key: init_state(self.game, self.g_tx, self.d_tx, key, example, ema=ema)
+
     def init_state(self, seed: int, example_batch: dict, *, ema: bool | None = None) -> GANState:
         """Creates the state already replicated on the mesh (compiled, no host round trip).
 
@@ -135,17 +141,11 @@ class TrainStep:
             shapes and dtypes are used.
           ema: keep a generator EMA; default: when this step has an EMA half-life.
         """
-        ema = self.ema_half_life_kimg is not None if ema is None else ema
-        example = jax.tree.map(lambda x: jnp.zeros((1,) + tuple(x.shape[1:]), x.dtype), example_batch)
-        create = jax.jit(lambda key: init_state(self.game, self.g_tx, self.d_tx, key, example, ema=ema),
-                         out_shardings=replicated(self.mesh))
+        create = jax.jit(self._init_fn(example_batch, ema), out_shardings=replicated(self.mesh))
         return create(jax.random.PRNGKey(seed))
 
     def abstract_state(self, example_batch: dict, *, ema: bool | None = None) -> GANState:
         """The state's shapes, dtypes and shardings without computing it (for checkpoint restore)."""
-        ema = self.ema_half_life_kimg is not None if ema is None else ema
-        example = jax.tree.map(lambda x: jnp.zeros((1,) + tuple(x.shape[1:]), x.dtype), example_batch)
-        shapes = jax.eval_shape(lambda key: init_state(self.game, self.g_tx, self.d_tx, key, example,
-                                                       ema=ema), jax.random.PRNGKey(0))
+        shapes = jax.eval_shape(self._init_fn(example_batch, ema), jax.random.PRNGKey(0))
         sharding = replicated(self.mesh)
         return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
