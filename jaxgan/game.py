@@ -122,10 +122,18 @@ class GAN:
     def _fake(self, g_params, g_state, keys, labels, *, train=True):
         return self.g.apply(merge(g_params, g_state), self.latents(keys), labels, train=train)
 
+    def fake(self, g_params, state, batch, keys):
+        """G's train-mode samples for this slice of the batch: ``(fake, {'g_state': new G state})``."""
+        fake, g_state = self._fake(g_params, state.g_state, keys, self._labels(batch))
+        return fake, {"g_state": g_state}
+
     def d_loss(self, d_params, state, batch, keys):
+        fake, _ = self.fake(state.g_params, state, batch, keys)  # G's state moves in g_loss
+        return self.d_loss_given_fake(d_params, state, batch, jax.lax.stop_gradient(fake), keys)
+
+    def d_loss_given_fake(self, d_params, state, batch, fake, keys):
+        """D's loss (with penalties) against given fakes; ``d_loss`` draws them first."""
         labels = self._labels(batch)
-        fake, _ = self._fake(state.g_params, state.g_state, keys, labels)  # G's state moves in g_loss
-        fake = jax.lax.stop_gradient(fake)
         real = batch["x"]
         real_logits, d_state = self.d.apply(merge(d_params, state.d_state), real, labels, train=True)
         fake_logits, d_state = self.d.apply(merge(d_params, d_state), fake, labels, train=True)
@@ -144,15 +152,20 @@ class GAN:
         return total, StepOut({"d_state": d_state}, metrics)
 
     def g_loss(self, g_params, state, batch, keys):
+        fake, g_updates = self.fake(g_params, state, batch, keys)
+        loss, out = self.g_loss_given_fake(fake, state, batch, keys)
+        return loss, StepOut({**out.updates, **g_updates}, out.metrics)
+
+    def g_loss_given_fake(self, fake, state, batch, keys):
+        """G's adversarial loss as a function of its samples (differentiable in ``fake``)."""
         labels = self._labels(batch)
-        fake, g_state = self._fake(g_params, state.g_state, keys, labels)
         d_vars = merge(state.d_params, state.d_state)
         fake_logits = gather(self.d.apply(d_vars, fake, labels, train=True)[0], self.axis_name)
         real_logits = None
         if self.loss.g_uses_real:
             real_logits = gather(self.d.apply(d_vars, batch["x"], labels, train=True)[0], self.axis_name)
         loss = self.loss.g(real_logits, fake_logits)
-        return loss, StepOut({"g_state": g_state}, {"loss/g": loss})
+        return loss, StepOut({}, {"loss/g": loss})
 
     def generate(self, g_params, g_state, z, labels=None):
         out, _ = self.g.apply(merge(g_params, g_state), z, labels, train=False)

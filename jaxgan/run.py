@@ -46,14 +46,14 @@ class Run:
 
 def build(config: Config, module: types.ModuleType, devices=None) -> Run:
     """Builds the run described by ``config`` with the experiment ``module``'s ``build``."""
-    source = data_lib.make_source(config.data, seed=config.seed)
+    source = data_lib.make_run_source(config)
     game, g_tx, d_tx = module.build(config, source.info)
     mesh = sharding.make_mesh(devices)
     sharding.check_divisible(config.train.batch_size, mesh.size)  # mesh.size is a multiple of processes
     t = config.train
     step = TrainStep(game, g_tx, d_tx, mesh, n_critic=t.n_critic,
                      ema_half_life_kimg=t.ema_half_life_kimg or None, ema_rampup=t.ema_rampup or None,
-                     max_traces=1)
+                     max_traces=1, share_generator_pass=bool(t.get("share_generator_pass", False)))
     return Run(config=config, source=source, game=game, step=step, mesh=mesh)
 
 
@@ -71,7 +71,13 @@ def example_batch(run: Run) -> dict:
 
 
 def sample_inputs(run: Run, n: int, seed: int) -> tuple[jax.Array, jax.Array | None]:
-    """A fixed set of latents (and labels cycling over the classes for conditional games)."""
+    """A fixed set of latents (and labels cycling over the classes for conditional games).
+
+    A game whose generator takes something other than noise (an image to translate or upscale)
+    provides ``sample_inputs(source, n, seed) -> (inputs, labels)`` and is asked instead.
+    """
+    if hasattr(run.game, "sample_inputs"):
+        return run.game.sample_inputs(run.source, n, seed)
     z = jax.random.normal(jax.random.PRNGKey(seed), (n, run.game.latent_dim))
     labels = None
     if run.game.num_classes is not None:
@@ -79,15 +85,24 @@ def sample_inputs(run: Run, n: int, seed: int) -> tuple[jax.Array, jax.Array | N
     return z, labels
 
 
+def sampling_variables(state) -> tuple[Any, Any]:
+    """``(params, model_state)`` to sample with: the EMA generator and its own averaged model state
+    where the run keeps an EMA, else the live generator."""
+    if state.g_ema is None:
+        return state.g_params, state.g_state
+    ema_state = state.g_ema_state if state.g_ema_state is not None else state.g_state
+    return state.g_ema, ema_state
+
+
 def generate(run: Run, state, z: jax.Array, labels: jax.Array | None = None,
              chunk: int = 1000) -> np.ndarray:
     """Samples (float32 numpy) from the EMA generator where there is one, in inference mode."""
-    params = state.g_ema if state.g_ema is not None else state.g_params
+    params, model_state = sampling_variables(state)
     fn = run.generate_fn
     out = []
     for i in range(0, z.shape[0], chunk):
         y = None if labels is None else labels[i:i + chunk]
-        out.append(np.asarray(jax.device_get(fn(params, state.g_state, z[i:i + chunk], y)), np.float32))
+        out.append(np.asarray(jax.device_get(fn(params, model_state, z[i:i + chunk], y)), np.float32))
     return np.concatenate(out)
 
 

@@ -67,3 +67,37 @@ def global_batch(mesh: Mesh, local: Any, critic_axis: bool = True) -> Any:
 def replicate(mesh: Mesh, tree: Any) -> Any:
     """Places a pytree of host or device arrays fully replicated on the mesh."""
     return jax.device_put(tree, replicated(mesh))
+
+
+def replication_error(tree: Any) -> float:
+    """The largest absolute difference between any device's copy of a replicated leaf and device 0's.
+
+    The step runs under ``shard_map(check_vma=False)`` (pmap's model: see docs/design.md), so JAX does
+    not prove that the state it declares replicated is the same on every device: a network whose
+    BatchNorm does not average over the ``'data'`` axis would let the copies drift apart silently.
+    This reads each leaf's addressable shards and compares them; 0.0 means truly replicated.
+    """
+    worst = 0.0
+    for leaf in jax.tree.leaves(tree):
+        if not isinstance(leaf, jax.Array) or len(leaf.addressable_shards) < 2:
+            continue
+        if not leaf.sharding.is_fully_replicated:
+            continue
+        copies = [np.asarray(s.data) for s in leaf.addressable_shards]
+        ref = copies[0].astype(np.float64) if copies[0].dtype.kind == "f" else copies[0]
+        for c in copies[1:]:
+            if c.dtype.kind == "f":
+                diff = float(np.max(np.abs(c.astype(np.float64) - ref))) if c.size else 0.0
+            else:
+                diff = 0.0 if np.array_equal(c, ref) else float("inf")
+            worst = max(worst, diff)
+    return worst
+
+
+def assert_replicated(tree: Any, what: str = "state") -> None:
+    """Raises an AssertionError naming the difference when replicated copies differ between devices."""
+    err = replication_error(tree)
+    if err != 0.0:
+        raise AssertionError(f"the {what} declared replicated differs between devices by up to {err:g}: "
+                             "some per-device computation (e.g. BatchNorm statistics without "
+                             "axis_name='data') is not averaged over the data axis")

@@ -25,6 +25,9 @@ class GANState:
       g_ema: exponential moving average of ``g_params`` (None when EMA is off).
       extra: game-specific state (a pool of past fakes, a path-length running mean...); None if unused.
       rng: the run's base PRNG key (raw uint32 key data); step keys are folded from it and the step.
+      g_ema_state: the generator's model state to sample ``g_ema`` with (BatchNorm statistics, a
+        tracked W average...): its floating-point leaves averaged with the same decay as ``g_ema``,
+        so the EMA generator is never run with the live generator's statistics. None without EMA.
     """
 
     step: jax.Array
@@ -37,6 +40,7 @@ class GANState:
     g_ema: Any
     extra: Any
     rng: jax.Array
+    g_ema_state: Any = None
 
 
 def init_state(game, g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
@@ -61,6 +65,7 @@ def init_state(game, g_tx: optax.GradientTransformation, d_tx: optax.GradientTra
         g_ema=jax.tree.map(jnp.copy, g_params) if ema else None,
         extra=v.get("extra"),
         rng=run_rng,
+        g_ema_state=jax.tree.map(jnp.copy, v.get("g_state", {})) if ema else None,
     )
 
 
@@ -75,6 +80,15 @@ def ema_beta(step: jax.Array, images_per_step: int, half_life_kimg: float,
     if rampup is not None:
         half_life = jnp.minimum(half_life, step.astype(jnp.float32) * images_per_step * rampup)
     return 0.5 ** (images_per_step / jnp.maximum(half_life, 1e-8))
+
+
+def ema_update(ema: Any, live: Any, beta: jax.Array) -> Any:
+    """``live + beta * (ema - live)`` on floating-point leaves; other leaves (counters) follow ``live``."""
+    def one(e, x):
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            return (x + beta * (e - x)).astype(x.dtype)
+        return x
+    return jax.tree.map(one, ema, live)
 
 
 def param_count(params: Any) -> int:

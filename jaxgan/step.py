@@ -18,15 +18,20 @@ from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxgan import rng as rng_lib
 from jaxgan.sharding import DATA_AXIS, check_divisible, replicated
-from jaxgan.state import GANState, ema_beta, init_state
+from jaxgan.state import GANState, ema_beta, ema_update, init_state
 
 
 def _update(game_loss, tx, params, opt_state, state, batch, keys):
     """One optimiser update of one side; returns (params, opt_state, StepOut, grads, updates)."""
     (_, out), grads = jax.value_and_grad(game_loss, has_aux=True)(params, state, batch, keys)
+    return (*_apply(tx, grads, params, opt_state), out)
+
+
+def _apply(tx, grads, params, opt_state):
+    """Averages this device's gradients over the data axis and applies them: (params, opt, grads, updates)."""
     grads = jax.lax.pmean(grads, DATA_AXIS)
     updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, out, grads, updates
+    return optax.apply_updates(params, updates), opt_state, grads, updates
 
 
 _norm = getattr(getattr(optax, "tree", None), "norm", None) or optax.global_norm
@@ -35,6 +40,16 @@ _norm = getattr(getattr(optax, "tree", None), "norm", None) or optax.global_norm
 def _norms(side: str, grads, updates, params) -> dict:
     return {f"grad_norm/{side}": _norm(grads), f"update_norm/{side}": _norm(updates),
             f"param_norm/{side}": _norm(params)}
+
+
+def seed_key(seed: int) -> jax.Array:
+    """The run's key from a seed of up to 64 bits (``PRNGKey`` alone keeps only the low 32: seeds
+    ``2**32`` and 0 would collide). Seeds below ``2**32`` give ``PRNGKey(seed)`` exactly."""
+    seed = int(seed)
+    if not 0 <= seed < 2 ** 64:
+        raise ValueError(f"seed {seed} is outside [0, 2**64): use a smaller non-negative integer")
+    key = jax.random.PRNGKey(seed & 0xFFFFFFFF)
+    return key if seed < 2 ** 32 else jax.random.fold_in(key, seed >> 32)
 
 
 class TrainStep:
@@ -50,6 +65,12 @@ class TrainStep:
       ema_rampup: StyleGAN2-ADA's EMA ramp-up (e.g. 0.05), or None.
       max_traces: if set, tracing the step more often raises an AssertionError (a silent recompile
         is a bug). Counted per TrainStep; ``chex.assert_max_traces`` would count across instances.
+      share_generator_pass: one generator forward pass serves both updates (n_critic = 1 only, and a
+        game with ``fake``, ``d_loss_given_fake`` and ``g_loss_given_fake``, as :class:`GAN` has). G's
+        parameters do not change during the D update, so the fakes D learns from are the ones G is
+        updated through: the G update reuses them and their VJP instead of a second forward pass,
+        with the same noise for both updates (the default draws fresh noise for G). Saves one G
+        forward per step; the trained result differs by that noise (docs/results.md measures it).
 
     Batches are dicts of arrays shaped ``(n_critic, global_batch, ...)``, sharded with
     :func:`jaxgan.sharding.batch_sharding` (see :func:`jaxgan.sharding.global_batch`). Metrics are
@@ -59,9 +80,17 @@ class TrainStep:
 
     def __init__(self, game, g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
                  mesh: Mesh, *, n_critic: int = 1, ema_half_life_kimg: float | None = None,
-                 ema_rampup: float | None = None, max_traces: int | None = None):
+                 ema_rampup: float | None = None, max_traces: int | None = None,
+                 share_generator_pass: bool = False):
         if n_critic < 1:
             raise ValueError(f"n_critic={n_critic} must be >= 1")
+        if share_generator_pass:
+            missing = [m for m in ("fake", "d_loss_given_fake", "g_loss_given_fake") if not hasattr(game, m)]
+            if n_critic != 1 or missing:
+                raise ValueError(f"share_generator_pass needs n_critic == 1 (got {n_critic}) and a game with "
+                                 f"fake/d_loss_given_fake/g_loss_given_fake (missing: {missing or 'none'}): "
+                                 "turn it off for this game")
+        self.share_generator_pass = share_generator_pass
         self.game, self.g_tx, self.d_tx, self.mesh = game, g_tx, d_tx, mesh
         self.n_critic = n_critic
         self.ema_half_life_kimg, self.ema_rampup = ema_half_life_kimg, ema_rampup
@@ -76,37 +105,63 @@ class TrainStep:
         if self.max_traces is not None and self.trace_count > self.max_traces:
             raise AssertionError(f"the train step was traced {self.trace_count} times (max_traces="
                                  f"{self.max_traces}): a batch shape, dtype or sharding changed between steps")
-        game = self.game
         local = jax.tree.leaves(batch)[0].shape[1]
         step_key = jax.random.fold_in(state.rng, state.step)
 
-        def critic(state, xs):
-            i, sub = xs
-            keys = rng_lib.example_keys(jax.random.fold_in(step_key, i), local)
-            params, opt, out, grads, upd = _update(game.d_loss, self.d_tx, state.d_params,
-                                                   state.d_opt_state, state, sub, keys)
-            state = state.replace(d_params=params, d_opt_state=opt, **out.updates)
-            return state, {**out.metrics, **_norms("d", grads, upd, params)}
-
-        state, d_metrics = jax.lax.scan(critic, state, (jnp.arange(self.n_critic), batch))
-        d_metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), d_metrics)
-
-        last = jax.tree.map(lambda x: x[-1], batch)
-        keys = rng_lib.example_keys(jax.random.fold_in(step_key, self.n_critic), local)
-        params, opt, out, grads, upd = _update(game.g_loss, self.g_tx, state.g_params,
-                                               state.g_opt_state, state, last, keys)
-        state = state.replace(g_params=params, g_opt_state=opt, **out.updates)
-        metrics = {**d_metrics, **out.metrics, **_norms("g", grads, upd, params)}
+        if self.share_generator_pass:
+            state, metrics = self._shared_pass(state, jax.tree.map(lambda x: x[0], batch), step_key, local)
+        else:
+            state, metrics = self._alternating(state, batch, step_key, local)
 
         if state.g_ema is not None and self.ema_half_life_kimg is not None:
             # kimg counts real images shown to D, batch x n_critic per step: the EMA uses that clock.
             images_per_step = local * jax.lax.axis_size(DATA_AXIS) * self.n_critic
             beta = ema_beta(state.step, images_per_step, self.ema_half_life_kimg, self.ema_rampup)
             metrics["ema/beta"] = beta
-            state = state.replace(g_ema=jax.tree.map(lambda e, p: p + beta * (e - p),
-                                                     state.g_ema, state.g_params))
+            state = state.replace(g_ema=ema_update(state.g_ema, state.g_params, beta),
+                                  g_ema_state=ema_update(state.g_ema_state, state.g_state, beta))
         metrics = jax.tree.map(lambda m: jax.lax.pmean(jnp.asarray(m, jnp.float32), DATA_AXIS), metrics)
         return state.replace(step=state.step + 1), metrics
+
+    def _alternating(self, state: GANState, batch: dict, step_key, local: int) -> tuple[GANState, dict]:
+        """n_critic D updates, then one G update with fresh noise (the standard schedule)."""
+        game = self.game
+        # A Python loop, not lax.scan: XLA canonicalises convolution layouts only in the top-level
+        # computation, so convolutions inside a scan body fall to slow generic kernels on CPU (2x
+        # slower DCGAN steps, measured); n_critic is small (1 to 5), so unrolling costs little compile.
+        per_update = []
+        for i in range(self.n_critic):
+            keys = rng_lib.example_keys(jax.random.fold_in(step_key, i), local)
+            sub = jax.tree.map(lambda x: x[i], batch)
+            params, opt, grads, upd, out = _update(game.d_loss, self.d_tx, state.d_params,
+                                                   state.d_opt_state, state, sub, keys)
+            state = state.replace(d_params=params, d_opt_state=opt, **out.updates)
+            per_update.append({**out.metrics, **_norms("d", grads, upd, params)})
+        d_metrics = jax.tree.map(lambda *ms: jnp.mean(jnp.stack(ms)), *per_update)
+
+        last = jax.tree.map(lambda x: x[-1], batch)
+        keys = rng_lib.example_keys(jax.random.fold_in(step_key, self.n_critic), local)
+        params, opt, grads, upd, out = _update(game.g_loss, self.g_tx, state.g_params,
+                                               state.g_opt_state, state, last, keys)
+        state = state.replace(g_params=params, g_opt_state=opt, **out.updates)
+        return state, {**d_metrics, **out.metrics, **_norms("g", grads, upd, params)}
+
+    def _shared_pass(self, state: GANState, batch: dict, step_key, local: int) -> tuple[GANState, dict]:
+        """One D update and one G update through the same generator forward pass (and its VJP)."""
+        game = self.game
+        keys = rng_lib.example_keys(jax.random.fold_in(step_key, 0), local)
+        fake, g_vjp, g_updates = jax.vjp(lambda p: game.fake(p, state, batch, keys), state.g_params,
+                                         has_aux=True)
+        (_, out), grads = jax.value_and_grad(game.d_loss_given_fake, has_aux=True)(
+            state.d_params, state, batch, jax.lax.stop_gradient(fake), keys)
+        params, opt, grads, upd = _apply(self.d_tx, grads, state.d_params, state.d_opt_state)
+        state = state.replace(d_params=params, d_opt_state=opt, **out.updates)
+        metrics = {**out.metrics, **_norms("d", grads, upd, params)}
+        (_, out), fake_grad = jax.value_and_grad(game.g_loss_given_fake, has_aux=True)(fake, state, batch, keys)
+        (grads,) = g_vjp(fake_grad)
+        params, opt, grads, upd = _apply(self.g_tx, grads, state.g_params, state.g_opt_state)
+        state = state.replace(g_params=params, g_opt_state=opt, **out.updates, **g_updates)
+        return state, {**metrics, **out.metrics, **_norms("g", grads, upd, params)}
 
     # -- host side -------------------------------------------------------------------------------
     def check_batch(self, batch: dict) -> None:
@@ -142,7 +197,7 @@ class TrainStep:
           ema: keep a generator EMA; default: when this step has an EMA half-life.
         """
         create = jax.jit(self._init_fn(example_batch, ema), out_shardings=replicated(self.mesh))
-        return create(jax.random.PRNGKey(seed))
+        return create(seed_key(seed))
 
     def abstract_state(self, example_batch: dict, *, ema: bool | None = None) -> GANState:
         """The state's shapes, dtypes and shardings without computing it (for checkpoint restore)."""

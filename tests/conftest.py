@@ -5,15 +5,16 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DATA = pathlib.Path(os.environ.get("JAXGAN_SHARED_DATA", ROOT.parent / "shared" / "data"))
-MNIST_DIR = SHARED_DATA / "mnist"
+# The one variable for the MNIST location, as the experiments read it (experiments/dcgan_mnist.py).
+MNIST_DIR = pathlib.Path(os.environ.get("JAXGAN_MNIST_DIR") or ROOT.parent / "shared" / "data" / "mnist")
 
 
 @pytest.fixture
 def mnist_dir():
     """Directory with the real MNIST test split (IDX, gzipped); skips where it is absent."""
     if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"real MNIST not found at {MNIST_DIR} (set JAXGAN_SHARED_DATA or put ../shared/data beside the repo)")
+        pytest.skip(f"real MNIST not found at {MNIST_DIR} (set JAXGAN_MNIST_DIR to a folder with "
+                    "t10k-images-idx3-ubyte.gz, or put ../shared/data/mnist beside the repo)")
     return MNIST_DIR
 
 

@@ -7,7 +7,7 @@ global batch with :func:`process_batch`. See ``jaxgan/data/base.py`` for the con
 """
 from jaxgan.data.arrays import ArraySource, FiniteSource, load_array, npz_source
 from jaxgan.data.base import DataInfo, EpochShuffle, Source, process_batch
-from jaxgan.data.factory import SOURCES, make_source
+from jaxgan.data.factory import SOURCES, make_run_source, make_source
 from jaxgan.data.folder import FolderSource
 from jaxgan.data.idx import find_mnist_files, idx_source, mnist_idx, parse_idx, read_idx
 from jaxgan.data.images import ImageOptions, preprocess
@@ -27,7 +27,7 @@ from jaxgan.data.toy import (
 __all__ = [
     "ArraySource", "DataInfo", "EpochShuffle", "FiniteSource", "FolderSource", "GaussianMixture",
     "GRID25_CENTRES", "GRID25_STD", "ImageOptions", "RING8_CENTRES", "RING8_RADIUS", "RING8_STD", "SOURCES",
-    "Source", "StackedMNIST", "TfdsSource", "find_mnist_files", "grid25", "idx_source", "load_array", "make_source",
+    "Source", "StackedMNIST", "TfdsSource", "find_mnist_files", "grid25", "idx_source", "load_array", "make_run_source", "make_source",
     "mnist_idx", "npz_source", "parse_idx", "preprocess", "process_batch", "read_idx", "ring8",
     "stacked_mnist",
 ]

@@ -15,6 +15,11 @@ npz, npy       ``path``, ``x_key``, ``label_key``, ``labels_path``, ``value_rang
 folder         ``path``
 tfds           ``dataset``, ``split``, ``data_dir``, ``download``, ``image_key``, ``label_key``
 =============  ==========================================================================
+
+Any spec may also carry the view options of :mod:`jaxgan.data.pairs`, applied in this order:
+``part`` (``[k, n]``: the examples ``i % n == k`` of a finite source), ``transform`` (``'invert'``,
+``'thicken'`` or a list of them) and ``sr_factor`` (batches become ``{'x': high-res, 'lr': low-res}``).
+A run config with a ``data_b`` spec reads two unpaired domains (:func:`make_run_source`).
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from jaxgan.data.arrays import npz_source
 from jaxgan.data.base import Source
 from jaxgan.data.folder import FolderSource
 from jaxgan.data.idx import idx_source, mnist_idx
+from jaxgan.data.pairs import SuperResolutionSource, Subset, Transformed, UnpairedSource
 from jaxgan.data.stacked import stacked_mnist
 from jaxgan.data.tfds import TfdsSource
 from jaxgan.data.toy import grid25, ring8
@@ -41,6 +47,9 @@ SOURCES: dict[str, Callable[..., Source]] = {
     "folder": FolderSource,
     "tfds": TfdsSource,
 }
+
+# Options any spec may carry: views of the named source (see jaxgan.data.pairs).
+VIEW_OPTIONS = ("part", "transform", "sr_factor")
 
 
 def make_source(spec: Mapping[str, Any] | str, seed: int) -> Source:
@@ -66,6 +75,8 @@ def make_source(spec: Mapping[str, Any] | str, seed: int) -> Source:
         raise ValueError(f"a data spec is a source name or a dict with a 'name' key, got {spec!r}; "
                          f"names: {sorted(SOURCES)}")
     options = dict(spec)
+    views = {k: options.pop(k) for k in VIEW_OPTIONS if options.get(k) not in (None, "", [], 0)}
+    options = {k: v for k, v in options.items() if k not in VIEW_OPTIONS}
     name = options.pop("name")
     if name not in SOURCES:
         raise ValueError(f"unknown data source {name!r}: choose one of {sorted(SOURCES)}")
@@ -81,4 +92,25 @@ def make_source(spec: Mapping[str, Any] | str, seed: int) -> Source:
                if p != "seed" and v.default is inspect.Parameter.empty and p not in options]
     if missing:
         raise ValueError(f"data source {name!r} needs option(s) {missing} (got {sorted(options)})")
-    return build(seed=seed, **options)
+    source = build(seed=seed, **options)
+    if "part" in views:
+        source = Subset(source, views["part"], seed=seed)
+    if "transform" in views:
+        source = Transformed(source, views["transform"])
+    if "sr_factor" in views:
+        source = SuperResolutionSource(source, views["sr_factor"])
+    return source
+
+
+def make_run_source(config: Mapping[str, Any]) -> Source:
+    """The data source of a run config (``config.data`` seeded with ``config.seed``).
+
+    The one place a run's config becomes its source, so families with other data layouts (two
+    unpaired domains, low/high-resolution pairs) extend it here rather than in the runner. A
+    non-empty ``config.data_b`` makes an :class:`~jaxgan.data.pairs.UnpairedSource` of ``data``
+    (domain A, seeded with ``seed``) and ``data_b`` (domain B, seeded with ``seed + 1``).
+    """
+    source = make_source(config["data"], seed=config["seed"])
+    if config.get("data_b"):
+        source = UnpairedSource(source, make_source(config["data_b"], seed=config["seed"] + 1))
+    return source

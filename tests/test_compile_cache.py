@@ -1,0 +1,44 @@
+"""The persistent compilation cache: a second process loads the train step instead of compiling it."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+from jaxgan import compile_cache
+
+HERE = pathlib.Path(__file__).parent
+
+
+def probe(directory, *extra):
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, str(HERE / "compile_cache_probe.py"), str(directory), *extra],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return set(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def test_second_process_hits_the_cache(tmp_path):
+    cache = tmp_path / "xla"
+    first = probe(cache)
+    assert "cache_misses" in first and "cache_hits" not in first
+    assert any(cache.iterdir())  # the compiled step was written
+    second = probe(cache)
+    assert "cache_hits" in second and "cache_misses" not in second
+    assert "cache_hits" not in probe(tmp_path / "unused", "off")
+
+
+def test_default_directory_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("JAXGAN_COMPILE_CACHE", raising=False)
+    monkeypatch.setenv("JAXGAN_CACHE", str(tmp_path))
+    assert compile_cache.default_directory() == tmp_path / "xla"
+    monkeypatch.setenv("JAXGAN_COMPILE_CACHE", str(tmp_path / "elsewhere"))
+    assert compile_cache.default_directory() == tmp_path / "elsewhere"
+    monkeypatch.setenv("JAXGAN_COMPILE_CACHE", "off")
+    assert compile_cache.default_directory() is None and compile_cache.enable() is None
+
+
+def test_an_unwritable_directory_leaves_the_cache_off(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert compile_cache.enable(blocker / "xla") is None
