@@ -10,12 +10,11 @@ Data: the MNIST IDX files in $JAXGAN_MNIST_DIR, or ../shared/data/mnist beside t
 10,000-image test split there; point data.dir at a folder with train-images-idx3-ubyte.gz and set
 data.split=train for the full 60,000).
 """
-import pathlib
 
 from jaxgan.config import load_experiment
 from jaxgan.experiment import dcgan
 
-_BASE = load_experiment(str(pathlib.Path(__file__).with_name("dcgan_mnist.py")))
+_BASE = load_experiment("dcgan_mnist")  # by name, so the copy kept in a workdir loads too
 
 
 def get_config(smoke: bool = False):

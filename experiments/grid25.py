@@ -10,12 +10,11 @@ ring8's recipe (R1, beta1 = 0.5, cosine decay, EMA sampling) with wider networks
 at ring8's settings the grid gets 14/25 modes (0.37 high quality); R1 gamma 0.5 gets 21/25 (0.23);
 hidden 256 gets 22/25 (0.48).
 """
-import pathlib
 
 from jaxgan.config import load_experiment
 from jaxgan.experiment import mlp_gan
 
-_BASE = load_experiment(str(pathlib.Path(__file__).with_name("ring8.py")))
+_BASE = load_experiment("ring8")  # by name, so the copy kept in a workdir loads too
 
 
 def get_config(smoke: bool = False):

@@ -18,8 +18,12 @@ are durable. Only the newest ``keep`` steps are kept.
 Restoring takes an abstract state (``jax.ShapeDtypeStruct`` leaves with shardings, e.g.
 :meth:`jaxgan.step.TrainStep.abstract_state`): the target shardings decide placement, so a run saved
 on 8 devices resumes on 1 or 2. Without an explicit step, the newest step that restores is used; a
-newer step that fails is skipped with a warning and moved to ``corrupt/``. When no step restores
-(often: the model or optimiser changed since the save) nothing is moved and the error lists why.
+newer step that fails twice is skipped with a warning and, once an older one restored, moved to
+``corrupt/``. A failure of the storage itself (EIO, ENOSPC, permission, a network file system timing
+out: :func:`is_io_error`) is not a corrupt checkpoint: it raises :class:`CheckpointIOError` and nothing
+is moved. With several processes, all try each step and agree on the result before going on, so they
+restore the same step. When no step restores (often: the model or optimiser changed since the save)
+nothing is moved and the error lists why.
 
 Example::
 
@@ -32,9 +36,11 @@ Example::
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import sys
 from typing import Any
 
 import jax
@@ -69,9 +75,21 @@ def _meta(data_position: dict, config: dict) -> dict:
                         f"bools, lists and None): {e}") from e
 
 
+class _DropReadOnlyNotice(logging.Filter):
+    """Drops orbax's "Given directory is read only" warning: jaxgan opens managers read-only on purpose
+    (to read a config, or to sample from a workdir), and the directory is not read-only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Given directory is read only")
+
+
+_READ_ONLY_NOTICE = _DropReadOnlyNotice()
+
+
 def _manager(directory: epath.Path, *, keep: int | None, async_save: bool,
              read_only: bool = False) -> ocp.CheckpointManager:
     if read_only:
+        logging.getLogger("absl").addFilter(_READ_ONLY_NOTICE)  # idempotent: a set of filters
         options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
     else:
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
@@ -95,7 +113,10 @@ def _readable_steps(mngr: ocp.CheckpointManager):
     for step in sorted(mngr.all_steps(), reverse=True):
         try:
             meta = _read_meta(mngr, step)
-        except Exception as e:  # noqa: BLE001 - any failure to read makes the step unusable
+        except Exception as e:  # noqa: BLE001 - a bad step is skipped; a failing disk is not hidden
+            if is_io_error(e):
+                raise CheckpointIOError(f"reading checkpoint step {step} in {mngr.directory} failed with an "
+                                        f"I/O error ({_reason(e)}): fix the storage and run again") from e
             _log.warning("checkpoint step %d in %s is unreadable, skipping it: %s",
                          step, mngr.directory, _reason(e))
             continue
@@ -120,12 +141,76 @@ def read_config(directory: str | os.PathLike) -> dict | None:
         mngr.close()
 
 
+def _is_closed_loop_noise(unraisable) -> bool:
+    exc = getattr(unraisable, "exc_value", None)
+    return isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"
+
+
+def quiet_orbax_shutdown_noise() -> None:
+    """Drops the "Event loop is closed" reports left by a checkpoint read that failed.
+
+    When orbax's read of a corrupt step fails, tensorstore still completes the read's other futures
+    later; their callbacks find orbax's event loop closed and Python reports each as an unraisable
+    exception (dozens of tracebacks after the clean message). Only those are dropped; every other
+    unraisable exception goes to the previous hook. Idempotent; for command-line entry points.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "_jaxgan_quiet", False):
+        return
+
+    def hook(unraisable):
+        if not _is_closed_loop_noise(unraisable):
+            previous(unraisable)
+
+    hook._jaxgan_quiet = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
 def _check_abstract(abstract_state: Any) -> None:
     paths = [jax.tree_util.keystr(p) for p, x in jax.tree_util.tree_leaves_with_path(abstract_state)
              if getattr(x, "sharding", None) is None]
     if paths:
         raise ValueError(f"abstract_state leaves {paths[:3]} have no sharding: give every "
                          "jax.ShapeDtypeStruct a sharding (see TrainStep.abstract_state)")
+
+
+_RESTORED, _CORRUPT, _IO_ERROR = 0, 1, 2
+
+# errno values that say "the storage failed", not "the files are bad".
+_IO_ERRNOS = {errno.EIO, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOMEM,
+              errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT, errno.ESTALE, errno.ECONNRESET, errno.ENOLINK}
+# How tensorstore/orbax spell the same (their errors are ValueErrors wrapping status text).
+_IO_MARKERS = ("Input/output error", "No space left", "Permission denied", "Disk quota exceeded",
+               "Read-only file system", "Stale file handle", "UNAVAILABLE", "DEADLINE_EXCEEDED",
+               "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "Connection reset")
+
+
+class CheckpointIOError(RuntimeError):
+    """Reading a checkpoint failed because of the storage (EIO, ENOSPC, permission, ...), not its files."""
+
+
+def is_io_error(e: BaseException) -> bool:
+    """Whether ``e`` (or an exception it wraps) is a storage failure rather than a bad checkpoint."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _IO_ERRNOS:
+            return True
+        if isinstance(e, (PermissionError, TimeoutError, MemoryError)):
+            return True
+        if any(marker in str(e) for marker in _IO_MARKERS):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _agree(outcome: int) -> int:
+    """The worst outcome over all processes (single process: ``outcome`` itself)."""
+    if jax.process_count() == 1:
+        return outcome
+    from jax.experimental import multihost_utils
+
+    return int(np.max(multihost_utils.process_allgather(np.asarray(outcome, np.int32))))
 
 
 class Checkpointer:
@@ -135,13 +220,16 @@ class Checkpointer:
       directory: where the steps live (created if absent); local or any path orbax supports.
       keep: how many of the newest steps to keep.
       async_save: write in the background (the training loop goes on during the write).
+      read_only: only restore (nothing is created, saved or moved aside): for sample and eval.
     """
 
-    def __init__(self, directory: str | os.PathLike, *, keep: int = 3, async_save: bool = True):
+    def __init__(self, directory: str | os.PathLike, *, keep: int = 3, async_save: bool = True,
+                 read_only: bool = False):
         if keep < 1:
             raise ValueError(f"keep={keep} must be >= 1: at least the newest checkpoint is kept")
         self.directory = _absolute(directory)
-        self._mngr = _manager(self.directory, keep=keep, async_save=async_save)
+        self.read_only = read_only
+        self._mngr = _manager(self.directory, keep=keep, async_save=async_save, read_only=read_only)
 
     def save(self, step: int, state: Any, *, data_position: dict, config: dict,
              force: bool = False) -> bool:
@@ -155,7 +243,7 @@ class Checkpointer:
         step = int(step)
         meta = _meta(data_position, config)
         if step in self._mngr.all_steps():
-            _log.info("checkpoint step %d already exists in %s: not saved again", step, self.directory)
+            _log.debug("checkpoint step %d already exists in %s: not saved again", step, self.directory)
             return False
         args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
         saved = self._mngr.save(step, args=args, force=force)
@@ -173,6 +261,19 @@ class Checkpointer:
         """The newest complete step whose metadata reads (waits for saves in flight), or None."""
         self.wait()
         return next((step for step, _ in _readable_steps(self._mngr)), None)
+
+    def set_aside_unreadable(self) -> list[int]:
+        """Moves complete steps whose metadata does not read to ``corrupt/`` (process 0 moves).
+
+        Called when a run starts afresh although steps exist: left in place, such a step would block
+        this run's save of the same step number. Storage failures raise instead (nothing moved).
+        """
+        if self.read_only:
+            return []
+        readable = {step for step, _ in _readable_steps(self._mngr)}
+        bad = [s for s in self.all_steps() if s not in readable]
+        self._move_aside({s: "unreadable" for s in bad})
+        return bad
 
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict, dict]:
         """Restores ``(state, data_position, config)`` placed as ``abstract_state``'s shardings say.
@@ -199,21 +300,43 @@ class Checkpointer:
         return self._restore_newest(abstract_state, steps[::-1])
 
     def _restore_newest(self, abstract_state: Any, steps: list[int]) -> tuple[Any, dict, dict]:
+        """Tries steps newest first. Every process must restore the same step: after each attempt the
+        processes agree (one all-gather) whether all of them succeeded, and an I/O error anywhere
+        stops all of them without moving anything."""
         failed: dict[int, str] = {}
         for step in steps:
-            try:
-                out = self._restore_step(abstract_state, step)
-            except Exception as e:  # noqa: BLE001 - any failure: try an older step
-                failed[step] = _reason(e)
-                _log.warning("checkpoint step %d in %s does not restore, trying an older one: %s",
-                             step, self.directory, failed[step])
-                continue
-            self._move_aside(failed)
-            return out
+            out, outcome, reason = self._attempt(abstract_state, step)
+            outcome = _agree(outcome)
+            if outcome == _IO_ERROR:
+                raise CheckpointIOError(
+                    f"reading checkpoint step {step} in {self.directory} failed with an I/O error "
+                    f"({reason or 'on another process'}); nothing was moved or deleted. Fix the storage "
+                    "(disk full, permissions, a flaky network file system) and run again")
+            if outcome == _RESTORED:
+                self._move_aside(failed)
+                return out
+            failed[step] = reason or "did not restore on another process"
+            _log.warning("checkpoint step %d in %s does not restore, trying an older one: %s",
+                         step, self.directory, failed[step])
         reasons = "\n".join(f"  step {s}: {r}" for s, r in failed.items())
         raise RuntimeError(f"no checkpoint in {self.directory} restores; nothing was moved or deleted. "
                            "If the model, optimiser or EMA setting changed since they were saved, the "
                            f"abstract state no longer matches them; otherwise they are corrupt.\n{reasons}")
+
+    def _attempt(self, abstract_state: Any, step: int) -> tuple[Any, int, str]:
+        """``(restored or None, outcome, reason)``. A failure that is not an I/O error is retried once:
+        only a step that fails twice the same way counts as corrupt (a passing glitch does not)."""
+        reason = ""
+        for attempt in range(2):
+            try:
+                return self._restore_step(abstract_state, step), _RESTORED, ""
+            except Exception as e:  # noqa: BLE001 - classified below
+                reason = _reason(e)
+                if is_io_error(e):
+                    return None, _IO_ERROR, reason
+                if attempt == 0:
+                    _log.info("checkpoint step %d did not restore (%s); trying it once more", step, reason)
+        return None, _CORRUPT, reason
 
     def _restore_step(self, abstract_state: Any, step: int) -> tuple[Any, dict, dict]:
         args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
@@ -224,7 +347,7 @@ class Checkpointer:
 
     def _move_aside(self, failed: dict[int, str]) -> None:
         """Moves failed steps to ``corrupt/<step>`` (process 0 moves; every process reloads)."""
-        if not failed:
+        if not failed or self.read_only:
             return
         if jax.process_index() == 0:
             for step in failed:

@@ -1,8 +1,14 @@
 """The ``jaxgan`` command: train, sample and eval.
 
-    jaxgan train [EXPERIMENT] [--workdir DIR] [--set KEY=VALUE ...] [--smoke] [--dry-run]
-    jaxgan sample WORKDIR [--n N] [--out FILE.npy|FILE.png]
-    jaxgan eval WORKDIR
+    jaxgan [--debug] train [EXPERIMENT] [--workdir DIR] [--set KEY=VALUE ...] [--smoke] [--dry-run]
+                           [--compile-cache DIR | --no-compile-cache]
+    jaxgan [--debug] sample WORKDIR [--n N] [--out FILE.npy|FILE.png] [--seed S] [--set sample.K=V ...]
+    jaxgan [--debug] eval WORKDIR [--set eval.K=V ...]
+
+Every failure a user can fix ends in one line on stderr (``jaxgan <command>: error: ...``) and exit
+status 2; ``--debug`` or ``JAXGAN_TRACEBACK=1`` shows the traceback instead. EXPERIMENT is the name
+of a packaged experiment (``jaxgan --help`` lists them) or a path to a ``.py`` file: experiment
+files are Python code, and the command says which file it used.
 """
 from __future__ import annotations
 
@@ -14,52 +20,209 @@ import pathlib
 import sys
 
 DEFAULT_EXPERIMENT = "ring8"
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+EXIT_INTERRUPTED = 130
+# --set prefixes that sample and eval accept (the rest of a run's config is fixed by its checkpoint).
+READ_SIDE_PREFIXES = ("sample.", "eval.")
+
+# Commands that live in their own modules: each defines ``register(subparsers)``, which adds its
+# sub-parser with ``set_defaults(handler=fn)``; ``fn(args) -> int``. Importing them must be cheap
+# (no jax at module level): the parser is built on every invocation.
+EXTRA_COMMANDS: tuple[str, ...] = ("jaxgan.bench", "jaxgan.image2image")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63), got {text!r}") from None
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63), got {value}")
+    return value
+
+
+def _experiments_epilog() -> str:
+    from jaxgan.config import packaged_experiments
+
+    lines = [f"  {name:<22} {doc}" for name, doc in packaged_experiments().items()]
+    return ("experiments (jaxgan train NAME, or a path to your own .py file; experiment files are code):\n"
+            + "\n".join(lines or ["  (none found)"])
+            + "\n\nerrors print one line; --debug or JAXGAN_TRACEBACK=1 shows the traceback.")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jaxgan", description="Train and evaluate GANs in JAX.")
-    sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train an experiment (resumes from the workdir's latest checkpoint)")
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error (also: JAXGAN_TRACEBACK=1)")
+    p = _Parser(prog="jaxgan", description="Train and evaluate GANs in JAX.", epilog=_experiments_epilog(),
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error (also: JAXGAN_TRACEBACK=1)")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    t = sub.add_parser("train", parents=[common],
+                       help="train an experiment (resumes from the workdir's latest checkpoint)")
     t.add_argument("experiment", nargs="?", default=DEFAULT_EXPERIMENT,
-                   help=f"a name in experiments/ or a path to an experiment file (default {DEFAULT_EXPERIMENT})")
-    t.add_argument("--workdir", help="output folder (default runs/<experiment>)")
+                   help="the name of a packaged experiment (see jaxgan --help) or a path to an experiment "
+                        f".py file (default {DEFAULT_EXPERIMENT})")
+    t.add_argument("--workdir", help="output folder (default runs/<experiment>, runs/<experiment>-smoke with --smoke)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field by its dotted name, e.g. train.batch_size=128")
     t.add_argument("--smoke", action="store_true", help="the experiment's tiny CPU variant (for tests)")
-    t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    s = sub.add_parser("sample", help="draw samples from a run's latest checkpoint")
+    t.add_argument("--dry-run", action="store_true", help="validate and print the resolved config, then exit")
+    cache = t.add_mutually_exclusive_group()
+    cache.add_argument("--compile-cache", metavar="DIR",
+                       help="persistent compilation cache folder (default: jaxgan.compile_cache's)")
+    cache.add_argument("--no-compile-cache", action="store_true", help="do not use a persistent compilation cache")
+    s = sub.add_parser("sample", parents=[common], help="draw samples from a run's latest checkpoint")
     s.add_argument("workdir")
-    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--n", type=_at_least_one, default=64, help="number of samples (default 64)")
     s.add_argument("--out", help="output .npy (float32, the data's layout and range) or .png (a grid)")
-    s.add_argument("--seed", type=int, default=0)
-    e = sub.add_parser("eval", help="evaluate a run's latest checkpoint and print JSON")
+    s.add_argument("--seed", type=_seed, default=0)
+    e = sub.add_parser("eval", parents=[common], help="evaluate a run's latest checkpoint and print JSON")
     e.add_argument("workdir")
+    for q in (s, e):
+        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a sample.* or eval.* field, e.g. eval.num_samples=1000")
+        q.add_argument("--experiment", metavar="FILE",
+                       help="build the run from this experiment file instead of the workdir's recorded "
+                            "copy (for workdirs made before copies were kept)")
+    import importlib
+
+    for name in EXTRA_COMMANDS:
+        importlib.import_module(name).register(sub)
     return p
 
 
-def _load_run(workdir: pathlib.Path):
-    from jaxgan import config as config_lib, run as run_lib
+def _note(command: str, text: str) -> None:
+    print(f"jaxgan {command}: {text}", file=sys.stderr)
 
+
+def _check_workdir(workdir: pathlib.Path) -> None:
+    from jaxgan.errors import WorkdirError
+
+    if not workdir.is_dir():
+        what = "does not exist" if not workdir.exists() else "is not a directory"
+        raise WorkdirError(f"workdir {workdir} {what}: give the --workdir of a jaxgan train run")
+
+
+def _load_run(workdir: pathlib.Path, overrides=(), experiment: str | None = None, command: str = "sample"):
+    """The run recorded in ``workdir`` (built from its checked experiment copy) and its latest state."""
+    from jaxgan import config as config_lib, run as run_lib, workdir as workdir_lib
+    from jaxgan.errors import OverrideError, WorkdirError
+    from jaxgan.validate import validate
+
+    _check_workdir(workdir)
     path = workdir / "config.json"
-    if not path.exists():
-        raise SystemExit(f"{workdir} has no config.json: is it a jaxgan workdir (jaxgan train --workdir ...)?")
-    config = config_lib.Config(json.loads(path.read_text()))
-    module = config_lib.load_experiment(config.experiment)
+    if not path.is_file():
+        raise WorkdirError(f"{workdir} has no config.json: is it a jaxgan workdir (jaxgan train --workdir ...)?")
+    try:
+        raw = json.loads(path.read_text())
+    except ValueError as e:
+        raise WorkdirError(f"{path} is not valid JSON ({e}): the workdir is damaged") from e
+    if not isinstance(raw, dict):
+        raise WorkdirError(f"{path} holds a {type(raw).__name__}, not a config dict: the workdir is damaged")
+    config = config_lib.Config(raw)
+    if experiment is not None:
+        module, used = config_lib.load_experiment(experiment), config_lib.find_experiment(experiment)
+    else:
+        module, used = workdir_lib.load_recorded_experiment(workdir, config)
+    for assignment in overrides:
+        key = assignment.split("=", 1)[0].strip()
+        if not key.startswith(READ_SIDE_PREFIXES):
+            raise OverrideError(f"--set {assignment}: {command} takes only sample.* and eval.* fields; the "
+                                "run's other fields are fixed by how it was trained")
+        config_lib.override(config, assignment)
+    validate(config, module)
+    _note(command, f"experiment file: {workdir_lib.describe_experiment(used)}")
     run = run_lib.build(config, module)
-    return run, run_lib.restore_latest(run, workdir / "checkpoints")
+    return run, _restore_read_only(run, workdir / "checkpoints")
+
+
+def _restore_read_only(run, directory: pathlib.Path):
+    """The newest good state in ``directory``, reading only (a shared or read-only workdir is fine)."""
+    import jax
+
+    from jaxgan import run as run_lib
+    from jaxgan.checkpoint import Checkpointer
+    from jaxgan.errors import WorkdirError
+
+    if not directory.is_dir():
+        raise WorkdirError(f"{directory} does not exist: the run has no checkpoint yet (train it first)")
+    example = jax.tree.map(lambda x: x[0], run_lib.example_batch(run))
+    with Checkpointer(directory, read_only=True) as ckpt:
+        state, _, _ = ckpt.restore(run.step.abstract_state(example))
+    return state
+
+
+def _default_workdir(config, smoke: bool) -> pathlib.Path:
+    name = pathlib.Path(config.experiment).stem
+    return pathlib.Path("runs") / (f"{name}-smoke" if smoke else name)
+
+
+def _enable_compile_cache(args) -> None:
+    """``jaxgan.compile_cache.enable(DIR or None)`` unless --no-compile-cache; skipped without that module."""
+    if args.no_compile_cache:
+        return
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("jaxgan.compile_cache") is None:
+        if args.compile_cache:
+            from jaxgan.errors import UserError
+            raise UserError("--compile-cache: this jaxgan has no jaxgan.compile_cache module; drop the flag")
+        return
+    compile_cache = importlib.import_module("jaxgan.compile_cache")
+    compile_cache.enable(args.compile_cache or None)
 
 
 def cmd_train(args) -> int:
-    from jaxgan import config as config_lib, train as train_lib
+    from jaxgan import config as config_lib, workdir as workdir_lib
 
     config, module = config_lib.resolve(args.experiment, args.set, smoke=args.smoke)
+    note = config_lib.local_shadow_note(args.experiment)
+    if note:
+        _note("train", note)
+    _note("train", f"experiment file: {workdir_lib.describe_experiment(pathlib.Path(config.experiment))}")
     if args.dry_run:
         print(config.to_json())
         return 0
-    workdir = pathlib.Path(args.workdir or pathlib.Path("runs") / pathlib.Path(config.experiment).stem)
+    workdir = pathlib.Path(args.workdir) if args.workdir else _default_workdir(config, args.smoke)
+    workdir_lib.check_usable(workdir)
+    _enable_compile_cache(args)
+    from jaxgan import train as train_lib
+
     train_lib.train(config, module, workdir)
     print(f"workdir: {workdir.resolve()} (config.json, metrics.jsonl, samples/, checkpoints/, eval.json)")
     return 0
+
+
+def _check_out(out: pathlib.Path) -> None:
+    """Fails before any work when ``--out`` cannot be written: wrong suffix, a directory, no folder."""
+    from jaxgan.errors import UserError
+
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory: give a file name ending in .npy or .png")
+    if out.suffix not in (".npy", ".png"):
+        raise UserError(f"--out {out}: use a file name ending in .npy or .png")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: the folder {out.parent} does not exist; create it or choose another")
 
 
 def cmd_sample(args) -> int:
@@ -68,19 +231,19 @@ def cmd_sample(args) -> int:
     from jaxgan import run as run_lib, samples as samples_lib
 
     workdir = pathlib.Path(args.workdir)
-    run, state = _load_run(workdir)
+    _check_workdir(workdir)
+    out = pathlib.Path(args.out) if args.out else workdir / "samples.npy"
+    _check_out(out)
+    run, state = _load_run(workdir, args.set, args.experiment, "sample")
     z, labels = run_lib.sample_inputs(run, args.n, args.seed)
     x = run_lib.generate(run, state, z, labels)
-    out = pathlib.Path(args.out or workdir / "samples.npy")
     if out.suffix == ".npy":
-        np.save(out, x)
-    elif out.suffix == ".png":
-        if run.source.info.kind == "points":
-            samples_lib.scatter_plot(x, run.source.get_batch(0, 1000)["x"], out)
-        else:
-            samples_lib.save_png(out, samples_lib.image_grid(x))
+        with open(out, "wb") as f:  # np.save on a path would add .npy to a name without it
+            np.save(f, x)
+    elif run.source.info.kind == "points":
+        samples_lib.scatter_plot(x, run.source.get_batch(0, 1000)["x"], out)
     else:
-        raise SystemExit(f"--out {out}: use a .npy or a .png file name")
+        samples_lib.save_png(out, samples_lib.image_grid(x))
     print(f"wrote {len(x)} samples to {out}")
     return 0
 
@@ -89,7 +252,7 @@ def cmd_eval(args) -> int:
     from jaxgan.evaluate import evaluate
     from jaxgan.train import json_dumps
 
-    run, state = _load_run(pathlib.Path(args.workdir))
+    run, state = _load_run(pathlib.Path(args.workdir), args.set, args.experiment, "eval")
     print(json_dumps({"step": int(state.step), **evaluate(run, state)}))
     return 0
 
@@ -106,14 +269,16 @@ def _init_distributed() -> None:
         return
     import jax
 
+    from jaxgan.errors import UserError
+
     names = {"coordinator_address": "JAXGAN_COORDINATOR", "num_processes": "JAXGAN_NUM_PROCESSES",
              "process_id": "JAXGAN_PROCESS_ID"}
     given = {arg: os.environ[var] for arg, var in names.items() if os.environ.get(var)}
     if given and len(given) < len(names):
         missing = [var for arg, var in names.items() if arg not in given]
-        raise SystemExit(f"JAXGAN_DISTRIBUTED=1 with {', '.join(names[a] for a in given)} set but "
-                         f"{', '.join(missing)} unset: set all three, or none of them to let "
-                         "jax.distributed.initialize() detect the cluster (Cloud TPU, SLURM, Open MPI)")
+        raise UserError(f"JAXGAN_DISTRIBUTED=1 with {', '.join(names[a] for a in given)} set but "
+                        f"{', '.join(missing)} unset: set all three, or none of them to let "
+                        "jax.distributed.initialize() detect the cluster (Cloud TPU, SLURM, Open MPI)")
     kwargs: dict = dict(given)
     try:
         for arg in ("num_processes", "process_id"):
@@ -122,29 +287,54 @@ def _init_distributed() -> None:
         if os.environ.get("JAXGAN_LOCAL_DEVICE_IDS"):
             kwargs["local_device_ids"] = [int(i) for i in os.environ["JAXGAN_LOCAL_DEVICE_IDS"].split(",")]
     except ValueError as e:
-        raise SystemExit(f"JAXGAN_NUM_PROCESSES, JAXGAN_PROCESS_ID and JAXGAN_LOCAL_DEVICE_IDS must be "
-                         f"integers (the last comma-separated, e.g. 0,1): {e}") from None
+        raise UserError(f"JAXGAN_NUM_PROCESSES, JAXGAN_PROCESS_ID and JAXGAN_LOCAL_DEVICE_IDS must be "
+                        f"integers (the last comma-separated, e.g. 0,1): {e}") from None
     # Several CPU processes need cross-process collectives: every jax this project supports (>= 0.7)
     # defaults jax_cpu_collectives_implementation to gloo, so nothing is set here.
     jax.distributed.initialize(**kwargs)
 
 
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        stream=sys.stderr)
+def _traceback_wanted(args) -> bool:
+    env = os.environ.get("JAXGAN_TRACEBACK", "")
+    return bool(getattr(args, "debug", False)) or env not in ("", "0")
+
+
+def _quiet_libraries() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     for noisy in ("absl", "orbax", "jax._src"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from jaxgan.checkpoint import quiet_orbax_shutdown_noise
+
+    quiet_orbax_shutdown_noise()
+
+
+def main(argv=None) -> int:
+    """Runs one command; returns the exit status (0 ok, 2 user error, 1 internal error, 130 Ctrl-C)."""
     args = _parser().parse_args(argv)
-    _init_distributed()
+    command = f"jaxgan {args.command}"
     try:
-        return {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}[args.command](args)
-    except (ValueError, KeyError, FileNotFoundError, FloatingPointError, RuntimeError) as e:
-        if os.environ.get("JAXGAN_TRACEBACK"):
+        _quiet_libraries()
+        _init_distributed()
+        handler = getattr(args, "handler", None) or {"train": cmd_train, "sample": cmd_sample,
+                                                      "eval": cmd_eval}[args.command]
+        return handler(args)
+    except KeyboardInterrupt:
+        if _traceback_wanted(args):
             raise
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"jaxgan {args.command}: error: {msg}\n(set JAXGAN_TRACEBACK=1 for the traceback)",
-              file=sys.stderr)
-        return 2
+        print(f"{command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - the one error boundary of the command line
+        if _traceback_wanted(args):
+            raise
+        from jaxgan.errors import describe
+
+        message, is_user = describe(e)
+        if is_user:
+            print(f"{command}: error: {message}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        print(f"{command}: internal error: {message} (a bug: rerun with --debug for the traceback and "
+              "report it)", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -11,13 +11,18 @@ new value must parse as the type of the old one.
 """
 from __future__ import annotations
 
+import ast
 import copy
 import difflib
+import hashlib
 import importlib.util
 import json
+import os
 import pathlib
 import types
 from typing import Any
+
+from jaxgan.errors import ExperimentError, OverrideError
 
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
 
@@ -53,11 +58,11 @@ _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 def parse_value(key: str, text: str, old: Any) -> Any:
     """Parses ``text`` as the type of ``old``; a clear error otherwise."""
     def fail(kind):
-        return ValueError(f"--set {key}={text}: expected {kind} (the current value is {old!r})")
+        return OverrideError(f"--set {key}={text}: expected {kind} (the current value is {old!r})")
 
     if isinstance(old, dict):
         example = next(iter(old), "field")
-        raise ValueError(f"--set {key}={text}: {key!r} is a group of fields; set one of them, "
+        raise OverrideError(f"--set {key}={text}: {key!r} is a group of fields; set one of them, "
                          f"e.g. --set {key}.{example}=...")
     if isinstance(old, bool):
         if text.lower() in _TRUE | _FALSE:
@@ -87,17 +92,17 @@ def parse_value(key: str, text: str, old: Any) -> Any:
 def override(config: Config, assignment: str) -> None:
     """Applies one ``dotted.key=value`` to ``config`` in place."""
     if "=" not in assignment:
-        raise ValueError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set train.batch_size=128")
+        raise OverrideError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set train.batch_size=128")
     key, text = assignment.split("=", 1)
     *parents, leaf = key.strip().split(".")
     node, path = config, []
     for part in parents:
         path.append(part)
         if not isinstance(node.get(part), dict):
-            raise KeyError(_unknown(".".join(path), node))
+            raise OverrideError(_unknown(".".join(path), node))
         node = node[part]
     if leaf not in node:
-        raise KeyError(_unknown(key, node))
+        raise OverrideError(_unknown(key, node))
     node[leaf] = parse_value(key, text, node[leaf])
 
 
@@ -108,39 +113,124 @@ def _unknown(key: str, node: dict) -> str:
     return f"unknown config key {key!r}{hint} (known here: {', '.join(sorted(node))})"
 
 
+def packaged_experiments() -> dict[str, str]:
+    """``{name: first docstring line}`` of the experiments shipped in jaxgan's ``experiments/``."""
+    out = {}
+    for path in sorted(EXPERIMENTS_DIR.glob("*.py")):
+        if path.stem.startswith("_"):
+            continue
+        try:
+            doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        except (SyntaxError, OSError, ValueError):
+            doc = "(unreadable)"
+        out[path.stem] = doc.strip().splitlines()[0] if doc.strip() else ""
+    return out
+
+
+def _looks_like_path(name_or_path: str) -> bool:
+    return name_or_path.endswith(".py") or os.sep in name_or_path or "/" in name_or_path
+
+
 def find_experiment(name_or_path: str) -> pathlib.Path:
-    """An experiment file: a path, or a name in ./experiments or jaxgan's experiments/."""
-    path = pathlib.Path(name_or_path)
-    if path.suffix == ".py" and path.exists():
+    """An experiment file: a path to a ``.py`` file, or the name of a packaged experiment.
+
+    A name (``ring8``) means jaxgan's own ``experiments/ring8.py``, never a file that happens to sit
+    in the working directory: a local experiment is given by its path (``experiments/mine.py``).
+    """
+    if _looks_like_path(name_or_path):
+        path = pathlib.Path(name_or_path).expanduser()
+        if path.suffix != ".py":
+            raise ExperimentError(f"experiment {name_or_path!r}: an experiment file is a .py file; give its "
+                                  "path, or the name of a packaged experiment (jaxgan --help lists them)")
+        if not path.is_file():
+            raise ExperimentError(f"experiment file {path} does not exist or is not a file")
         return path.resolve()
-    for folder in (pathlib.Path.cwd() / "experiments", EXPERIMENTS_DIR):
-        candidate = folder / f"{name_or_path}.py"
-        if candidate.exists():
-            return candidate.resolve()
-    known = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.py") if not p.stem.startswith("_"))
-    raise FileNotFoundError(f"no experiment {name_or_path!r}: give a path to a .py file or one of "
-                            f"{', '.join(known) or '(none found)'}")
+    candidate = EXPERIMENTS_DIR / f"{name_or_path}.py"
+    if candidate.is_file():
+        return candidate.resolve()
+    known = sorted(packaged_experiments())
+    local = pathlib.Path.cwd() / "experiments" / f"{name_or_path}.py"
+    hint = f"; to use {local}, give its path: experiments/{name_or_path}.py" if local.is_file() else ""
+    raise ExperimentError(f"no packaged experiment {name_or_path!r}: give a path to a .py file or one of "
+                          f"{', '.join(known) or '(none found)'}{hint}")
 
 
-def load_experiment(name_or_path: str) -> types.ModuleType:
-    """Imports an experiment file as a module; it must define get_config and build."""
+def local_shadow_note(name_or_path: str) -> str | None:
+    """A note when a name picked the packaged file although ``./experiments/<name>.py`` differs."""
+    if _looks_like_path(name_or_path):
+        return None
+    local = pathlib.Path.cwd() / "experiments" / f"{name_or_path}.py"
+    packaged = EXPERIMENTS_DIR / f"{name_or_path}.py"
+    if local.is_file() and packaged.is_file() and local.resolve() != packaged.resolve():
+        return (f"note: using the packaged {packaged}, not {local}; to use the local file give its "
+                f"path (experiments/{name_or_path}.py)")
+    return None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file's bytes."""
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+def load_experiment(name_or_path: str, module_name: str | None = None) -> types.ModuleType:
+    """Imports an experiment file as a module; it must define get_config and build.
+
+    Experiment files are Python code: importing one runs it. Raises ExperimentError (one line: the
+    file and what is wrong) for a syntax error, an error while importing, or a missing function.
+    """
     path = find_experiment(name_or_path)
-    spec = importlib.util.spec_from_file_location(f"jaxgan_experiment_{path.stem}", path)
+    spec = importlib.util.spec_from_file_location(module_name or f"jaxgan_experiment_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ExperimentError(f"experiment file {path} has a syntax error at line {e.lineno}: {e.msg}; "
+                              "fix the file") from e
+    except Exception as e:  # noqa: BLE001 - any error in the user's file is reported as theirs
+        raise ExperimentError(f"importing experiment file {path} failed: {type(e).__name__}: {e}") from e
     for fn in ("get_config", "build"):
         if not callable(getattr(module, fn, None)):
-            raise AttributeError(f"experiment {path} defines no {fn}(): see experiments/ring8.py")
+            raise ExperimentError(f"experiment file {path} defines no {fn}(): an experiment defines "
+                                  "get_config(smoke=False) and build(config, info); see experiments/ring8.py")
     return module
+
+
+def experiment_config(module: types.ModuleType, smoke: bool) -> Config:
+    """``module.get_config(smoke=smoke)`` as a Config; a clear error if it fails or is not a dict."""
+    try:
+        raw = module.get_config(smoke=smoke)
+    except (ValueError, KeyError) as e:
+        raise ExperimentError(f"get_config(smoke={smoke}) of {module.__file__} failed: {e}") from e
+    except Exception as e:  # noqa: BLE001
+        raise ExperimentError(f"get_config(smoke={smoke}) of {module.__file__} failed: "
+                              f"{type(e).__name__}: {e}") from e
+    if not isinstance(raw, dict):
+        raise ExperimentError(f"get_config() of {module.__file__} returned a {type(raw).__name__}, not a dict: "
+                              "return jaxgan.experiment.base_config(...) or a dict")
+    try:
+        json.dumps(raw)
+    except (TypeError, ValueError) as e:
+        raise ExperimentError(f"the config of {module.__file__} is not plain JSON data ({e}): configs hold "
+                              "only dicts, lists, str, numbers, bools and None") from e
+    return Config(copy.deepcopy(raw))
 
 
 def resolve(name_or_path: str, overrides: list[str] = (), smoke: bool = False
             ) -> tuple[Config, types.ModuleType]:
-    """Loads an experiment, applies overrides and records where it came from."""
-    module = load_experiment(name_or_path)
-    config = Config(module.get_config(smoke=smoke))
+    """Loads an experiment, applies overrides, validates, and records where it came from.
+
+    The config gains ``experiment`` (the file's absolute path), ``experiment_sha256`` (its hash: the
+    workdir keeps a copy that ``sample``/``eval`` check against it) and ``smoke``.
+    """
+    from jaxgan.validate import validate
+
+    path = find_experiment(name_or_path)
+    module = load_experiment(str(path))
+    config = experiment_config(module, smoke)
     for assignment in overrides:
         override(config, assignment)
-    config["experiment"] = str(find_experiment(name_or_path))
+    validate(config, module)
+    config["experiment"] = str(path)
+    config["experiment_sha256"] = file_sha256(path)
     config["smoke"] = bool(smoke)
     return config, module

@@ -25,8 +25,10 @@ def base_config(**fields) -> Config:
         # schedule: 'constant' or 'cosine' (decays to final_lr_fraction * lr over the whole run)
         optim={"g_lr": 2e-4, "d_lr": 2e-4, "b1": 0.5, "b2": 0.999, "schedule": "constant",
                "final_lr_fraction": 0.05},
+        # share_generator_pass: one G forward pass serves the D and the G update (n_critic 1 only;
+        # see jaxgan.step.TrainStep), saving a G forward per step.
         train={"batch_size": 64, "n_critic": 1, "total_kimg": 100.0, "ema_half_life_kimg": 0.0,
-               "ema_rampup": 0.0},
+               "ema_rampup": 0.0, "share_generator_pass": False},
         log_every_steps=100,
         sample_every_steps=1000,
         checkpoint_every_steps=1000,
@@ -149,4 +151,26 @@ def dcgan(config: Config, info) -> tuple:
         raise ValueError(f"DCGAN needs square images, the data is {height}x{width}: set data.resolution")
     g = DCGANGenerator(height, channels, ngf=m.ngf, num_classes=num_classes, dtype=dtype)
     d = DCGANDiscriminator(height, ndf=m.ndf, num_classes=num_classes, dtype=dtype)
+    return standard_gan(config, g, d, num_classes=num_classes)
+
+
+def sngan(config: Config, info) -> tuple:
+    """The SNGAN ResNet pair (Miyato et al. 2018): spectrally normalised D, BatchNorm G.
+
+    Sized by ``config.model.g_width`` and ``d_width`` (256 and 128 in the paper's CIFAR-10 networks);
+    conditional (conditional BatchNorm in G, projection D: Miyato & Koyama 2018) when the data has
+    labels and ``config.model.conditional`` is set. The data must be square images with a
+    power-of-two side >= 8 (``data.resolution``).
+    """
+    from jaxgan.nets.resnet import ResNetDiscriminator, ResNetGenerator
+    from jaxgan.precision import compute_dtype
+
+    m, dtype = config.model, compute_dtype(config.compute_dtype)
+    num_classes = _conditional_classes(config, info)
+    if info.kind != "image" or len(info.shape) != 3 or info.shape[0] != info.shape[1]:
+        raise ValueError(f"the SNGAN ResNet needs square image data (H, H, C); data source {info.name!r} "
+                         f"gives {info.kind} of shape {info.shape}: set data.resolution (e.g. 32)")
+    resolution, _, channels = info.shape
+    g = ResNetGenerator(resolution, channels, width=m.g_width, num_classes=num_classes, dtype=dtype)
+    d = ResNetDiscriminator(width=m.d_width, num_classes=num_classes, dtype=dtype)
     return standard_gan(config, g, d, num_classes=num_classes)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import pathlib
 import sys
 from typing import Any
@@ -16,13 +17,16 @@ import jax
 import numpy as np
 
 from jaxgan import samples as samples_lib
-from jaxgan import sharding, writers as writers_lib
+from jaxgan import sharding, workdir as workdir_lib, writers as writers_lib
 from jaxgan.checkpoint import Checkpointer, read_config
 from jaxgan.config import Config
+from jaxgan.errors import WorkdirLocked
 from jaxgan.evaluate import evaluate
 from jaxgan.experiment import kimg_to_steps
+from jaxgan.pipeline import Prefetcher
 from jaxgan.periodic import Every, StopSignal, Throughput
 from jaxgan.run import Run, build, example_batch, generate, host_batch, sample_inputs
+from jaxgan.validate import validate
 
 log = logging.getLogger("jaxgan")
 
@@ -38,11 +42,39 @@ class NonFiniteError(FloatingPointError):
 
 
 def train(config: Config, module, workdir: str | pathlib.Path, *, stream=None) -> Any:
-    """Trains (or resumes) the run ``config`` in ``workdir``; returns the final GANState."""
+    """Trains (or resumes) the run ``config`` in ``workdir``; returns the final GANState.
+
+    The workdir is locked for the whole run (:class:`jaxgan.workdir.WorkdirLock`, held by process 0);
+    a run that fails before writing anything leaves no workdir behind.
+    """
     workdir = pathlib.Path(workdir)
     is_main = jax.process_index() == 0
-    if config.eval.best_mode not in ("max", "min"):
-        raise ValueError(f"eval.best_mode {config.eval.best_mode!r}: use 'max' or 'min'")
+    validate(config, module)
+    workdir_lib.check_usable(workdir)
+    lock = workdir_lib.WorkdirLock(workdir)
+    with workdir_lib.removed_if_unused(workdir, enabled=is_main):
+        _lock_on_main(lock, is_main)
+        try:
+            return _train_locked(config, module, workdir, is_main, stream)
+        finally:
+            lock.release()
+
+
+def _lock_on_main(lock: "workdir_lib.WorkdirLock", is_main: bool) -> None:
+    """Process 0 takes the workdir lock; every process learns whether it got it, and all fail if not."""
+    error = None
+    if is_main:
+        try:
+            lock.acquire()
+        except Exception as e:  # noqa: BLE001 - re-raised below, after the others have heard
+            error = e
+    if not _decided_by_main(error is None):
+        if error is not None:
+            raise error
+        raise WorkdirLocked(f"process 0 could not lock workdir {lock.workdir} (its log says why)")
+
+
+def _train_locked(config: Config, module, workdir: pathlib.Path, is_main: bool, stream) -> Any:
     run = build(config, module)
     with Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints) as ckpt:
         state, start = _restore_or_init(run, ckpt, workdir, is_main)
@@ -58,12 +90,26 @@ def train(config: Config, module, workdir: str | pathlib.Path, *, stream=None) -
             ckpt.wait()
 
 
+def _write_run_files(run: Run, workdir: pathlib.Path) -> None:
+    """config.json and the copy of the experiment file (process 0)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if run.config.get("experiment") and pathlib.Path(run.config.experiment).is_file():
+        workdir_lib.record_experiment(workdir, run.config)
+    _write_atomic(workdir / "config.json", run.config.to_json())
+
+
+def _write_atomic(path: pathlib.Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def _restore_or_init(run: Run, ckpt: Checkpointer, workdir: pathlib.Path, is_main: bool):
     example = jax.tree.map(lambda x: x[0], example_batch(run))
     if ckpt.latest_step() is None:
+        ckpt.set_aside_unreadable()  # else they would block this run's saves of the same steps
         if is_main:
-            workdir.mkdir(parents=True, exist_ok=True)
-            (workdir / "config.json").write_text(run.config.to_json())
+            _write_run_files(run, workdir)
             _truncate_metrics(workdir, 0)  # lines of an earlier attempt that never checkpointed
             _set_aside_results(workdir)
         return run.step.init_state(run.config.seed, example), 0
@@ -78,7 +124,7 @@ def _restore_or_init(run: Run, ckpt: Checkpointer, workdir: pathlib.Path, is_mai
                            " examples: the checkpoint does not belong to this config")
     if is_main:
         _truncate_metrics(workdir, start)
-        (workdir / "config.json").write_text(run.config.to_json())
+        _write_run_files(run, workdir)
     log.info("resumed from step %d (%s)", start, workdir / "checkpoints")
     return state, start
 
@@ -107,9 +153,23 @@ def _truncate_metrics(workdir: pathlib.Path, step: int) -> None:
 
 
 def _check_resumable(saved: dict, config: Config) -> None:
-    def same(k):  # the experiment by its file name, so a moved checkout still resumes
+    """Refuses to resume with a different config, except for fields that may change.
+
+    * :data:`RESUMABLE_FIELDS` (logging, checkpointing, evaluation) may change freely;
+    * ``train.total_kimg`` may grow (extending a run) when nothing else in ``train`` changed and the
+      learning rate does not depend on the length (``optim.schedule='constant'``): a cosine schedule
+      decays over ``total_kimg``, so extending would change it, and is refused;
+    * ``experiment`` is compared by file name (a moved checkout still resumes); a changed experiment
+      file (``experiment_sha256``) is allowed with a warning, since a change that alters the model
+      fails at restore anyway, and the workdir's copy is replaced by the new file.
+    """
+    def same(k):
         if k == "experiment":
             return pathlib.Path(saved.get(k, "")).name == pathlib.Path(config.get(k, "")).name
+        if k == "experiment_sha256":
+            return True
+        if k == "train":
+            return _without_total(saved.get(k)) == _without_total(config.get(k))
         return saved.get(k) == config.get(k)
 
     diffs = [k for k in sorted(set(saved) | set(config)) if k not in RESUMABLE_FIELDS and not same(k)]
@@ -117,6 +177,27 @@ def _check_resumable(saved: dict, config: Config) -> None:
         detail = "; ".join(f"{k}: saved {saved.get(k)!r}, now {config.get(k)!r}" for k in diffs)
         raise ValueError(f"this workdir holds a run with a different config ({detail}): use a new "
                          "--workdir, or the same --set options as the original run")
+    old_kimg = (saved.get("train") or {}).get("total_kimg")
+    new_kimg = config.train.total_kimg
+    if old_kimg is not None and new_kimg != old_kimg:
+        if new_kimg < old_kimg:
+            raise ValueError(f"train.total_kimg {new_kimg} is below the {old_kimg} this run was started with: "
+                             "a run can be extended, not shortened (stop it early with Ctrl-C, or use a new "
+                             "--workdir)")
+        schedule = (config.get("optim") or {}).get("schedule", "constant")
+        if schedule != "constant":
+            raise ValueError(f"cannot extend this run from train.total_kimg={old_kimg} to {new_kimg}: its "
+                             f"optim.schedule={schedule!r} decays over total_kimg, so a longer run would "
+                             "have had another learning rate at every step. Start a new --workdir with the "
+                             "longer total_kimg")
+        log.info("extending the run from train.total_kimg=%s to %s", old_kimg, new_kimg)
+    if saved.get("experiment_sha256") and saved.get("experiment_sha256") != config.get("experiment_sha256"):
+        log.warning("the experiment file %s changed since this run was started; resuming with the new file "
+                    "(the workdir's experiment.py is replaced by it)", config.get("experiment"))
+
+
+def _without_total(train_fields) -> dict:
+    return {k: v for k, v in (train_fields or {}).items() if k != "total_kimg"}
 
 
 def _compile(run: Run, state, workdir: pathlib.Path, is_main: bool):
@@ -149,9 +230,10 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main)
     z, labels = sample_inputs(run, cfg.num_grid_samples, GRID_SEED)
     speed = Throughput()
     step, stopping = start, False
-    with StopSignal() as stop:
+    place = lambda s: sharding.global_batch(run.mesh, host_batch(run, s))
+    with StopSignal() as stop, Prefetcher(place, start, total) as batches:  # built ahead, off the step
         while step < total and not stopping:
-            batch = sharding.global_batch(run.mesh, host_batch(run, step))
+            _, batch = next(batches)
             state, metrics = compiled(state, batch)
             step += 1
             if step == start + 1:
@@ -171,20 +253,36 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main)
         log.warning("%s: stopping at step %d and saving a checkpoint", stop.signal_name or "a stop request "
                     "on another process", step)
     _save(run, ckpt, state, step, metrics)
+    if stopping:
+        _report_saved(ckpt, step)
     if step == total and not stopping:
         _finish(run, state, step, writer, workdir, is_main)
     return state
 
 
+def _report_saved(ckpt: Checkpointer, step: int) -> None:
+    """Waits until the checkpoint of ``step`` is durable and says so (stop requests end here)."""
+    ckpt.wait()
+    log.warning("saved checkpoint at step %d in %s", step, ckpt.directory)
+
+
 def _finish(run: Run, state, step: int, writer, workdir: pathlib.Path, is_main: bool):
     """The final evaluation (also when a run was stopped after its last checkpoint, before it)."""
-    if _decided_by_main((workdir / "eval.json").exists() if is_main else False):
+    if _decided_by_main(_evaluated_at(workdir, step) if is_main else False):
         log.info("the run in %s is complete (step %d) and evaluated (eval.json)", workdir, step)
         return state
     results = _evaluate(run, state, step, writer, workdir, is_main)
     if is_main:
-        (workdir / "eval.json").write_text(json_dumps({"step": step, **results}))
+        _write_atomic(workdir / "eval.json", json_dumps({"step": step, **results}))
     return state
+
+
+def _evaluated_at(workdir: pathlib.Path, step: int) -> bool:
+    """Whether eval.json holds the evaluation of ``step`` (an extended run's old one does not count)."""
+    try:
+        return json.loads((workdir / "eval.json").read_text()).get("step") == step
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _stop_agreed(requested: bool, step: int) -> bool:
@@ -215,7 +313,8 @@ def _any_process(flag: bool) -> bool:
 def _evaluate(run: Run, state, step: int, writer, workdir: pathlib.Path, is_main: bool) -> dict:
     """Evaluates, appends the results to the metrics, and keeps the best checkpoint if configured."""
     results = evaluate(run, state)
-    writer.write_scalars(step, {k: v for k, v in results.items() if math.isfinite(v)})
+    writer.write_scalars(step, {k: v for k, v in results.items()
+                                if isinstance(v, (int, float)) and math.isfinite(v)})  # not the 'note'
     log.info("eval at step %d: %s", step, results)
     _keep_best(run, state, step, results, workdir, is_main)
     return results
@@ -282,7 +381,9 @@ def _save(run: Run, ckpt: Checkpointer, state, step: int, metrics: dict) -> None
 
 def _write_samples(run: Run, state, z, labels, step: int, writer, workdir: pathlib.Path, is_main: bool):
     x = generate(run, state, z, labels)
-    if run.source.info.kind == "points":
+    if hasattr(run.game, "sample_image"):  # e.g. inputs beside outputs for translation
+        image = run.game.sample_image(z, x)
+    elif run.source.info.kind == "points":
         image = samples_lib.scatter_image(x, run.source.get_batch(0, 1000)["x"], title=f"step {step}")
     else:
         image = samples_lib.image_grid(x)

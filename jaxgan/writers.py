@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import pathlib
+import shutil
 import sys
 from typing import Any, Callable, Iterable, Mapping, Protocol, TextIO, runtime_checkable
 
@@ -211,50 +212,118 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+def terminal_columns(stream: Any) -> int:
+    """The width of the terminal behind ``stream``: its own size when it has one, else ``$COLUMNS`` or
+    the process's terminal (:func:`shutil.get_terminal_size`, 80 when unknown)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):  # no fileno (a StringIO), or not a terminal
+        return shutil.get_terminal_size().columns
+
+
+class _AboveBar(logging.Handler):
+    """Stands in for a console ``StreamHandler`` while a bar is shown: prints each record with
+    ``tqdm.write``, which clears the bar, writes the line and redraws the bar below it."""
+
+    def __init__(self, replaced: logging.StreamHandler, tqdm_class):
+        super().__init__(replaced.level)
+        self.replaced, self._tqdm = replaced, tqdm_class
+        self.setFormatter(replaced.formatter)
+        for f in replaced.filters:
+            self.addFilter(f)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._tqdm.write(self.format(record), file=self.replaced.stream)
+            self.replaced.stream.flush()
+        except Exception:  # noqa: BLE001 -- logging's own policy for a failing handler
+            self.handleError(record)
+
+
+def _same_terminal(a: Any, b: Any) -> bool:
+    return a is b or (a in (sys.stdout, sys.stderr) and b in (sys.stdout, sys.stderr))
 
 
 class ProgressBar:
-    """A single, carriage-returned status line on a terminal, redrawn on every :meth:`write_scalars`::
+    """A `tqdm <https://tqdm.github.io>`_ progress bar on a terminal, redrawn on every :meth:`write_scalars`::
 
-        step 1200/10000 12% kimg 76.8 | loss/d 1.23 loss/g 0.98 | 45.1 steps/s eta 3m15s
+         12%|██▌                  | 1200/10000 [00:27<03:15, loss/d 1.235 loss/g 0.98 kimg 76.8 45.12 steps/s]
+
+    The line always fits the terminal (its width is read at every redraw; what does not fit is left
+    off the end, the bar keeping at least 10 cells while the losses fit), so it never wraps, and a
+    redraw never starts a new line. While the bar is shown, log records of the root and ``jaxgan``
+    loggers that a console handler would print to the same terminal are printed *above* the bar
+    (the handler is swapped for one that calls ``tqdm.write``; :meth:`close` puts it back).
 
     Does nothing when ``stream`` is not a TTY (logs and CI get :class:`LogWriter` lines instead).
-    :meth:`close` ends the line.
+    :meth:`close` leaves the final bar on its own line.
+
+    Args:
+      total_steps: the run's last step.
+      stream: the terminal (default ``sys.stderr``).
+      ncols: a fixed width; default: the terminal's width (:func:`terminal_columns`), read at each redraw.
     """
 
-    def __init__(self, total_steps: int, stream: TextIO | None = None):
+    MIN_BAR = 10
+
+    def __init__(self, total_steps: int, stream: TextIO | None = None, ncols: int | None = None):
         self.total_steps = int(total_steps)
         self.stream = sys.stderr if stream is None else stream
         self.enabled = _isatty(self.stream)
-        self._width = 0  # Length of the line on screen, to blank out a longer previous one.
+        self.ncols = ncols
+        self._bar = None  # created at the first write, starting at that step (a resumed run)
+        self._swapped: list[tuple[logging.Logger, logging.Handler, logging.Handler]] = []
+
+    def _open(self, step: int) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=max(self.total_steps, step), initial=step, file=self.stream,
+                         ncols=self._columns(), mininterval=0, miniters=1, dynamic_ncols=False,
+                         nrows=1 << 20,  # one bar: never hidden as tqdm hides bars when a pty reports 0 rows
+                         bar_format="{percentage:3.0f}%|{bar}| {n}/{total} [{elapsed}<{remaining}{postfix}]")
+        for logger in (logging.getLogger(), logging.getLogger("jaxgan")):
+            for i, h in enumerate(list(logger.handlers)):
+                if (isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+                        and _same_terminal(h.stream, self.stream)):
+                    above = _AboveBar(h, tqdm)
+                    logger.handlers[i] = above
+                    self._swapped.append((logger, h, above))
+
+    def _columns(self) -> int:
+        return max(20, int(self.ncols or terminal_columns(self.stream)))
+
+    def _postfix(self, step: int, scalars: Mapping[str, float], columns: int) -> str:
+        """The most important fields that fit beside a bar of :attr:`MIN_BAR` cells."""
+        total = max(self.total_steps, step)
+        fixed = len(f"100%|| {total}/{total} [00:00<00:00, ]")
+        parts = [f"{k} {_fmt(scalars[k])}" for k in MAIN_LOSSES if k in scalars]
+        if KIMG in scalars:
+            parts.append(f"kimg {float(scalars[KIMG]):.1f}")
+        if STEPS_PER_SEC in scalars:
+            parts.append(f"{_fmt(scalars[STEPS_PER_SEC])} steps/s")
+        kept = []
+        for part in parts:
+            if fixed + self.MIN_BAR + len(" ".join(kept + [part])) > columns:
+                break
+            kept.append(part)
+        return " ".join(kept)
 
     def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
         if not self.enabled:
             return
-        head = f"step {int(step)}/{self.total_steps}"
-        if self.total_steps > 0:
-            head += f" {100 * int(step) // self.total_steps}%"
-        if KIMG in scalars:
-            head += f" kimg {float(scalars[KIMG]):.1f}"
-        parts = [head]
-        losses = " ".join(f"{k} {_fmt(scalars[k])}" for k in MAIN_LOSSES if k in scalars)
-        if losses:
-            parts.append(losses)
-        if STEPS_PER_SEC in scalars:
-            rate = float(scalars[STEPS_PER_SEC])
-            tail = f"{_fmt(rate)} steps/s"
-            if math.isfinite(rate) and rate > 0 and self.total_steps > int(step):
-                tail += f" eta {_duration((self.total_steps - int(step)) / rate)}"
-            parts.append(tail)
-        line = " | ".join(parts)
-        self.stream.write("\r" + line + " " * max(0, self._width - len(line)))
-        self.stream.flush()
-        self._width = len(line)
+        step = int(step)
+        if self._bar is None:
+            self._open(step)
+        columns = self._columns()
+        self._bar.ncols = columns
+        if step > self._bar.total:
+            self._bar.total = step
+        if any(k in scalars for k in MAIN_LOSSES):  # an eval record keeps the training losses shown
+            self._bar.set_postfix_str(self._postfix(step, scalars, columns), refresh=False)
+        if step > self._bar.n:
+            self._bar.update(step - self._bar.n)  # redraws (mininterval=0)
+        else:
+            self._bar.refresh()
 
     def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
         del step, images
@@ -264,10 +333,13 @@ class ProgressBar:
             self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled and self._width:
-            self.stream.write("\n")
-            self.stream.flush()
-        self._width = 0
+        for logger, original, above in reversed(self._swapped):
+            if above in logger.handlers:
+                logger.handlers[logger.handlers.index(above)] = original
+        self._swapped = []
+        if self._bar is not None:
+            self._bar.close()  # leaves the final bar, then a newline
+            self._bar = None
 
 
 class MultiWriter:

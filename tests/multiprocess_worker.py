@@ -18,11 +18,12 @@ import numpy as np  # noqa: E402
 
 from jaxgan import config as config_lib, run as run_lib  # noqa: E402
 from jaxgan.checkpoint import Checkpointer  # noqa: E402
+from jaxgan.workdir import load_recorded_experiment  # noqa: E402
 
 
 def load(workdir: pathlib.Path):
     config = config_lib.Config(json.loads((workdir / "config.json").read_text()))
-    run = run_lib.build(config, config_lib.load_experiment(config.experiment))
+    run = run_lib.build(config, load_recorded_experiment(workdir, config)[0])
     example = jax.tree.map(lambda x: x[0], run_lib.example_batch(run))
     abstract = run.step.abstract_state(example)
     return Checkpointer(workdir / "checkpoints", async_save=False), abstract

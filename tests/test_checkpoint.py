@@ -3,6 +3,7 @@
 Run as a script (``python tests/test_checkpoint.py worker DIR``) it is the multi-device worker: the
 parent sets XLA_FLAGS before this process imports jax.
 """
+import errno
 import json
 import logging
 import os
@@ -217,3 +218,75 @@ def test_restore_onto_other_device_counts(tmp_path):
 
 if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
     _worker(sys.argv[2])
+
+
+def _failing_restore(monkeypatch, fail_step, errors):
+    """Makes restoring ``fail_step`` raise the next exception from ``errors`` (then succeed)."""
+    real = Checkpointer._restore_step
+    errors = list(errors)
+
+    def restore_step(self, abstract_state, step):
+        if step == fail_step and errors:
+            raise errors.pop(0)
+        return real(self, abstract_state, step)
+
+    monkeypatch.setattr(Checkpointer, "_restore_step", restore_step)
+
+
+@pytest.mark.parametrize("error", [
+    OSError(errno.EIO, "Input/output error"),
+    OSError(errno.ENOSPC, "No space left on device"),
+    PermissionError(errno.EACCES, "Permission denied"),
+    ValueError("UNAVAILABLE: Error reading local file: Input/output error"),  # tensorstore's wording
+])
+def test_an_io_error_on_restore_keeps_the_checkpoint(ckpt_dir, monkeypatch, error):
+    from jaxgan.checkpoint import CheckpointIOError
+
+    with Checkpointer(ckpt_dir, keep=3) as ckpt:
+        save_steps(ckpt, [1, 2])
+    _failing_restore(monkeypatch, 2, [error])
+    with Checkpointer(ckpt_dir, keep=3) as ckpt:
+        with pytest.raises(CheckpointIOError, match="I/O error.*nothing was moved"):
+            ckpt.restore(abstract(make_state(), mesh_of()))
+        assert ckpt.all_steps() == [1, 2]
+    assert not (ckpt_dir / "corrupt").exists()
+    with Checkpointer(ckpt_dir, keep=3) as ckpt:  # the storage recovered: the good newest step restores
+        restored, position, _ = ckpt.restore(abstract(make_state(), mesh_of()))
+    chex.assert_trees_all_equal(restored, make_state(2))
+    assert position["step"] == 2
+
+
+def test_a_failure_that_does_not_repeat_does_not_demote_the_step(ckpt_dir, monkeypatch):
+    with Checkpointer(ckpt_dir, keep=3) as ckpt:
+        save_steps(ckpt, [1, 2])
+    _failing_restore(monkeypatch, 2, [ValueError("a passing glitch")])
+    with Checkpointer(ckpt_dir, keep=3) as ckpt:
+        restored, _, _ = ckpt.restore(abstract(make_state(), mesh_of()))
+    chex.assert_trees_all_equal(restored, make_state(2))
+    assert not (ckpt_dir / "corrupt").exists()
+
+
+def test_an_io_error_reading_metadata_is_not_taken_for_no_checkpoint(ckpt_dir, monkeypatch):
+    from jaxgan import checkpoint as ckpt_lib
+
+    with Checkpointer(ckpt_dir) as ckpt:
+        save_steps(ckpt, [1])
+
+    def broken(mngr, step):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(ckpt_lib, "_read_meta", broken)
+    with Checkpointer(ckpt_dir) as ckpt:  # a fresh start here would overwrite the run
+        with pytest.raises(ckpt_lib.CheckpointIOError, match="I/O error"):
+            ckpt.latest_step()
+    assert (ckpt_dir / "1").is_dir() and not (ckpt_dir / "corrupt").exists()
+
+
+def test_read_only_checkpointer_restores_without_writing(ckpt_dir):
+    with Checkpointer(ckpt_dir) as ckpt:
+        save_steps(ckpt, [1])
+    before = sorted(p.name for p in ckpt_dir.iterdir())
+    with Checkpointer(ckpt_dir, read_only=True) as ckpt:
+        restored, _, _ = ckpt.restore(abstract(make_state(), mesh_of()))
+    chex.assert_trees_all_equal(restored, make_state(1))
+    assert sorted(p.name for p in ckpt_dir.iterdir()) == before

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from jaxgan import cli
+from jaxgan.errors import UserError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HERE = pathlib.Path(__file__).resolve().parent
@@ -69,11 +70,11 @@ def test_init_distributed_passes_explicit_cluster(fake_initialize, monkeypatch):
 def test_init_distributed_refuses_partial_settings(fake_initialize, monkeypatch):
     monkeypatch.setenv("JAXGAN_DISTRIBUTED", "1")
     monkeypatch.setenv("JAXGAN_COORDINATOR", "localhost:1234")
-    with pytest.raises(SystemExit, match="JAXGAN_NUM_PROCESSES, JAXGAN_PROCESS_ID unset: set all three"):
+    with pytest.raises(UserError, match="JAXGAN_NUM_PROCESSES, JAXGAN_PROCESS_ID unset: set all three"):
         cli._init_distributed()
     monkeypatch.setenv("JAXGAN_NUM_PROCESSES", "2")
     monkeypatch.setenv("JAXGAN_PROCESS_ID", "first")
-    with pytest.raises(SystemExit, match="must be integers"):
+    with pytest.raises(UserError, match="must be integers"):
         cli._init_distributed()
     assert fake_initialize == []
 

@@ -132,19 +132,79 @@ class FakeTTY(io.StringIO):
         return True
 
 
-def test_progress_bar_on_tty():
+def terminal(text, columns):
+    """What a terminal of ``columns`` shows after ``text`` (\\r returns, \\n starts a line), plus the
+    number of characters written beyond the last column (a real terminal would wrap them)."""
+    screen, row, col, overflow = [[]], 0, 0, 0
+    for ch in text:
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            row, col = row + 1, 0
+            if row == len(screen):
+                screen.append([])
+        else:
+            assert ch.isprintable(), f"unexpected control character {ch!r}"
+            line = screen[row]
+            line.extend(" " * (col + 1 - len(line)))
+            line[col] = ch
+            overflow += col >= columns
+            col += 1
+    return ["".join(line).rstrip() for line in screen], overflow
+
+
+def console_logger(stream):
+    """The 'jaxgan' logger printing to ``stream`` as the CLI's basicConfig does (restored after use)."""
+    logger = logging.getLogger("jaxgan")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    return logger, handler
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_progress_bar_fits_the_terminal_and_logs_go_above_it(monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", str(columns))
     stream = FakeTTY()
+    logger, handler = console_logger(stream)
+    monkeypatch.setattr(logger, "handlers", [handler])
+    monkeypatch.setattr(logger, "propagate", False)
+    monkeypatch.setattr(logger, "level", logging.INFO)
     bar = writers.ProgressBar(10_000, stream)
-    bar.write_scalars(1200, SCALARS)
-    first = stream.getvalue()
-    assert first.startswith("\r") and "\n" not in first
-    assert "1200/10000" in first and "kimg 76.8" in first and "loss/d 1.235" in first and "loss/g 0.98" in first
-    assert "45.12 steps/s" in first and "eta 3m15s" in first and "logits/real" not in first
-    bar.write_scalars(1300, {"loss/d": 1.0})  # Shorter line: blanks out the rest of the old one.
-    second = stream.getvalue()[len(first):]
-    assert second.startswith("\r") and len(second) == len(first)
+    logged = []
+    for step in range(200, 10_001, 200):
+        bar.write_scalars(step, {**SCALARS, "kimg": step * 0.064})
+        if step % 2000 == 0:
+            logged.append(f"INFO saved checkpoint at step {step}")
+            logger.info("saved checkpoint at step %d", step)
+    bar.write_scalars(10_000, {"classifier_fid1k": 3.5})  # an eval record at the last step
+    assert logger.handlers[0] is not handler  # swapped while the bar is shown...
     bar.close()
-    assert stream.getvalue().endswith("\n") and stream.getvalue().count("\n") == 1
+    assert logger.handlers == [handler]  # ...and put back
+    out = stream.getvalue()
+    # One newline per log line and one at close: redraws never start a new line.
+    assert out.count("\n") == len(logged) + 1
+    screen, overflow = terminal(out, columns)
+    assert overflow == 0  # no redraw wrote past the last column (a wrapped bar would)
+    # The terminal shows the log lines in order, each on its own line, then the final bar.
+    assert screen[:len(logged)] == logged and screen[-1] == ""
+    final = screen[len(logged)]
+    assert final.startswith("100%|") and "10000/10000" in final and "loss/d 1.235" in final
+    assert "logits/real" not in final and "classifier_fid" not in final
+    assert len(final) <= columns
+    if columns == 80:  # room for the losses and kimg beside a bar of >= 10 cells
+        assert "loss/g 0.98" in final and "kimg 640.0" in final
+
+
+def test_progress_bar_resumed_run_starts_at_its_step(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    stream = FakeTTY()
+    bar = writers.ProgressBar(1000, stream)
+    bar.write_scalars(600, {"loss/d": 1.0})
+    bar.write_scalars(700, {"loss/d": 0.5})
+    bar.close()
+    screen, overflow = terminal(stream.getvalue(), 80)
+    assert overflow == 0 and screen[0].startswith(" 70%|") and "700/1000" in screen[0]
+    assert "loss/d 0.5" in screen[0] and stream.getvalue().count("\n") == 1
 
 
 def test_progress_bar_silent_without_tty():
@@ -167,7 +227,7 @@ def test_create_writers_main_process(tmp_path):
     assert kinds == [writers.JsonlWriter, writers.TensorBoardWriter, writers.ProgressBar]
     assert _read_jsonl(tmp_path / "metrics.jsonl") == [{"step": 1, "loss/d": 1.0}]
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
-    assert "step 1/10" in stream.getvalue()
+    assert "1/10" in stream.getvalue()
     for x in w.writers:
         assert isinstance(x, writers.MetricWriter)
 

@@ -62,6 +62,22 @@ def check_labels(labels, n: int, what: str, num_classes: int | None = None) -> t
     return labels.astype(np.int32), int(num_classes)
 
 
+def check_finite(x: np.ndarray, what: str) -> None:
+    """Raises ValueError naming ``what`` (the file) and the first bad index if float ``x`` has NaN or Inf.
+
+    Bad values in data would surface much later as a "divergence" of training; they are refused
+    when the data is loaded instead.
+    """
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating) or x.size == 0:
+        return
+    bad = ~np.isfinite(x)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{what} contains {int(bad.sum())} NaN or infinite value(s) (the first at index "
+                         f"{first}, = {x[first]}): clean the data (e.g. np.nan_to_num) or drop those examples")
+
+
 class ArraySource(FiniteSource):
     """A finite source over in-memory arrays: images (N, H, W[, C]) or points (N, D).
 
@@ -84,6 +100,7 @@ class ArraySource(FiniteSource):
     def __init__(self, x: np.ndarray, labels=None, *, seed: int, name: str = "arrays",
                  options: ImageOptions = ImageOptions(), value_range=None, num_classes: int | None = None):
         x = np.asarray(x)
+        check_finite(x, f"{name}: x")
         if x.ndim == 2:
             if options != ImageOptions():
                 raise ValueError(f"{name}: x has shape {x.shape}, i.e. points, so the image options "
@@ -163,6 +180,7 @@ def npz_source(path, seed: int, x_key: str = "x", label_key: str | None = None, 
     path = _require_file(path, "array file (.npz or .npy)")
     is_npz = path.suffix.lower() == ".npz"
     x = load_array(path, x_key if is_npz else None, what="images")
+    check_finite(x, f"{path}" + (f" (array {x_key!r})" if is_npz else ""))
     if label_key is not None and labels_path is not None:
         raise ValueError("give the labels either as label_key (inside the .npz) or as labels_path, not both")
     labels = None

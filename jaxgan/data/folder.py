@@ -5,7 +5,8 @@ Layouts:
 * ``root/*.png``: unlabelled;
 * ``root/<class>/**/*.png``: labelled, classes are the sub-folder names in sorted order.
 
-Paths are sorted, so example ``i`` is the same file on every machine. Images are decoded to grey
+Only 8-bit images are read (16-bit and float modes are refused), so pixels cannot be NaN or
+infinite; an undecodable file is refused with its path. Paths are sorted, so example ``i`` is the same file on every machine. Images are decoded to grey
 (``channels=1``) or RGB (``channels=3``; alpha is dropped); with ``channels=None`` the first image
 decides. With ``resolution=None`` every image must have the first image's size (after ``crop``).
 """

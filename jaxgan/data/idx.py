@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 
-from jaxgan.data.arrays import ArraySource
+from jaxgan.data.arrays import ArraySource, check_finite
 from jaxgan.data.images import ImageOptions
 
 IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
@@ -73,7 +73,9 @@ def read_idx(path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"IDX file not found: {path} (expected an IDX file such as "
                                 f"train-images-idx3-ubyte[.gz], from {_MNIST_URL})")
-    return parse_idx(_read_bytes(path), what=str(path))
+    array = parse_idx(_read_bytes(path), what=str(path))
+    check_finite(array, str(path))
+    return array
 
 
 def idx_source(images, seed: int, labels=None, name: str | None = None, resolution: int | None = None,

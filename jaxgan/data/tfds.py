@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxgan.data.arrays import FiniteSource
+from jaxgan.data.arrays import FiniteSource, check_finite
 from jaxgan.data.base import DataInfo
 from jaxgan.data.images import ImageOptions, as_nhwc, preprocess
 
@@ -78,6 +78,9 @@ class TfdsSource(FiniteSource):
     def examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         # One record at a time: the batched __getitems__ is not implemented by tfds's mock data.
         records = [self.data[int(i)] for i in indices]
+        for i, r in zip(indices, records):  # random access: checked as records are read, not all at load
+            check_finite(np.asarray(r[self.image_key]), f"TFDS {self.info.name} record {int(i)} feature "
+                                                         f"{self.image_key!r}")
         images = [as_nhwc(np.asarray(r[self.image_key])[None], f"TFDS feature {self.image_key!r}") for r in records]
         if len(images) == 0:
             x = np.zeros((0,) + self.info.shape, np.float32)

@@ -1,0 +1,307 @@
+"""Bad input to jaxgan train/sample/eval: one clear line on stderr, exit 2, no traceback, nothing half-made.
+
+The table runs the command in-process (fast: validation fails before jax does any work); a trained
+smoke workdir (made once per module) serves the sample/eval rows.
+"""
+import errno
+import json
+import os
+import pathlib
+import shutil
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from jaxgan import cli, config as config_lib, errors
+
+ring8_smoke = ["train", "ring8", "--smoke"]
+
+
+def run_cli(argv, capsys):
+    try:
+        code = cli.main(list(map(str, argv)))
+    except SystemExit as e:  # argparse usage errors
+        code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_clear_line(code, err, expected):
+    assert code == 2, (code, err)
+    assert "Traceback" not in err, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert lines, "nothing on stderr"
+    error_lines = [l for l in lines if "error:" in l]
+    assert len(error_lines) == 1 and error_lines[0] == lines[-1], lines
+    assert expected in lines[-1], (expected, lines[-1])
+
+
+def listing(path: pathlib.Path):
+    return sorted((str(p.relative_to(path)), p.stat().st_size if p.is_file() else -1) for p in path.rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("trained") / "run"
+    assert cli.main(["train", "ring8", "--smoke", "--workdir", str(wd)]) == 0
+    return wd
+
+
+def _experiment(tmp, text):
+    path = tmp / "exp.py"
+    path.write_text(text)
+    return path
+
+
+# ------------------------------------------------------------------ train: (id, extra argv, message)
+TRAIN_SETS = [
+    ("batch0", ["train.batch_size=0"], "train.batch_size = 0: must be an integer >= 1"),
+    ("batch_neg", ["train.batch_size=-4"], "train.batch_size = -4"),
+    ("batch_text", ["train.batch_size=abc"], "expected an integer"),
+    ("batch_float", ["train.batch_size=1.5"], "expected an integer"),
+    ("n_critic0", ["train.n_critic=0"], "train.n_critic = 0"),
+    ("kimg0", ["train.total_kimg=0"], "train.total_kimg = 0.0: must be a finite number > 0"),
+    ("kimg_neg", ["train.total_kimg=-1"], "train.total_kimg"),
+    ("kimg_inf", ["train.total_kimg=inf"], "train.total_kimg = inf"),
+    ("kimg_nan", ["train.total_kimg=nan"], "train.total_kimg = nan"),
+    ("kimg_huge", ["train.total_kimg=1e12"], "more than the 2147483647 a run can count"),
+    ("latent0", ["model.latent_dim=0"], "model.latent_dim = 0"),
+    ("hidden0", ["model.hidden=0"], "model.hidden = 0"),
+    ("hidden_neg", ["model.hidden=-3"], "model.hidden = -3"),
+    ("depth_neg", ["model.depth=-1"], "model.depth = -1"),
+    ("seed_neg", ["seed=-1"], "seed = -1: must be an integer in [0, 2**63)"),
+    ("seed_huge", [f"seed={2 ** 64}"], "seed = 18446744073709551616"),
+    ("g_lr0", ["optim.g_lr=0"], "optim.g_lr = 0.0"),
+    ("d_lr_inf", ["optim.d_lr=inf"], "optim.d_lr = inf"),
+    ("g_lr_neg", ["optim.g_lr=-1e-3"], "optim.g_lr"),
+    ("b1_one", ["optim.b1=1.0"], "optim.b1 = 1.0"),
+    ("loss_unknown", ["loss=nonexistent"], "loss = 'nonexistent': unknown loss"),
+    ("schedule_unknown", ["optim.schedule=linear"], "optim.schedule = 'linear'"),
+    ("eval_n0", ["eval.num_samples=0"], "eval.num_samples = 0"),
+    ("keep0", ["keep_checkpoints=0"], "keep_checkpoints = 0"),
+    ("grid0", ["num_grid_samples=0"], "num_grid_samples = 0"),
+    ("every0", ["penalty.every=0"], "penalty.every = 0"),
+    ("r1_neg", ["penalty.r1_gamma=-1"], "penalty.r1_gamma"),
+    ("log_neg", ["log_every_steps=-1"], "log_every_steps = -1"),
+    ("best_mode", ["eval.best_mode=median"], "eval.best_mode = 'median'"),
+    ("dtype", ["compute_dtype=float8"], "compute_dtype = 'float8'"),
+    ("ema_nan", ["train.ema_half_life_kimg=nan"], "train.ema_half_life_kimg = nan"),
+    ("typo_key", ["trian.batch_size=3"], "unknown config key 'trian'"),
+    ("no_equals", ["train.batch_size"], "expected KEY=VALUE"),
+    ("group", ["train=3"], "is a group of fields"),
+    ("bool", ["model.conditional=maybe"], "unknown config key"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", [c[1:] for c in TRAIN_SETS], ids=[c[0] for c in TRAIN_SETS])
+def test_bad_train_overrides(overrides, message, tmp_path, capsys):
+    wd = tmp_path / "wd"
+    argv = ring8_smoke + ["--workdir", wd] + [a for o in overrides for a in ("--set", o)]
+    code, _, err = run_cli(argv, capsys)
+    assert_one_clear_line(code, err, message)
+    assert not wd.exists(), "a refused run made its workdir"
+    code, _, err = run_cli(argv + ["--dry-run"], capsys)  # --dry-run validates too
+    assert_one_clear_line(code, err, message)
+
+
+EXPERIMENT_FILES = [
+    ("syntax", "def get_config(smoke=False)\n    return {}\n", "has a syntax error at line 1"),
+    ("no_get_config", "def build(config, info):\n    pass\n", "defines no get_config()"),
+    ("no_build", "from jaxgan.experiment import base_config\ndef get_config(smoke=False):\n    return base_config()\n",
+     "defines no build()"),
+    ("not_a_dict", "def get_config(smoke=False):\n    return [1, 2]\ndef build(config, info):\n    pass\n",
+     "returned a list, not a dict"),
+    ("raises", "def get_config(smoke=False):\n    raise RuntimeError('boom')\ndef build(c, i):\n    pass\n",
+     "failed: RuntimeError: boom"),
+    ("import_error", "import no_such_module_xyz\n", "importing experiment file"),
+    ("not_json", "def get_config(smoke=False):\n    return {'x': object()}\ndef build(c, i):\n    pass\n",
+     "is not plain JSON data"),
+    ("missing_field", "def get_config(smoke=False):\n    return {'seed': 0}\ndef build(c, i):\n    pass\n",
+     "is missing: build the config with jaxgan.experiment.base_config"),
+    ("experiment_validate",
+     "from jaxgan.experiment import base_config, mlp_gan\nfrom jaxgan.errors import ConfigError\n"
+     "def get_config(smoke=False):\n    return base_config(data={'name': 'ring8'}, model={'hidden': 8, 'depth': 1})\n"
+     "def validate(config):\n    if config.model.hidden < 16:\n"
+     "        raise ConfigError('model.hidden', config.model.hidden, 'this experiment needs >= 16')\n"
+     "build = mlp_gan\n", "model.hidden = 8: this experiment needs >= 16"),
+]
+
+
+@pytest.mark.parametrize("text, message", [c[1:] for c in EXPERIMENT_FILES], ids=[c[0] for c in EXPERIMENT_FILES])
+def test_bad_experiment_files(text, message, tmp_path, capsys):
+    path = _experiment(tmp_path, text)
+    wd = tmp_path / "wd"
+    code, _, err = run_cli(["train", path, "--workdir", wd], capsys)
+    assert_one_clear_line(code, err, message)
+    assert not wd.exists()
+
+
+@pytest.mark.parametrize("case", ["missing_path", "unknown_name", "not_py", "workdir_file", "workdir_parent_file",
+                                  "unknown_data", "partial_distributed"])
+def test_bad_train_invocations(case, tmp_path, capsys, monkeypatch):
+    wd = tmp_path / "wd"
+    argv, message = {
+        "missing_path": (["train", tmp_path / "nope.py", "--workdir", wd], "does not exist or is not a file"),
+        "unknown_name": (["train", "no_such_experiment", "--workdir", wd], "no packaged experiment 'no_such_experiment'"),
+        "not_py": (["train", tmp_path / "exp.txt", "--workdir", wd], "an experiment file is a .py file"),
+        "workdir_file": (ring8_smoke + ["--workdir", tmp_path / "file"], "is a file, not a directory"),
+        "workdir_parent_file": (ring8_smoke + ["--workdir", tmp_path / "file" / "run"], "is a file, not a directory"),
+        "unknown_data": (ring8_smoke + ["--workdir", wd, "--set", "data.name=nosuch"], "unknown data source 'nosuch'"),
+        "partial_distributed": (ring8_smoke + ["--workdir", wd], "JAXGAN_COORDINATOR set but"),
+    }[case]
+    (tmp_path / "file").write_text("not a directory")
+    (tmp_path / "exp.txt").write_text("")
+    if case == "partial_distributed":
+        monkeypatch.setenv("JAXGAN_DISTRIBUTED", "1")
+        monkeypatch.setenv("JAXGAN_COORDINATOR", "127.0.0.1:1")
+    code, _, err = run_cli(argv, capsys)
+    assert_one_clear_line(code, err, message)
+    assert not wd.exists(), f"left {listing(wd)}"  # unknown_data fails after locking: the workdir is removed
+    assert (tmp_path / "file").read_text() == "not a directory"
+
+
+# ------------------------------------------------------------------ sample / eval
+def _copy(trained, tmp_path):
+    wd = tmp_path / "copy"
+    shutil.copytree(trained, wd)
+    return wd
+
+
+def _tamper(wd):
+    (wd / "experiment.py").write_text((wd / "experiment.py").read_text() + "\nimport os  # injected\n")
+
+
+def _break_config(wd):
+    (wd / "config.json").write_text("{not json")
+
+
+def _no_checkpoints(wd):
+    shutil.rmtree(wd / "checkpoints")
+
+
+SAMPLE_CASES = [
+    ("n0", ["sample", "{wd}", "--n", "0"], None, "--n: expected an integer >= 1, got 0"),
+    ("n_neg", ["sample", "{wd}", "--n", "-5"], None, "--n: expected an integer >= 1"),
+    ("n_text", ["sample", "{wd}", "--n", "abc"], None, "expected an integer >= 1, got 'abc'"),
+    ("seed_neg", ["sample", "{wd}", "--seed", "-1"], None, "--seed: expected an integer in [0, 2**63)"),
+    ("seed_huge", ["sample", "{wd}", "--seed", str(2 ** 64)], None, "--seed: expected an integer in [0, 2**63)"),
+    ("out_dir", ["sample", "{wd}", "--out", "{tmp}"], None, "is a directory: give a file name"),
+    ("out_suffix", ["sample", "{wd}", "--out", "{tmp}/x.txt"], None, "use a file name ending in .npy or .png"),
+    ("out_no_folder", ["sample", "{wd}", "--out", "{tmp}/nofolder/x.npy"], None, "does not exist; create it"),
+    ("set_train", ["sample", "{wd}", "--set", "train.batch_size=3"], None, "takes only sample.* and eval.* fields"),
+    ("set_unknown_sample", ["sample", "{wd}", "--set", "sample.truncation=0.5"], None, "unknown config key 'sample'"),
+    ("set_eval_bad", ["sample", "{wd}", "--set", "eval.num_samples=0"], None, "eval.num_samples = 0"),
+    ("tampered", ["sample", "{wd}"], _tamper, "the copy was changed after the run was made"),
+    ("bad_config_json", ["sample", "{wd}"], _break_config, "is not valid JSON"),
+    ("no_workdir", ["sample", "{tmp}/absent"], None, "does not exist: give the --workdir"),
+    ("workdir_is_file", ["sample", "{wd}/config.json"], None, "is not a directory"),
+    ("not_a_workdir", ["sample", "{tmp}"], None, "has no config.json"),
+    ("eval_no_checkpoints", ["eval", "{wd}"], _no_checkpoints, "the run has no checkpoint yet"),
+    ("eval_set_bad", ["eval", "{wd}", "--set", "eval.num_samples=-1"], None, "eval.num_samples = -1"),
+    ("eval_set_unknown", ["eval", "{wd}", "--set", "eval.nope=1"], None, "unknown config key 'eval.nope'"),
+    ("eval_set_model", ["eval", "{wd}", "--set", "model.hidden=3"], None, "takes only sample.* and eval.*"),
+    ("eval_tampered", ["eval", "{wd}"], _tamper, "sha256"),
+]
+
+
+@pytest.mark.parametrize("argv, setup, message", [c[1:] for c in SAMPLE_CASES], ids=[c[0] for c in SAMPLE_CASES])
+def test_bad_sample_and_eval(argv, setup, message, trained, tmp_path, capsys):
+    wd = _copy(trained, tmp_path)
+    if setup:
+        setup(wd)
+    before = listing(wd)
+    argv = [a.format(wd=wd, tmp=tmp_path) for a in argv]
+    code, _, err = run_cli(argv, capsys)
+    assert_one_clear_line(code, err, message)
+    assert listing(wd) == before, "sample/eval changed the workdir"
+
+
+def test_a_full_disk_is_one_line(trained, tmp_path, capsys):
+    out = tmp_path / "full.npy"
+    out.symlink_to("/dev/full")  # every write to /dev/full fails with ENOSPC
+    code, _, err = run_cli(["sample", trained, "--out", out], capsys)
+    assert_one_clear_line(code, err, "the disk is full")
+
+
+def test_a_read_only_file_system_is_one_line(tmp_path, capsys, monkeypatch):
+    from jaxgan import workdir as workdir_lib
+
+    def read_only(self):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self.path))
+
+    monkeypatch.setattr(workdir_lib.WorkdirLock, "acquire", read_only)
+    code, _, err = run_cli(ring8_smoke + ["--workdir", tmp_path / "wd"], capsys)
+    assert_one_clear_line(code, err, "the file system is read-only")
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
+    with pytest.raises(errors.ConfigError, match="train.batch_size"):
+        cli.main(["--debug", "train", "ring8", "--dry-run", "--set", "train.batch_size=0"])
+    monkeypatch.setenv("JAXGAN_TRACEBACK", "1")
+    with pytest.raises(errors.ConfigError):
+        cli.main(["train", "ring8", "--dry-run", "--set", "train.batch_size=0"])
+
+
+def test_a_bug_is_one_line_that_says_how_to_see_it(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "cmd_train", lambda args: [][1])  # an IndexError: not the user's fault
+    code, _, err = run_cli(["train", "ring8", "--dry-run"], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert err.strip().splitlines() == [
+        "jaxgan train: internal error: IndexError: list index out of range (a bug: rerun with --debug for the "
+        "traceback and report it)"]
+
+
+def test_help_lists_the_experiments(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("ring8", "grid25", "dcgan_mnist", "cgan_mnist", "dcgan_stacked_mnist"):
+        assert f"  {name} " in out, name
+    assert "--debug" in out
+
+
+# ------------------------------------------------------------------ property: random --set never tracebacks
+_KEYS = sorted({k for k, _ in __import__("jaxgan.validate", fromlist=["_leaves"])._leaves(
+    config_lib.experiment_config(config_lib.load_experiment("ring8"), smoke=True))} | {"train.nope", "nope", "model"})
+_VALUES = st.one_of(
+    st.integers(-2 ** 70, 2 ** 70).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["nan", "inf", "-inf", "true", "false", "", "[]", "[1, 2]", "null", "{}", "hinge",
+                     "cosine", "grid25", "1e400", "0", "-0.0"]),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(assignments=st.lists(st.tuples(st.sampled_from(_KEYS), _VALUES), min_size=1, max_size=3))
+def test_random_overrides_give_a_valid_config_or_one_clear_line(assignments, capsys):
+    from jaxgan import run as run_lib
+
+    sets = [a for k, v in assignments for a in ("--set", f"{k}={v}")]
+    code, out, err = run_cli(ring8_smoke + ["--dry-run", *sets], capsys)
+    assert "Traceback" not in err and code in (0, 2), (code, err)
+    if code == 2:
+        assert_one_clear_line(code, err, "error:")
+        return
+    config = config_lib.Config(json.loads(out))
+    try:  # a config that validates builds, or fails with a message a user can act on
+        run_lib.build(config, config_lib.load_experiment("ring8"))
+    except Exception as e:  # noqa: BLE001
+        message, is_user = errors.describe(e)
+        assert is_user and "\n" not in message, (assignments, repr(e))
+
+
+def test_compile_cache_flags(tmp_path, monkeypatch):
+    import importlib.machinery
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("jaxgan.compile_cache")
+    fake.__spec__ = importlib.machinery.ModuleSpec("jaxgan.compile_cache", None)
+    fake.enable = calls.append
+    monkeypatch.setitem(sys.modules, "jaxgan.compile_cache", fake)
+    parse = cli._parser().parse_args
+    cli._enable_compile_cache(parse(["train", "--compile-cache", str(tmp_path)]))
+    cli._enable_compile_cache(parse(["train"]))
+    cli._enable_compile_cache(parse(["train", "--no-compile-cache"]))
+    assert calls == [str(tmp_path), None]

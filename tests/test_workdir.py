@@ -1,0 +1,151 @@
+"""One run per workdir (a lock tested with two real processes), the recorded experiment file,
+explicit experiment lookup, the smoke workdir, and extending a finished run."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+from jaxgan import cli, config as config_lib
+from jaxgan.errors import WorkdirLocked
+from jaxgan.workdir import EXPERIMENT_COPY, LOCK_NAME, WorkdirLock
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+HOLDER = """
+import sys, time
+from jaxgan.workdir import WorkdirLock
+lock = WorkdirLock(sys.argv[1]).acquire()
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def jaxgan(*args):
+    return cli.main([str(a) for a in args])
+
+
+def test_a_second_process_is_refused_with_the_holders_pid_and_host(tmp_path):
+    wd = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(wd)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        # A real second jaxgan process on the same workdir.
+        second = subprocess.run([sys.executable, "-m", "jaxgan.cli", "train", "ring8", "--smoke", "--workdir", str(wd)],
+                                env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2, second.stderr
+        assert "Traceback" not in second.stderr
+        last = second.stderr.strip().splitlines()[-1]
+        assert f"in use by another jaxgan run (pid {holder.pid} on host {os.uname().nodename}" in last, last
+        assert not (wd / "config.json").exists() and not (wd / "checkpoints").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # The kernel drops the lock with its holder (even on SIGKILL): the workdir is usable again.
+    with WorkdirLock(wd) as lock:
+        assert lock.held
+
+
+def test_the_lock_is_exclusive_within_a_process_and_released(tmp_path):
+    first = WorkdirLock(tmp_path / "w").acquire()
+    with pytest.raises(WorkdirLocked, match=f"pid {os.getpid()}"):
+        WorkdirLock(tmp_path / "w").acquire()
+    first.release()
+    WorkdirLock(tmp_path / "w").acquire().release()
+    assert json.loads((tmp_path / "w" / LOCK_NAME).read_text())["pid"] == os.getpid()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("wd") / "run"
+    assert jaxgan("train", "ring8", "--smoke", "--workdir", wd) == 0
+    return wd
+
+
+def test_the_workdir_keeps_the_experiment_file_and_its_hash(smoke_run, tmp_path, capsys):
+    config = json.loads((smoke_run / "config.json").read_text())
+    copy = smoke_run / EXPERIMENT_COPY
+    assert copy.read_bytes() == (config_lib.EXPERIMENTS_DIR / "ring8.py").read_bytes()
+    assert config["experiment_sha256"] == config_lib.file_sha256(copy)
+    capsys.readouterr()
+    assert jaxgan("sample", smoke_run, "--n", "4", "--out", tmp_path / "x.npy") == 0
+    err = capsys.readouterr().err
+    assert f"experiment file: {copy} (sha256 {config['experiment_sha256'][:12]}, identical to packaged ring8)" in err
+
+
+def test_sample_builds_from_the_copy_not_from_the_original_file(tmp_path, capsys):
+    exp = tmp_path / "mine.py"
+    exp.write_text((config_lib.EXPERIMENTS_DIR / "ring8.py").read_text())
+    wd = tmp_path / "run"
+    assert jaxgan("train", exp, "--smoke", "--workdir", wd, "--set", "train.total_kimg=0.128") == 0
+    exp.write_text("raise SystemExit('the original file must not be imported by sample')\n")
+    capsys.readouterr()
+    assert jaxgan("sample", wd, "--n", "3", "--out", tmp_path / "s.npy") == 0
+    assert f"experiment file: {wd / EXPERIMENT_COPY}" in capsys.readouterr().err
+    # a tampered copy is refused (and not imported: it would exit the test process)
+    (wd / EXPERIMENT_COPY).write_text("raise SystemExit('tampered copy ran')\n")
+    assert jaxgan("sample", wd, "--n", "3", "--out", tmp_path / "s.npy") == 2
+    assert "the copy was changed after the run was made" in capsys.readouterr().err
+
+
+def test_a_name_means_the_packaged_experiment_not_a_local_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "ring8.py").write_text("raise SystemExit('local file imported')\n")
+    assert config_lib.find_experiment("ring8") == (config_lib.EXPERIMENTS_DIR / "ring8.py").resolve()
+    assert jaxgan("train", "ring8", "--smoke", "--dry-run") == 0
+    err = capsys.readouterr().err
+    assert "note: using the packaged" in err and "give its path (experiments/ring8.py)" in err
+    assert config_lib.find_experiment("experiments/ring8.py") == (tmp_path / "experiments" / "ring8.py").resolve()
+
+
+def test_smoke_runs_get_their_own_default_workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert jaxgan("train", "ring8", "--smoke") == 0
+    assert (tmp_path / "runs" / "ring8-smoke" / "eval.json").exists()
+    assert not (tmp_path / "runs" / "ring8").exists()
+
+
+def _steps(wd):
+    return [json.loads(l)["step"] for l in (wd / "metrics.jsonl").read_text().splitlines() if "loss/d" in l]
+
+
+def test_extending_a_finished_run(tmp_path, capsys):
+    wd = tmp_path / "run"
+    base = ["train", "ring8", "--smoke", "--workdir", wd, "--set", "optim.schedule=constant"]
+    assert jaxgan(*base) == 0
+    assert json.loads((wd / "eval.json").read_text())["step"] == 10
+    assert jaxgan(*base, "--set", "train.total_kimg=1.28") == 0  # 10 -> 20 steps
+    assert json.loads((wd / "eval.json").read_text())["step"] == 20, "the extended run was not evaluated"
+    assert _steps(wd) == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
+    assert json.loads((wd / "config.json").read_text())["train"]["total_kimg"] == 1.28
+    capsys.readouterr()
+    # shortening, a change beside total_kimg, and a cosine schedule (it depends on the total) are refused
+    assert jaxgan(*base, "--set", "train.total_kimg=0.64") == 2
+    assert "a run can be extended, not shortened" in capsys.readouterr().err
+    assert jaxgan(*base, "--set", "train.total_kimg=2.56", "--set", "train.n_critic=2") == 2
+    assert "different config (train:" in capsys.readouterr().err
+
+
+def test_extending_a_cosine_schedule_is_refused(tmp_path, capsys):
+    wd = tmp_path / "run"
+    assert jaxgan("train", "ring8", "--smoke", "--workdir", wd, "--set", "train.total_kimg=0.128") == 0
+    capsys.readouterr()
+    assert jaxgan("train", "ring8", "--smoke", "--workdir", wd, "--set", "train.total_kimg=0.256") == 2
+    assert "optim.schedule='cosine' decays over total_kimg" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in config_lib.EXPERIMENTS_DIR.glob("*.py")))
+def test_every_packaged_experiment_loads_from_its_workdir_copy(name, tmp_path, monkeypatch):
+    # sample/eval build from <workdir>/experiment.py alone: an experiment that found its base
+    # experiment by a path beside its own file failed there (it must load the base by name).
+    monkeypatch.setenv("JAXGAN_MNIST_DIR", str(tmp_path))  # the default data dir is relative to the file
+    copy = tmp_path / EXPERIMENT_COPY
+    copy.write_bytes((config_lib.EXPERIMENTS_DIR / f"{name}.py").read_bytes())
+    module = config_lib.load_experiment(str(copy), module_name=f"copy_of_{name}")
+    cfg = config_lib.experiment_config(module, smoke=True)
+    assert dict(cfg) == dict(config_lib.experiment_config(config_lib.load_experiment(name), smoke=True))
