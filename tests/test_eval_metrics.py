@@ -153,18 +153,43 @@ def test_feature_stats_errors():
         FeatureStats.empty(4).update(np.zeros(4))
 
 
-@pytest.mark.skipif(jax.device_count() < 2, reason="needs several devices (the multidevice tests force 8 CPU "
-                                                      "devices in a subprocess)")
+SHARDED_STATS_CHECK = """
+import json, os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+os.environ["JAX_PLATFORMS"] = "cpu"
+import jax, numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jaxgan.eval.frechet import FeatureStats
+assert jax.device_count() == 8, jax.devices()
+rng = np.random.default_rng(10)
+x = (3.0 + rng.normal(size=(16 * 8, 8)) @ (np.eye(8) + 0.5 * rng.normal(size=(8, 8)) / np.sqrt(8))).astype(np.float32)
+mesh = Mesh(np.asarray(jax.devices()), ("data",))
+sharded = jax.device_put(x, NamedSharding(mesh, P("data")))
+assert len(sharded.sharding.device_set) == 8
+got, want = FeatureStats.empty(8).update(sharded), FeatureStats.empty(8).update(x)
+ref = np.cov(x.astype(np.float64), rowvar=False)
+print(json.dumps({"mean": float(np.max(np.abs(got.mean - want.mean))),
+                  "cov": float(np.max(np.abs(got.cov - want.cov))),
+                  "cov_vs_numpy": float(np.max(np.abs(got.cov - ref))), "scale": float(np.max(np.abs(ref)))}))
+"""
+
+
+@pytest.mark.multidevice
 def test_feature_stats_update_on_a_sharded_batch():
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-    n_dev = jax.device_count()
-    mesh = Mesh(np.asarray(jax.devices()), ("data",))
-    x = random_features(10, 16 * n_dev, 8).astype(np.float32)
-    sharded = jax.device_put(x, NamedSharding(mesh, P("data")))
-    got = FeatureStats.empty(8).update(sharded)
-    want = FeatureStats.empty(8).update(x)
-    np.testing.assert_allclose(got.mean, want.mean, rtol=1e-6)
-    np.testing.assert_allclose(got.cov, want.cov, rtol=1e-5, atol=1e-6)
+    """Statistics of a batch sharded over 8 (forced CPU) devices equal those of the same rows on the
+    host; run in a subprocess because the device count is fixed when jax is imported."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    proc = subprocess.run([sys.executable, "-c", SHARDED_STATS_CHECK], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    err = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert err["mean"] < 1e-5 and err["cov"] < 1e-5 * err["scale"], err
+    assert err["cov_vs_numpy"] < 1e-4 * err["scale"], err
 
 
 def test_batch_moments_is_a_jitted_device_function():
@@ -224,22 +249,36 @@ def test_kid_errors():
 # ----------------------------------------------------------------------------- Inception Score
 
 def ref_inception_score(p, splits):
-    n = len(p) // splits
+    """The improved-gan / torch-fidelity protocol: split k is rows k*n//splits .. (k+1)*n//splits - 1."""
+    n = len(p)
     scores = []
     for k in range(splits):
-        part = p[k * n:(k + 1) * n]
+        part = p[k * n // splits:(k + 1) * n // splits]
         py = part.mean(0)
         kl = [sum(pi * math.log(pi / qi) for pi, qi in zip(row, py) if pi > 0) for row in part]
         scores.append(math.exp(np.mean(kl)))
     return np.mean(scores), np.std(scores)
 
 
-def test_inception_score_matches_reference():
-    p = np.random.default_rng(17).dirichlet(np.full(10, 0.3), size=503)
+@pytest.mark.parametrize("n,splits", [(503, 5), (13, 4), (10, 10), (1001, 10)])
+def test_inception_score_matches_reference(n, splits):
+    p = np.random.default_rng(17).dirichlet(np.full(10, 0.3), size=n)
     p[3, :] = np.eye(10)[2]  # exact zeros: 0 log 0 = 0
-    got = inception_score(p, splits=5)
-    want = ref_inception_score(p, 5)
+    got = inception_score(p, splits=splits)
+    want = ref_inception_score(p, splits)
     assert rel_err(got[0], want[0]) < 1e-10 and rel_err(got[1], want[1]) < 1e-8
+
+
+def test_inception_score_uses_every_sample():
+    """With n not divisible by splits the last rows count: 13 rows in 4 splits of 3, 3, 3, 4."""
+    p = np.tile(np.eye(3), (4, 1))  # 12 rows, each split of 3 holds classes 0, 1, 2: IS 3 in every split
+    base = inception_score(p, splits=4)
+    assert abs(base[0] - 3.0) < 1e-12 and base[1] < 1e-12
+    extra = np.vstack([p, np.eye(3)[:1]])  # a 13th row, class 0: the last split is (1, 2, 0, 0)
+    mean, std = inception_score(extra, splits=4)
+    last = np.exp(np.mean([math.log(1 / 0.5), math.log(1 / 0.25), math.log(1 / 0.25)] + [math.log(1 / 0.5)]))
+    assert abs(mean - (3 * 3.0 + last) / 4) < 1e-12
+    assert abs(std - np.std([3.0, 3.0, 3.0, last])) < 1e-12 and std > 0.05  # dropping row 13 gives std 0
 
 
 def test_inception_score_known_values():

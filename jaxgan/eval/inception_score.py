@@ -16,8 +16,9 @@ import scipy.special
 def inception_score(probs: Any, splits: int = 10) -> tuple[float, float]:
     """Mean and standard deviation over splits of exp(E_x KL(p(y|x) || p(y))) (Salimans et al., 2016).
 
-    For each split P of the rows (as in the reference code of improved-gan: ``splits`` consecutive
-    chunks of ``n // splits`` rows, the last ``n % splits`` rows unused)::
+    For each split P of the rows (as in the reference code of improved-gan and in torch-fidelity:
+    ``splits`` consecutive chunks, the k-th being rows ``k * n // splits`` to ``(k + 1) * n // splits``,
+    so every row is used and chunk sizes differ by at most one)::
 
         p(y) = mean_{x in P} p(y|x)
         IS_P = exp(mean_{x in P} sum_y p(y|x) (log p(y|x) - log p(y)))
@@ -46,10 +47,9 @@ def inception_score(probs: Any, splits: int = 10) -> tuple[float, float]:
     if (p < 0).any() or not np.allclose(p.sum(axis=1), 1.0, atol=1e-3):
         raise ValueError("probs must be class probabilities (non-negative rows that sum to 1): "
                          "apply a softmax to the classifier's logits first")
-    size = n // splits
     scores = []
     for k in range(splits):
-        part = p[k * size:(k + 1) * size]
+        part = p[k * n // splits:(k + 1) * n // splits]
         marginal = part.mean(axis=0, keepdims=True)
         kl = scipy.special.rel_entr(part, marginal).sum(axis=1)
         scores.append(np.exp(kl.mean()))

@@ -1,0 +1,142 @@
+"""jaxgan.evaluate: which metric families run for which data, the note when none fits, MNIST at
+32x32 judged by the digit classifier after a resize to 28x28, and the Inception path's weights."""
+import json
+import logging
+import pathlib
+import types
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan import cli
+from jaxgan import evaluate as ev
+from jaxgan.data import make_source
+from jaxgan.eval import inception
+from jaxgan.experiment import base_config
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CLASSIFIER_STEPS = 300  # enough for ~97% held-out accuracy; shared by the tests (one cached classifier)
+
+
+def _run(data: dict, **eval_options):
+    """The parts of a Run that evaluate_samples reads: its config and its source."""
+    config = base_config(data=data, eval={"classifier_steps": CLASSIFIER_STEPS, **eval_options})
+    return types.SimpleNamespace(config=config, source=make_source(data, seed=0))
+
+
+@pytest.fixture
+def rgb_run(tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (64, 16, 16, 3), dtype=np.uint8)
+    np.savez(tmp_path / "rgb.npz", x=x)
+    return _run({"name": "npz", "path": str(tmp_path / "rgb.npz")}, inception_weights="off")
+
+
+def test_no_fitting_family_gives_a_note_in_the_results_and_the_log(rgb_run, caplog, tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXGAN_CACHE", str(tmp_path / "empty_cache"))  # no converted weights anywhere
+    samples = np.random.default_rng(1).uniform(-1, 1, (32, 16, 16, 3)).astype(np.float32)
+    with caplog.at_level(logging.WARNING, logger="jaxgan"):
+        results = ev.evaluate_samples(rgb_run, samples)
+    assert list(results) == ["note"]
+    note = results["note"]
+    assert "no metric family fits this data (image 16x16x3)" in note
+    assert "they are off here (eval.inception_weights=off)" in note
+    assert note in caplog.text
+    json.dumps(results)  # eval.json can hold it
+    rgb_run.config.eval.inception_weights = ""  # none converted: the note says how to
+    note = ev.evaluate_samples(rgb_run, samples)["note"]
+    assert "tools/convert_fid_inception.py --nvidia" in note and "eval.inception_weights" in note
+
+
+def test_inception_weights_resolution(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXGAN_CACHE", str(tmp_path))
+    config = base_config(eval={"inception_weights": ""})
+    assert ev.inception_weights(config) is None  # nothing converted yet
+    (tmp_path / inception.NVIDIA_WEIGHTS_FILENAME).write_bytes(b"")
+    import jax
+
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")  # converted: the default on accelerators
+    assert ev.inception_weights(config) == str(tmp_path / "inception_fid_nvidia.npz")
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")  # hours for 10k samples: only when named
+    assert ev.inception_weights(config) is None
+    config.eval.inception_weights = "OFF"
+    assert ev.inception_weights(config) is None
+    config.eval.inception_weights = "/somewhere/else.npz"  # explicit wins (and must exist when used)
+    assert ev.inception_weights(config) == "/somewhere/else.npz"
+    with pytest.raises(FileNotFoundError, match="never falls back to random"):
+        inception.FIDFeatureExtractor(ev.inception_weights(config))
+
+
+def test_to_digit_size_resizes_with_antialias_and_passes_28_through():
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 28, 28, 1)).astype(np.float32)
+    assert ev.to_digit_size(x) is x
+    ramp = np.linspace(-1, 1, 32, dtype=np.float32)[None, None, :, None].repeat(32, 1)  # smooth: kept
+    small = ev.to_digit_size(np.concatenate([ramp, -ramp]))
+    chex.assert_shape(small, (2, 28, 28, 1))
+    centres = (np.arange(28) + 0.5) * 32 / 28 - 0.5  # pixel centres of the 28 grid on the 32 grid
+    np.testing.assert_allclose(small[0, 10, 3:-3, 0], np.interp(centres, np.arange(32), ramp[0, 0, :, 0])[3:-3],
+                               atol=5e-3)  # a triangle filter 8/7 wide, sampled
+    stripes = np.tile(np.array([-1.0, 1.0], np.float32), 16)[None, None, :, None].repeat(32, 1)
+    aliased = jax.image.resize(stripes, (1, 28, 28, 1), "linear", antialias=False)
+    assert np.abs(ev.to_digit_size(stripes)).max() < 0.8 * np.abs(aliased).max()  # antialiased
+
+
+def test_mnist_at_32_gets_classifier_metrics_that_separate_real_from_noise(mnist_dir):
+    run = _run({"name": "mnist_idx", "dir": str(mnist_dir), "split": "test", "resolution": 32},
+               inception_weights="off")
+    assert run.source.info.shape == (32, 32, 1) and ev.is_digit_data(run.source.info)
+    real = run.source.get_batch(5000, 1000)["x"]  # other digits than the reference (the first 1,000)
+    noise = np.random.default_rng(0).uniform(-1, 1, real.shape).astype(np.float32)
+    on_real, on_noise = ev.evaluate_samples(run, real), ev.evaluate_samples(run, noise)
+    print({k: round(v, 3) for k, v in on_real.items()}, {k: round(v, 3) for k, v in on_noise.items()})
+    assert on_real["classifier/heldout_accuracy"] > 0.95
+    for key in ("classifier_fid1k", "classifier_kid1k/mean", "classifier_pr1k_k3/precision",
+                "classifier_score1k/mean", "classes1k/kl_to_uniform"):
+        assert np.isfinite(on_real[key]) and np.isfinite(on_noise[key]), key
+    assert on_real["classifier_fid1k"] < 0.05 * on_noise["classifier_fid1k"]
+    assert on_real["classifier_pr1k_k3/precision"] > 0.6 > 0.1 > on_noise["classifier_pr1k_k3/precision"]
+    assert on_real["classifier_score1k/mean"] > 8.0 > 3.0 > on_noise["classifier_score1k/mean"]
+    assert on_real["classes1k/kl_to_uniform"] < 0.05
+
+
+MNIST32_EXPERIMENT = """
+from experiments.dcgan_mnist import build, get_config as _base
+
+def get_config(smoke=False):
+    config = _base(smoke)
+    config.data.update(dir={dir!r}, resolution=32)  # MNIST at 32x32, as StyleGAN2 and SNGAN use it
+    config.eval.update(inception_weights="off")
+    return config
+"""
+
+
+@pytest.mark.slow
+def test_a_32x32_mnist_run_is_evaluated_end_to_end(tmp_path, mnist_dir, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    exp = tmp_path / "dcgan_mnist32.py"
+    exp.write_text(MNIST32_EXPERIMENT.format(dir=str(mnist_dir)))
+    wd = tmp_path / "run"
+    assert cli.main(["train", str(exp), "--smoke", "--workdir", str(wd)]) == 0
+    results = json.loads((wd / "eval.json").read_text())
+    assert "note" not in results
+    assert np.isfinite(results["classifier_fid256"]) and 1.0 <= results["classifier_score256/mean"] <= 10.0
+
+
+@pytest.mark.slow
+def test_inception_metrics_on_a_32x32_grey_run_with_random_nvidia_weights(tmp_path, mnist_dir):
+    """Names and ranges only: random weights stand in for the converted ones (values mean nothing)."""
+    variables = jax.jit(lambda: inception.InceptionV3FID().init(jax.random.key(0), jnp.zeros((1, 75, 75, 3))))()
+    weights = tmp_path / "random_nvidia.npz"
+    inception.save_npz(weights, jax.device_get(variables), input_handling="nvidia")
+    run = _run({"name": "mnist_idx", "dir": str(mnist_dir), "split": "test", "resolution": 32},
+               inception_weights=str(weights))
+    samples = np.random.default_rng(0).uniform(-1, 1, (24, 32, 32, 1)).astype(np.float32)
+    results = ev.evaluate_samples(run, samples)
+    assert "classifier_fid24" in results  # the digit family still runs beside Inception
+    assert np.isfinite(results["fid24"]) and results["fid24"] >= 0
+    assert np.isfinite(results["kid24/mean"]) and results["kid24/std"] >= 0
+    for key in ("pr24_k3/precision", "pr24_k3/recall", "dc24_k5/coverage"):
+        assert 0.0 <= results[key] <= 1.0, key
+    assert results["dc24_k5/density"] >= 0.0
