@@ -1,0 +1,504 @@
+"""StyleGAN2 networks (Karras et al. 2020, "Analyzing and Improving the Image Quality of StyleGAN").
+
+The layout of NVlabs/stylegan2-ada-pytorch (Karras et al. 2020, "Training Generative Adversarial
+Networks with Limited Data"), sized for 8x8 to 256x256 images on one accelerator:
+
+* **Mapping network**: z normalised to unit second moment (and, for a conditional network, a label
+  embedding normalised the same way, concatenated), ``mapping_layers`` fully connected layers with
+  learning-rate multiplier 0.01, broadcast to one w per synthesis layer. The average w (``w_avg``)
+  lives in the ``'stats'`` collection (the game updates it; see ``jaxgan.games.stylegan2``) and
+  truncation interpolates towards it: ``w' = w_avg + psi (w - w_avg)``.
+* **Synthesis network**: a learned 4x4 constant, then per resolution two modulated/demodulated 3x3
+  convolutions (the first upsamples), per-pixel noise with a learned strength, bias + leaky ReLU, and
+  a toRGB 1x1 modulated convolution whose output is added to the upsampled image of the resolution
+  below (the "skip" generator).
+* **Discriminator**: fromRGB, then residual blocks (two 3x3 convolutions, the second downsampling,
+  plus a 1x1 downsampling skip, summed with gain sqrt(1/2)), minibatch standard deviation, a 3x3
+  convolution and two fully connected layers. A conditional discriminator projects its output on an
+  embedding of the label (ADA's ``cmap``).
+
+Modulated convolution. The paper scales the weights per sample, ``w'_oi = s_i w_oi``, and divides by
+``sigma_o = sqrt(sum_ik (s_i w_oik)^2 + 1e-8)``. Here the activations are modulated instead:
+``conv(x * s, w) * (1 / sigma)``, which is the same function (convolution is linear in x and the
+demodulation is a per-output-channel scale), but runs as one ordinary batched convolution that XLA
+compiles to its fastest kernels; ``sigma`` is computed as ``sqrt(s^2 @ sum_k w^2 + 1e-8)``.
+
+Equalised learning rate: every weight is stored as N(0, 1) / lr_mul and multiplied at run time by
+``lr_mul / sqrt(fan_in)`` (gain 1); biases are multiplied by ``lr_mul`` (ADA's convention). Activations
+are bias + leaky ReLU(0.2) times sqrt(2), optionally clamped to ``+-conv_clamp``.
+
+Resampling uses the [1, 3, 3, 1] FIR filter (outer product, normalised): upsampling inserts zeros
+and filters with gain 4 (then a 3x3 convolution, equal to ADA's transposed convolution followed by
+the filter up to the learned kernel's flip); downsampling filters and then convolves with stride 2.
+
+Noise inputs are drawn from per-example PRNG keys (``noise_keys``, shape (B, 2) uint32), so an
+example's noise does not depend on which device computes it. Without keys there is no noise.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+
+SQRT2 = math.sqrt(2.0)
+FIR = (1.0, 3.0, 3.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
+    """Feature maps at a resolution, as in ADA: ``min(channel_base // resolution, channel_max)``."""
+    return max(1, min(channel_base // resolution, channel_max))
+
+
+def num_ws(resolution: int) -> int:
+    """Number of w vectors the synthesis network takes: 2 log2(resolution) - 2 (8 at 32x32)."""
+    return 2 * int(math.log2(resolution)) - 2
+
+
+def check_resolution(resolution: int) -> None:
+    if resolution < 8 or resolution & (resolution - 1):
+        raise ValueError(f"StyleGAN2 needs a square power-of-two resolution >= 8, got {resolution}: set "
+                         "data.resolution (e.g. 32 for MNIST, 64 for faces)")
+
+
+def normalize_2nd_moment(x: Array, eps: float = 1e-8) -> Array:
+    """x / sqrt(mean(x^2) + eps) over the last axis (the mapping network's input normalisation)."""
+    return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
+
+
+def bias_act(x: Array, b: Array | None, act: str = "lrelu", clamp: float | None = None) -> Array:
+    """x + b, then leaky ReLU(0.2) times sqrt(2) (``act='lrelu'``) or identity, then clamp."""
+    if b is not None:
+        x = x + b.astype(x.dtype)
+    if act == "lrelu":
+        x = jax.nn.leaky_relu(x, 0.2) * jnp.asarray(SQRT2, x.dtype)
+    if clamp is not None:
+        x = jnp.clip(x, -clamp, clamp)
+    return x
+
+
+def _fir_kernel(channels: int, gain: float, dtype) -> Array:
+    f = np.asarray(FIR, np.float32)
+    f = np.outer(f, f)
+    f = f / f.sum() * gain
+    return jnp.asarray(np.tile(f[:, :, None, None], (1, 1, 1, channels)), dtype)  # HWIO, depthwise
+
+
+def _depthwise(x: Array, kernel: Array, *, strides=(1, 1), padding, lhs_dilation=(1, 1)) -> Array:
+    return jax.lax.conv_general_dilated(x, kernel, window_strides=strides, padding=padding,
+                                        lhs_dilation=lhs_dilation, feature_group_count=x.shape[-1],
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def upsample2d(x: Array) -> Array:
+    """2x upsampling: insert zeros, filter with the [1,3,3,1] FIR filter (gain 4). (B,H,W,C)->(B,2H,2W,C)."""
+    return _depthwise(x, _fir_kernel(x.shape[-1], 4.0, x.dtype), padding=((2, 2), (2, 2)), lhs_dilation=(2, 2))
+
+
+def blur(x: Array, pad: tuple[int, int]) -> Array:
+    """The [1,3,3,1] FIR filter with ``pad`` zeros before and after each spatial axis."""
+    return _depthwise(x, _fir_kernel(x.shape[-1], 1.0, x.dtype), padding=(pad, pad))
+
+
+def downsample2d(x: Array) -> Array:
+    """2x downsampling: filter with the [1,3,3,1] FIR filter, keep every second pixel."""
+    return _depthwise(x, _fir_kernel(x.shape[-1], 1.0, x.dtype), strides=(2, 2), padding=((1, 1), (1, 1)))
+
+
+def _conv(x: Array, w: Array, *, strides=(1, 1), padding="SAME") -> Array:
+    return jax.lax.conv_general_dilated(x, w.astype(x.dtype), window_strides=strides, padding=padding,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+# ---------------------------------------------------------------------------------------- layers
+
+class EqualDense(nn.Module):
+    """Fully connected layer with equalised learning rate.
+
+    y = act(x @ (W * lr_mul / sqrt(fan_in)) + b * lr_mul), W stored ~ N(0, 1) / lr_mul, b = bias_init.
+
+    Args:
+      features: output width.
+      lr_mul: learning-rate multiplier (0.01 in the mapping network).
+      bias_init: initial value of the (effective) bias (1 for the style affines).
+      act: 'lrelu' (with gain sqrt(2)) or 'linear'.
+    """
+
+    features: int
+    lr_mul: float = 1.0
+    bias_init: float = 0.0
+    act: str = "linear"
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        fan_in = x.shape[-1]
+        w = self.param("kernel", lambda k, s: jax.random.normal(k, s) / self.lr_mul, (fan_in, self.features))
+        b = self.param("bias", lambda k, s: jnp.full(s, self.bias_init, jnp.float32), (self.features,))
+        y = x @ (w * (self.lr_mul / math.sqrt(fan_in))).astype(x.dtype)
+        return bias_act(y, b * self.lr_mul, self.act)
+
+
+class EqualConv(nn.Module):
+    """Convolution with equalised learning rate, optional 2x FIR downsampling, bias and activation.
+
+    Args:
+      features: output channels.
+      kernel: kernel size (1 or 3).
+      down: downsample by 2 (filter, then stride-2 convolution).
+      use_bias, act, gain: bias, 'lrelu' or 'linear', and an extra output gain (sqrt(1/2) in the
+        residual blocks).
+      clamp: optional activation clamp.
+      dtype: compute dtype.
+    """
+
+    features: int
+    kernel: int = 3
+    down: bool = False
+    use_bias: bool = True
+    act: str = "lrelu"
+    gain: float = 1.0
+    clamp: float | None = None
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        x = x.astype(self.dtype)
+        k, cin = self.kernel, x.shape[-1]
+        w = self.param("kernel", nn.initializers.normal(1.0), (k, k, cin, self.features))
+        w = w * (1.0 / math.sqrt(cin * k * k))
+        if self.down:
+            # ADA's conv2d_resample: pad the filter so a stride-2 VALID convolution halves the size.
+            p = (len(FIR) - 2) + (k - 1)
+            x = blur(x, ((p + 1) // 2, p // 2))
+            x = _conv(x, w, strides=(2, 2), padding="VALID")
+        else:
+            x = _conv(x, w)
+        b = self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
+        x = bias_act(x, b, self.act)
+        if self.gain != 1.0:
+            x = x * jnp.asarray(self.gain, x.dtype)
+        return x if self.clamp is None else jnp.clip(x, -self.clamp, self.clamp)
+
+
+def modulated_conv(x: Array, weight: Array, styles: Array, demodulate: bool = True) -> Array:
+    """Modulated (and demodulated) convolution, by modulating activations instead of weights.
+
+        y_o = sum_{i,k} s_i w_oik x_i  /  sqrt(sum_{i,k} (s_i w_oik)^2 + 1e-8)   (demodulated)
+
+    Args:
+      x: activations (B, H, W, I).
+      weight: the (already equalised) kernel (K, K, I, O).
+      styles: per-example scales s (B, I).
+      demodulate: divide each output channel by sigma_o (per example).
+
+    Returns:
+      (B, H, W, O) in x's dtype.
+    """
+    s = styles.astype(jnp.float32)
+    y = _conv(x * s[:, None, None, :].astype(x.dtype), weight)
+    if demodulate:
+        w2 = jnp.sum(jnp.square(weight.astype(jnp.float32)), axis=(0, 1))  # (I, O)
+        d = jax.lax.rsqrt(jnp.square(s) @ w2 + 1e-8)  # (B, O)
+        y = y * d[:, None, None, :].astype(y.dtype)
+    return y
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 convolution (optionally upsampling 2x), noise, bias + leaky ReLU."""
+
+    features: int
+    up: bool = False
+    clamp: float | None = None
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, w: Array, noise: Array | None) -> Array:
+        """x (B, H, W, I), w (B, w_dim), noise (B, H', W', 1) at the output size or None."""
+        cin = x.shape[-1]
+        styles = EqualDense(cin, bias_init=1.0, name="affine")(w)
+        weight = self.param("kernel", nn.initializers.normal(1.0), (3, 3, cin, self.features))
+        weight = weight * (1.0 / math.sqrt(cin * 9))
+        x = x.astype(self.dtype)
+        if self.up:
+            x = upsample2d(x)
+        x = modulated_conv(x, weight, styles, demodulate=True)
+        strength = self.param("noise_strength", nn.initializers.zeros, ())
+        if noise is not None:
+            x = x + (noise * strength).astype(x.dtype)
+        b = self.param("bias", nn.initializers.zeros, (self.features,))
+        return bias_act(x, b, "lrelu", self.clamp)
+
+
+class ToRGB(nn.Module):
+    """Modulated 1x1 convolution without demodulation, plus bias (linear)."""
+
+    channels: int
+    clamp: float | None = None
+
+    @nn.compact
+    def __call__(self, x: Array, w: Array) -> Array:
+        cin = x.shape[-1]
+        styles = EqualDense(cin, bias_init=1.0, name="affine")(w) * (1.0 / math.sqrt(cin))
+        weight = self.param("kernel", nn.initializers.normal(1.0), (1, 1, cin, self.channels))
+        y = modulated_conv(x, weight, styles, demodulate=False)
+        b = self.param("bias", nn.initializers.zeros, (self.channels,))
+        return bias_act(y, b, "linear", self.clamp).astype(jnp.float32)
+
+
+# ---------------------------------------------------------------------------------------- generator
+
+class MappingNetwork(nn.Module):
+    """z (and a label) -> w: normalise, ``num_layers`` lr-multiplied FC layers with leaky ReLU.
+
+    Args:
+      w_dim: width of w (and of the hidden layers).
+      num_layers: 8 in the paper (2 in ADA's CIFAR-10 config).
+      lr_mul: learning-rate multiplier (0.01).
+      num_classes: label count of a conditional network (embedding concatenated to z), or None.
+    """
+
+    w_dim: int = 512
+    num_layers: int = 8
+    lr_mul: float = 0.01
+    num_classes: int | None = None
+
+    @nn.compact
+    def __call__(self, z: Array | None, labels: Array | None = None) -> Array:
+        parts = []
+        if z is not None:
+            parts.append(normalize_2nd_moment(z.astype(jnp.float32)))
+        if self.num_classes is not None:
+            if labels is None:
+                raise ValueError(f"this mapping network is conditional ({self.num_classes} classes): pass labels")
+            onehot = jax.nn.one_hot(labels, self.num_classes, dtype=jnp.float32)
+            parts.append(normalize_2nd_moment(EqualDense(self.w_dim, name="embed")(onehot)))
+        x = jnp.concatenate(parts, axis=-1)
+        for i in range(self.num_layers):
+            x = EqualDense(self.w_dim, lr_mul=self.lr_mul, act="lrelu", name=f"fc{i}")(x)
+        return x
+
+
+def _noise_inputs(noise_keys: Array | None, resolution: int) -> list[Array] | None:
+    """Per-layer noise maps (B, r, r, 1), 4x4 then two per resolution, from one draw per example.
+
+    One normal draw of all the maps' pixels per key (a draw per layer would compile ~10x slower on CPU).
+    """
+    if noise_keys is None:
+        return None
+    sizes = [4] + [r for r in (2 ** i for i in range(3, int(math.log2(resolution)) + 1)) for _ in (0, 1)]
+    flat = jax.vmap(lambda k: jax.random.normal(k, (sum(r * r for r in sizes),)))(noise_keys)
+    out, start = [], 0
+    for r in sizes:
+        out.append(flat[:, start:start + r * r].reshape(-1, r, r, 1))
+        start += r * r
+    return out
+
+
+class SynthesisNetwork(nn.Module):
+    """ws (B, num_ws, w_dim) -> images (B, resolution, resolution, channels), skip architecture."""
+
+    resolution: int
+    channels: int
+    channel_base: int = 16384
+    channel_max: int = 512
+    clamp: float | None = None
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, ws: Array, noise_keys: Array | None = None) -> Array:
+        check_resolution(self.resolution)
+        ch = lambda r: channels_at(r, self.channel_base, self.channel_max)
+        noises = _noise_inputs(noise_keys, self.resolution)
+        noise_at = lambda i: None if noises is None else noises[i]
+        const = self.param("const", nn.initializers.normal(1.0), (4, 4, ch(4)))
+        x = jnp.broadcast_to(const, (ws.shape[0], 4, 4, ch(4)))
+        x = SynthesisLayer(ch(4), clamp=self.clamp, dtype=self.dtype, name="b4_conv1")(x, ws[:, 0], noise_at(0))
+        img = ToRGB(self.channels, self.clamp, name="b4_torgb")(x, ws[:, 1])
+        res, w_idx, layer = 8, 1, 1
+        while res <= self.resolution:
+            x = SynthesisLayer(ch(res), up=True, clamp=self.clamp, dtype=self.dtype,
+                               name=f"b{res}_conv0")(x, ws[:, w_idx], noise_at(layer))
+            x = SynthesisLayer(ch(res), clamp=self.clamp, dtype=self.dtype,
+                               name=f"b{res}_conv1")(x, ws[:, w_idx + 1], noise_at(layer + 1))
+            img = upsample2d(img) + ToRGB(self.channels, self.clamp, name=f"b{res}_torgb")(x, ws[:, w_idx + 2])
+            res, w_idx, layer = res * 2, w_idx + 2, layer + 2
+        return img
+
+
+class StyleGAN2Generator(nn.Module):
+    """StyleGAN2 generator: z (B, z_dim) [+ labels] -> images (B, R, R, channels), float32, unclipped.
+
+    Karras et al., "Analyzing and Improving the Image Quality of StyleGAN", 2020.
+
+    Parameters are ``{'mapping': ..., 'synthesis': ...}``; the ``'stats'`` collection holds ``w_avg``.
+
+    Args:
+      resolution: output size (power of two, >= 8).
+      channels: output channels (1 grey, 3 RGB).
+      w_dim: width of w (z's width is the caller's).
+      mapping_layers: FC layers of the mapping network (8; ADA uses 2 for CIFAR-10).
+      channel_base, channel_max: feature maps min(channel_base // res, channel_max).
+      num_classes: conditional generator (label embedding into the mapping network), or None.
+      clamp: optional activation clamp (ADA: 256 with float16).
+      dtype: compute dtype of the synthesis convolutions (mapping and styles stay float32).
+
+    Example:
+      >>> g = StyleGAN2Generator(resolution=32, channels=1, w_dim=64, channel_base=512, channel_max=64)
+      >>> v = g.init(jax.random.PRNGKey(0), jnp.zeros((2, 64)))
+      >>> g.apply(v, jnp.ones((2, 64))).shape
+      (2, 32, 32, 1)
+    """
+
+    resolution: int
+    channels: int
+    w_dim: int = 512
+    mapping_layers: int = 8
+    mapping_lr_mul: float = 0.01
+    channel_base: int = 16384
+    channel_max: int = 512
+    num_classes: int | None = None
+    clamp: float | None = None
+    dtype: jnp.dtype = jnp.float32
+
+    @property
+    def num_ws(self) -> int:
+        return num_ws(self.resolution)
+
+    def setup(self):
+        check_resolution(self.resolution)
+        self.mapping_net = MappingNetwork(self.w_dim, self.mapping_layers, self.mapping_lr_mul,
+                                          self.num_classes, name="mapping")
+        self.synthesis_net = SynthesisNetwork(self.resolution, self.channels, self.channel_base,
+                                              self.channel_max, self.clamp, self.dtype, name="synthesis")
+        self.w_avg = self.variable("stats", "w_avg", lambda: jnp.zeros((self.w_dim,), jnp.float32))
+
+    def mapping(self, z: Array, labels: Array | None = None, psi: float | Array = 1.0) -> Array:
+        """w of shape (B, w_dim), truncated towards ``w_avg`` by ``psi`` (1: no truncation)."""
+        w = self.mapping_net(z, labels)
+        return self.w_avg.value + psi * (w - self.w_avg.value)
+
+    def synthesis(self, ws: Array, noise_keys: Array | None = None) -> Array:
+        """Images from ws of shape (B, num_ws, w_dim) (or (B, w_dim), broadcast to every layer)."""
+        if ws.ndim == 2:
+            ws = jnp.broadcast_to(ws[:, None], (ws.shape[0], self.num_ws, ws.shape[-1]))
+        return self.synthesis_net(ws, noise_keys)
+
+    def __call__(self, z: Array, labels: Array | None = None, *, train: bool = False,
+                 noise_keys: Array | None = None, psi: float | Array = 1.0) -> Array:
+        del train  # no batch statistics: training and inference compute the same function
+        return self.synthesis(self.mapping(z, labels, psi), noise_keys)
+
+
+# ---------------------------------------------------------------------------------------- discriminator
+
+def minibatch_stddev(x: Array, group_size: int = 4, num_channels: int = 1) -> Array:
+    """Appends the minibatch standard deviation as ``num_channels`` feature maps (Karras et al. 2018).
+
+    Groups are *consecutive* examples (ADA strides them instead), so as long as the per-device
+    batch is a multiple of the group size the result does not depend on how the batch is sharded.
+    """
+    n, h, w, c = x.shape
+    g = min(group_size, n)
+    if n % g:
+        raise ValueError(f"minibatch stddev: batch {n} is not a multiple of the group size {g}: use a "
+                         f"per-device batch divisible by {g} or set model.mbstd_group")
+    f = num_channels
+    y = x.astype(jnp.float32).reshape(n // g, g, h, w, f, c // f)
+    y = jnp.sqrt(jnp.var(y, axis=1) + 1e-8)            # (n/g, h, w, f, c/f)
+    y = jnp.mean(y, axis=(1, 2, 4))                     # (n/g, f)
+    y = jnp.repeat(y, g, axis=0)[:, None, None, :]      # (n, 1, 1, f)
+    y = jnp.broadcast_to(y, (n, h, w, f)).astype(x.dtype)
+    return jnp.concatenate([x, y], axis=-1)
+
+
+class StyleGAN2Discriminator(nn.Module):
+    """Residual StyleGAN2 discriminator: images (B, R, R, C) [+ labels] -> float32 logits (B,).
+
+    Karras et al. 2020 (residual D, config E/F); projection conditioning as in StyleGAN2-ADA (2020):
+    ``logit = <out(x), cmap(label)> / sqrt(cmap_dim)``.
+
+    Args:
+      resolution: input size (power of two, >= 8).
+      channel_base, channel_max: feature maps per resolution as in the generator.
+      mbstd_group: minibatch-stddev group size (4); mbstd_channels: its feature maps (1).
+      num_classes: conditional D (label mapped to cmap), or None.
+      mapping_layers: layers of the label mapping of a conditional D.
+      clamp, dtype: activation clamp and compute dtype.
+    """
+
+    resolution: int
+    channel_base: int = 16384
+    channel_max: int = 512
+    mbstd_group: int = 4
+    mbstd_channels: int = 1
+    num_classes: int | None = None
+    mapping_layers: int = 8
+    clamp: float | None = None
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, labels: Array | None = None, *, train: bool = False) -> Array:
+        del train
+        check_resolution(self.resolution)
+        if x.shape[1] != self.resolution or x.shape[2] != self.resolution:
+            raise ValueError(f"discriminator built for {self.resolution}x{self.resolution} got images of "
+                             f"shape {x.shape}")
+        ch = lambda r: channels_at(r, self.channel_base, self.channel_max)
+        kw = dict(clamp=self.clamp, dtype=self.dtype)
+        h = EqualConv(ch(self.resolution), kernel=1, name="fromrgb", **kw)(x)
+        res = self.resolution
+        while res > 4:
+            skip = EqualConv(ch(res // 2), kernel=1, down=True, use_bias=False, act="linear",
+                             gain=math.sqrt(0.5), name=f"b{res}_skip", **kw)(h)
+            h = EqualConv(ch(res), name=f"b{res}_conv0", **kw)(h)
+            h = EqualConv(ch(res // 2), down=True, gain=math.sqrt(0.5), name=f"b{res}_conv1", **kw)(h)
+            h = skip + h
+            res //= 2
+        if self.mbstd_group > 0:
+            h = minibatch_stddev(h, self.mbstd_group, self.mbstd_channels)
+        h = EqualConv(ch(4), name="b4_conv", **kw)(h)
+        h = h.reshape(h.shape[0], -1).astype(jnp.float32)
+        h = EqualDense(ch(4), act="lrelu", name="b4_fc")(h)
+        if self.num_classes is None:
+            return EqualDense(1, name="out")(h)[:, 0]
+        if labels is None:
+            raise ValueError(f"this discriminator is conditional ({self.num_classes} classes): pass labels")
+        cmap_dim = ch(4)
+        out = EqualDense(cmap_dim, name="out")(h)
+        cmap = MappingNetwork(cmap_dim, self.mapping_layers, 0.01, self.num_classes, name="cmap")(None, labels)
+        return jnp.sum(out * cmap, axis=-1) / math.sqrt(cmap_dim)
+
+
+def tiny_stylegan2(resolution: int = 16, channels: int = 1, num_classes: int | None = None,
+                   w_dim: int = 16) -> tuple[StyleGAN2Generator, StyleGAN2Discriminator]:
+    """A tiny generator/discriminator pair for tests (a few thousand parameters)."""
+    g = StyleGAN2Generator(resolution, channels, w_dim=w_dim, mapping_layers=2, channel_base=8 * resolution,
+                           channel_max=8, num_classes=num_classes)
+    d = StyleGAN2Discriminator(resolution, channel_base=8 * resolution, channel_max=8, mbstd_group=2,
+                               num_classes=num_classes, mapping_layers=2)
+    return g, d
+
+
+def stylegan2_pair(resolution: int, channels: int, *, w_dim: int = 512, mapping_layers: int = 8,
+                   channel_base: int = 16384, channel_max: int = 512, mbstd_group: int = 4,
+                   num_classes: int | None = None, clamp: float | None = None, dtype=jnp.float32
+                   ) -> tuple[StyleGAN2Generator, StyleGAN2Discriminator]:
+    """A generator and a discriminator with the same widths (the usual configuration)."""
+    g = StyleGAN2Generator(resolution, channels, w_dim=w_dim, mapping_layers=mapping_layers,
+                           channel_base=channel_base, channel_max=channel_max, num_classes=num_classes,
+                           clamp=clamp, dtype=dtype)
+    d = StyleGAN2Discriminator(resolution, channel_base=channel_base, channel_max=channel_max,
+                               mbstd_group=mbstd_group, num_classes=num_classes, clamp=clamp, dtype=dtype)
+    return g, d
+
+
+__all__: Sequence[str] = ("StyleGAN2Generator", "StyleGAN2Discriminator", "MappingNetwork", "SynthesisNetwork",
+                          "modulated_conv", "minibatch_stddev", "upsample2d", "downsample2d", "tiny_stylegan2",
+                          "stylegan2_pair", "EqualDense", "EqualConv", "num_ws", "channels_at")

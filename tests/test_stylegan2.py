@@ -1,0 +1,337 @@
+"""StyleGAN2: networks, the game's regularisers, augmentation, device invariance and exact resume."""
+import json
+import math
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from jaxgan import augment
+from jaxgan.games.stylegan2 import StyleGAN2, noise_keys_from_latents, path_lengths
+from jaxgan.nets import stylegan2 as sg
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _keys(n, seed=0):
+    return jax.random.split(jax.random.PRNGKey(seed), n)
+
+
+@pytest.fixture(scope="module")
+def tiny16():
+    g, d = sg.tiny_stylegan2(16, 1)
+    game = StyleGAN2(g, d, latent_dim=8, r1_every=1, pl_every=1, axis_name=None)
+    v = game.init(jax.random.PRNGKey(0), {"x": jnp.zeros((4, 16, 16, 1))})
+    return game, v
+
+
+# ------------------------------------------------------------------------------------ networks
+
+@pytest.mark.parametrize("res,channels,classes", [(8, 3, None), (16, 1, 10), (32, 3, None)])
+def test_shapes_and_dtypes_at_each_resolution(res, channels, classes):
+    g, d = sg.tiny_stylegan2(res, channels, num_classes=classes)
+    z = jax.random.normal(jax.random.PRNGKey(0), (4, 8))
+    labels = None if classes is None else jnp.arange(4) % classes
+    gv = g.init(jax.random.PRNGKey(1), z, labels)
+    assert gv["stats"]["w_avg"].shape == (16,)
+    assert g.num_ws == sg.num_ws(res) == 2 * int(math.log2(res)) - 2
+    x = jax.jit(lambda v, z: g.apply(v, z, labels, noise_keys=_keys(4)))(gv, z)
+    chex.assert_shape(x, (4, res, res, channels))
+    assert x.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(x)))
+    dv = d.init(jax.random.PRNGKey(2), x, labels)
+    logits = jax.jit(lambda v, x: d.apply(v, x, labels))(dv, x)
+    chex.assert_shape(logits, (4,))
+    assert logits.dtype == jnp.float32
+    if res == 8:
+        bf = sg.StyleGAN2Generator(res, channels, w_dim=16, mapping_layers=2, channel_base=8 * res, channel_max=8,
+                                   num_classes=classes, dtype=jnp.bfloat16)
+        assert jax.jit(bf.apply)(gv, z, labels).dtype == jnp.float32  # bfloat16 compute, float32 images
+
+
+def test_channel_widths_follow_ada():
+    assert [sg.channels_at(r, 32768, 512) for r in (4, 32, 64, 128, 256)] == [512, 512, 512, 256, 128]
+
+
+def test_jit_equals_eager(tiny16):
+    game, v = tiny16
+    z = jax.random.normal(jax.random.PRNGKey(3), (4, 8))
+    fn = lambda p, s, z: game.generator.apply({"params": p, **s}, z, noise_keys=noise_keys_from_latents(z))
+    chex.assert_trees_all_close(jax.jit(fn)(v["g_params"], v["g_state"], z), fn(v["g_params"], v["g_state"], z),
+                                atol=1e-5, rtol=1e-5)
+
+
+def test_gradients_are_finite_and_reach_every_parameter(tiny16):
+    game, v = tiny16
+    state = _state(v)
+    batch = {"x": jax.random.uniform(jax.random.PRNGKey(4), (4, 16, 16, 1), minval=-1, maxval=1)}
+    for side, loss in (("g", game.g_loss), ("d", game.d_loss)):
+        grads = jax.jit(jax.grad(lambda p: loss(p, state, batch, _keys(4))[0]))(v[f"{side}_params"])
+        leaves = jax.tree_util.tree_leaves_with_path(grads)
+        assert all(bool(jnp.all(jnp.isfinite(g))) for _, g in leaves)
+        # noise strengths start at 0 and only receive gradient through the noise they scale: all move
+        dead = [jax.tree_util.keystr(p) for p, g in leaves if float(jnp.max(jnp.abs(g))) == 0.0]
+        assert not dead, f"{side}: parameters without gradient: {dead}"
+
+
+def test_equalised_learning_rate_scales_weights_at_run_time():
+    fan_in, out = 512, 256
+    layer = sg.EqualDense(out, lr_mul=0.01)
+    v = layer.init(jax.random.PRNGKey(0), jnp.zeros((1, fan_in)))
+    stored = v["params"]["kernel"]
+    assert abs(float(jnp.std(stored)) - 100.0) < 5.0  # stored N(0, 1) / lr_mul
+    effective = layer.apply(v, jnp.eye(fan_in)) - layer.apply(v, jnp.zeros((1, fan_in)))
+    assert abs(float(jnp.std(effective)) * math.sqrt(fan_in) - 1.0) < 0.05  # 1 / sqrt(fan_in) at run time
+    conv = sg.EqualConv(64, kernel=3, act="linear", use_bias=False)
+    cv = conv.init(jax.random.PRNGKey(1), jnp.zeros((1, 8, 8, 32)))
+    assert abs(float(jnp.std(cv["params"]["kernel"])) - 1.0) < 0.05
+    # a unit-variance input gives a unit-variance output (interior pixels): the point of the scaling
+    x = jax.random.normal(jax.random.PRNGKey(2), (4, 32, 32, 32))
+    y = conv.apply(cv, x)[:, 1:-1, 1:-1]
+    assert abs(float(jnp.var(y)) - 1.0) < 0.1
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**16), log_scale=st.floats(-3.0, 3.0))
+def test_demodulation_normalises_output_variance(seed, log_scale):
+    kx, kw, ks = jax.random.split(jax.random.PRNGKey(seed), 3)
+    cin, cout = 16, 8
+    x = jax.random.normal(kx, (2, 48, 48, cin))
+    w = jax.random.normal(kw, (3, 3, cin, cout)) / math.sqrt(cin * 9)
+    s = jnp.exp(jax.random.normal(ks, (2, cin))) * 10.0 ** log_scale  # arbitrary style magnitudes
+    y = sg.modulated_conv(x, w, s, demodulate=True)[:, 1:-1, 1:-1]
+    var = jnp.var(y, axis=(1, 2))  # per example and output channel
+    np.testing.assert_allclose(np.asarray(var), 1.0, atol=0.15)
+    # the same function as the paper's per-sample weight modulation and demodulation
+    for b in range(2):
+        wb = w * s[b][None, None, :, None]
+        wb = wb / jnp.sqrt(jnp.sum(wb ** 2, axis=(0, 1, 2), keepdims=True) + 1e-8)
+        ref = jax.lax.conv_general_dilated(x[b:b + 1], wb, (1, 1), "SAME",
+                                           dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        np.testing.assert_allclose(np.asarray(sg.modulated_conv(x[b:b + 1], w, s[b:b + 1])), np.asarray(ref),
+                                   rtol=1e-4, atol=1e-4)
+
+
+def test_fir_resampling_preserves_a_constant_image():
+    x = jnp.full((1, 8, 8, 2), 3.0)
+    np.testing.assert_allclose(np.asarray(sg.upsample2d(x))[:, 2:-2, 2:-2], 3.0, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(sg.downsample2d(x))[:, 1:-1, 1:-1], 3.0, rtol=1e-6)
+    chex.assert_shape(sg.upsample2d(x), (1, 16, 16, 2))
+    chex.assert_shape(sg.downsample2d(x), (1, 4, 4, 2))
+
+
+def test_minibatch_stddev_groups_consecutive_examples():
+    x = jnp.concatenate([jnp.zeros((2, 4, 4, 3)), jnp.ones((2, 4, 4, 3)) * jnp.array([0.0, 2.0])[:, None, None, None]])
+    y = sg.minibatch_stddev(x, group_size=2)
+    chex.assert_shape(y, (4, 4, 4, 4))
+    np.testing.assert_allclose(np.asarray(y[:2, 0, 0, 3]), 1e-4, atol=1e-3)  # identical pair: std ~ 0
+    np.testing.assert_allclose(np.asarray(y[2:, 0, 0, 3]), 1.0, atol=1e-3)   # 0 and 2: std 1
+    with pytest.raises(ValueError, match="not a multiple of the group size"):
+        sg.minibatch_stddev(jnp.zeros((6, 4, 4, 3)), group_size=4)
+
+
+# ------------------------------------------------------------------------------------ game
+
+def _state(v, step=0, pl_mean=0.0):
+    from jaxgan.state import GANState
+
+    return GANState(step=jnp.asarray(step, jnp.int32), g_params=v["g_params"], d_params=v["d_params"],
+                    g_state=v["g_state"], d_state=v["d_state"], g_opt_state=None, d_opt_state=None,
+                    g_ema=None, extra={"pl_mean": jnp.asarray(pl_mean, jnp.float32)},
+                    rng=jax.random.PRNGKey(0))
+
+
+def test_path_length_matches_a_direct_jacobian(tiny16):
+    game, v = tiny16
+    p, s = v["g_params"], v["g_state"]
+    ws = jax.random.normal(jax.random.PRNGKey(5), (3, game.generator.num_ws, 16))
+    noise = _keys(3, 6)
+    pl_keys = _keys(3, 7)
+    synth = lambda w: game._synthesis(p, s, w, noise)
+    lengths = jax.jit(lambda ws: path_lengths(synth, ws, pl_keys))(ws)
+    jacobian = jax.jit(lambda w, k: jax.jacrev(lambda w: game._synthesis(p, s, w[None], k[None])[0])(w))
+    for i in range(3):
+        jac = jacobian(ws[i], noise[i])  # (16, 16, 1, num_ws, w_dim)
+        y = jax.random.normal(pl_keys[i], (16, 16, 1)) / 16.0
+        jty = jnp.einsum("hwc,hwcld->ld", y, jac)
+        expected = jnp.sqrt(jnp.mean(jnp.sum(jty ** 2, axis=1)))
+        np.testing.assert_allclose(float(lengths[i]), float(expected), rtol=1e-4)
+    # the game's penalty: (length - a)^2 with a moved 1% towards the batch mean, on every 2nd example
+    keys = _keys(4, 8)
+    penalty, a, mean_len = jax.jit(lambda p: game._path_length(p, _state(v, pl_mean=0.5), keys, None))(p)
+    ws_sub, _ = game.mixed_ws(p, s, keys[::2], None)
+    from jaxgan import rng as rng_lib
+    direct = path_lengths(lambda w: game._synthesis(p, s, w, rng_lib.substream(keys[::2], 4)), ws_sub,
+                          rng_lib.substream(keys[::2], 7))
+    np.testing.assert_allclose(float(mean_len), float(jnp.mean(direct)), rtol=1e-5)
+    np.testing.assert_allclose(float(a), 0.5 + 0.01 * (float(jnp.mean(direct)) - 0.5), rtol=1e-5)
+    np.testing.assert_allclose(float(penalty), float(jnp.mean((direct - a) ** 2)), rtol=1e-5)
+
+
+def test_truncation_psi_zero_gives_the_w_average_image(tiny16):
+    import dataclasses
+
+    game, v = tiny16
+    w_avg = jax.random.normal(jax.random.PRNGKey(9), (16,))
+    g_state = {"stats": {"w_avg": w_avg}}
+    z = jax.random.normal(jax.random.PRNGKey(10), (4, 8))
+    psi0 = dataclasses.replace(game, truncation=0.0)
+    imgs = psi0.generate(v["g_params"], g_state, z)
+    ref = game._synthesis(v["g_params"], g_state, jnp.broadcast_to(w_avg, (4, game.generator.num_ws, 16)),
+                          noise_keys_from_latents(z))
+    chex.assert_trees_all_close(imgs, jnp.clip(ref, -1, 1), atol=1e-6)
+    chex.assert_trees_all_close(imgs[0], imgs[3], atol=1e-6)  # noise strengths are 0 at init: one image
+    assert float(jnp.std(game.generate(v["g_params"], g_state, z), axis=0).mean()) > 1e-3  # psi=1 varies
+    mixed = game.generate_mixed(v["g_params"], g_state, z, z[::-1], cutoff=game.generator.num_ws)
+    chex.assert_trees_all_close(mixed, game.generate(v["g_params"], g_state, z), atol=1e-6)
+
+
+def test_w_average_and_pl_mean_are_updated_through_updates(tiny16):
+    game, v = tiny16
+    state = _state(v, pl_mean=0.0)
+    batch = {"x": jnp.zeros((4, 16, 16, 1))}
+    _, out = game.g_loss(v["g_params"], state, batch, _keys(4))
+    _, w = game.mixed_ws(v["g_params"], v["g_state"], _keys(4), None)
+    expected = 0.005 * jnp.mean(w, axis=0)  # lerp(mean, w_avg=0, beta=0.995)
+    chex.assert_trees_all_close(out.updates["g_state"]["stats"]["w_avg"], expected, rtol=1e-5, atol=1e-7)
+    assert float(out.updates["extra"]["pl_mean"]) > 0
+    assert float(out.metrics["penalty/pl"]) > 0
+
+
+# ------------------------------------------------------------------------------------ augmentation
+
+def test_diff_augment_translation_flip_and_cutout():
+    x = jnp.arange(2 * 8 * 8, dtype=jnp.float32).reshape(2, 8, 8, 1)
+    y = jax.vmap(augment.translation)(x, _keys(2))
+    for b in range(2):  # a shifted copy: every non-zero pixel of y is a pixel of x one shift away
+        ys = np.asarray(y[b, :, :, 0])
+        shifts = [(dy, dx) for dy in range(-1, 2) for dx in range(-1, 2)
+                  if np.array_equal(ys, _shift(np.asarray(x[b, :, :, 0]), dy, dx))]
+        assert len(shifts) == 1
+    f = augment.flip(x[0], jax.random.PRNGKey(0))
+    assert np.array_equal(np.asarray(f), np.asarray(x[0])) or np.array_equal(np.asarray(f), np.asarray(x[0, :, ::-1]))
+    c = jax.vmap(augment.cutout)(jnp.ones((16, 8, 8, 1)), _keys(16))
+    zeros = np.asarray(jnp.sum(c == 0, axis=(1, 2, 3)))
+    assert zeros.max() == 16 and zeros.min() >= 4  # a 4x4 square, clipped at the border
+    a = augment.diff_augment(x, _keys(2), augment.POLICIES)
+    g = jax.grad(lambda x: jnp.sum(augment.diff_augment(x, _keys(2)) ** 2))(x)
+    assert a.shape == x.shape and bool(jnp.all(jnp.isfinite(g)))
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        augment.parse_policy("flip,rotate")
+
+
+def _shift(img, dy, dx):
+    out = np.zeros_like(img)
+    h, w = img.shape
+    for i in range(h):
+        for j in range(w):
+            if 0 <= i - dy < h and 0 <= j - dx < w:
+                out[i, j] = img[i - dy, j - dx]
+    return out
+
+
+# ------------------------------------------------------------------------------------ engine
+
+_MULTIDEVICE = r"""
+import json, os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+import jax, numpy as np, optax
+from jaxgan import sharding
+from jaxgan.step import TrainStep
+from jaxgan.games.stylegan2 import StyleGAN2
+from jaxgan.nets.stylegan2 import tiny_stylegan2
+g, d = tiny_stylegan2(8, 1, num_classes=3)
+game = StyleGAN2(g, d, latent_dim=8, num_classes=3, r1_gamma=1.0, r1_every=1, pl_every=1,
+                 augment=("flip", "translation", "cutout"))
+rs = np.random.RandomState(0)
+batch = {"x": rs.uniform(-1, 1, (1, 16, 8, 8, 1)).astype(np.float32),
+         "label": rs.randint(0, 3, (1, 16)).astype(np.int32)}
+out = {}
+for n in (1, 8):
+    mesh = sharding.make_mesh(jax.devices()[:n])
+    step = TrainStep(game, optax.adam(1e-2, 0.0, 0.99), optax.adam(1e-2, 0.0, 0.99), mesh,
+                     ema_half_life_kimg=0.01, max_traces=1)
+    state = step.init_state(0, jax.tree.map(lambda x: x[0], batch))
+    for _ in range(2):
+        state, metrics = step(state, sharding.global_batch(mesh, batch))
+    leaves = jax.tree.leaves((state.g_params, state.d_params, state.g_state, state.extra, state.g_ema))
+    out[n] = {"params": np.concatenate([np.ravel(x) for x in leaves]).tolist(),
+              "metrics": {k: float(v) for k, v in metrics.items()}}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_one_step_on_8_devices_equals_1_device():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", _MULTIDEVICE], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    one, eight = np.asarray(out["1"]["params"]), np.asarray(out["8"]["params"])
+    assert one.shape == eight.shape
+    np.testing.assert_allclose(eight, one, rtol=2e-4, atol=2e-5)
+    for k in ("loss/d", "loss/g", "penalty/r1", "penalty/pl", "pl/mean"):
+        np.testing.assert_allclose(out["8"]["metrics"][k], out["1"]["metrics"][k], rtol=1e-4, atol=1e-6)
+    assert out["1"]["metrics"]["penalty/pl"] > 0 and out["1"]["metrics"]["penalty/r1"] > 0
+
+
+@pytest.mark.slow
+def test_smoke_experiment_trains_and_resumes_bit_identically(tmp_path, mnist_dir):
+    from jaxgan import cli, config as config_lib, run as run_lib
+
+    a = tmp_path / "a"
+    assert cli.main(["train", "stylegan2_mnist", "--smoke", "--workdir", str(a), "--set", f"data.dir={mnist_dir}"]) == 0
+    lines = [json.loads(l) for l in (a / "metrics.jsonl").read_text().splitlines() if "loss/g" in l]
+    assert [l["step"] for l in lines] == [1, 2, 3, 4]
+    assert all(np.isfinite(l["loss/d"]) and np.isfinite(l["loss/g"]) for l in lines)
+    assert lines[0]["penalty/pl"] > 0 and lines[0]["penalty/r1"] > 0  # step 0: both lazy terms ran
+    assert (a / "samples" / "00000004.png").stat().st_size > 0
+    # stop at step 2 (drop the later checkpoint), resume to 4, compare with the straight run
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    shutil.rmtree(b / "checkpoints" / "4")
+    (b / "eval.json").unlink()
+    assert cli.main(["train", "stylegan2_mnist", "--smoke", "--workdir", str(b), "--set", f"data.dir={mnist_dir}"]) == 0
+
+    def final(workdir):
+        config = config_lib.Config(json.loads((workdir / "config.json").read_text()))
+        run = run_lib.build(config, config_lib.load_experiment(config.experiment))
+        return run_lib.restore_latest(run, workdir / "checkpoints")
+
+    sa, sb = final(a), final(b)
+    assert int(sa.step) == int(sb.step) == 4
+    chex.assert_trees_all_equal(jax.device_get(sa), jax.device_get(sb))
+    w_avg = np.asarray(sa.g_state["stats"]["w_avg"])
+    assert np.all(np.isfinite(w_avg)) and np.abs(w_avg).max() > 0  # the W average moved
+
+
+@pytest.mark.slow
+def test_folder_experiment_smoke_trains_conditionally_on_generated_images(tmp_path):
+    from PIL import Image
+
+    from jaxgan import cli
+
+    rs = np.random.RandomState(0)
+    for cls in ("cats", "dogs"):  # sub-folders are classes
+        (tmp_path / "images" / cls).mkdir(parents=True)
+        for i in range(8):
+            pixels = rs.randint(0, 256, (24, 20, 3)).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "images" / cls / f"{i}.png")
+    wd = tmp_path / "run"
+    assert cli.main(["train", "stylegan2_folder", "--smoke", "--workdir", str(wd), "--set",
+                     f"data.path={tmp_path / 'images'}", "--set", "model.conditional=true",
+                     "--set", "augment.policy=flip,translation,cutout"]) == 0
+    config = json.loads((wd / "config.json").read_text())
+    assert config["data"]["resolution"] == 16 and config["model"]["conditional"] is True
+    lines = [json.loads(l) for l in (wd / "metrics.jsonl").read_text().splitlines() if "loss/g" in l]
+    assert len(lines) == 4 and all(np.isfinite(l["loss/d"]) and np.isfinite(l["loss/g"]) for l in lines)
+    assert (wd / "samples" / "00000004.png").stat().st_size > 0
