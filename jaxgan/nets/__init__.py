@@ -9,6 +9,7 @@ from jaxgan.nets.dcgan import (
     DCGANGenerator,
     tiny_dcgan,
 )
+from jaxgan.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, tiny_stylegan2
 from jaxgan.nets.mlp import (
     LabelConcat,
     MLPDiscriminator,
@@ -17,6 +18,7 @@ from jaxgan.nets.mlp import (
     require_labels,
     tiny_mlp,
 )
+from jaxgan.nets.resnet import ResNetDiscriminator, ResNetGenerator, tiny_resnet  # noqa: F401 (SNGAN)
 
 __all__ = [
     "SUPPORTED_RESOLUTIONS",

@@ -117,6 +117,10 @@ class DCGANDiscriminator(nn.Module):
       axis_name: mesh axis over which BatchNorm statistics are averaged in training mode.
       dtype: compute dtype.
       param_dtype: parameter dtype.
+      norm: the normalisation after each convolution but the first: ``'batch'`` (DCGAN), ``'layer'``
+        (over each example's H, W, C, with a per-channel scale and shift; Ba et al. 2016) or None
+        (convolutions with a bias instead). A WGAN-GP critic must not use BatchNorm: its gradient
+        penalty is per example (Gulrajani et al. 2017).
     """
     resolution: int
     ndf: int = 64
@@ -124,20 +128,26 @@ class DCGANDiscriminator(nn.Module):
     axis_name: str | None = DATA_AXIS
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    norm: str | None = "batch"
 
     @nn.compact
     def __call__(self, x, labels=None, *, train: bool = True):
         plan = discriminator_plan(self.resolution, self.ndf)
+        if self.norm not in _D_NORMS:
+            raise ValueError(f"unknown DCGANDiscriminator norm {self.norm!r}: use one of {_D_NORMS}")
         require_labels(labels, self.num_classes, type(self).__name__)
         if x.shape[1:3] != (self.resolution, self.resolution):
             raise ValueError(f"DCGANDiscriminator built for {self.resolution}x{self.resolution} "
                              f"images got shape {x.shape}: resize the data or set resolution")
         h = x
         for i, features in enumerate(plan):
-            h = nn.Conv(features, (4, 4), strides=(2, 2), padding="SAME", use_bias=False,
+            h = nn.Conv(features, (4, 4), strides=(2, 2), padding="SAME", use_bias=self.norm is None,
                         kernel_init=_conv_init, dtype=self.dtype, param_dtype=self.param_dtype)(h)
-            if i > 0:
+            if i > 0 and self.norm == "batch":
                 h = _batch_norm(self, train)(h)
+            elif i > 0 and self.norm == "layer":
+                h = nn.LayerNorm(reduction_axes=(1, 2, 3), feature_axes=-1, dtype=self.dtype,
+                                 param_dtype=self.param_dtype)(h)
             h = nn.leaky_relu(h, negative_slope=0.2)
         if self.num_classes is not None:
             return ProjectionHead(self.num_classes, use_bias=False, dtype=self.dtype,
@@ -145,6 +155,9 @@ class DCGANDiscriminator(nn.Module):
         logit = nn.Conv(1, h.shape[1:3], padding="VALID", use_bias=False, kernel_init=_conv_init,
                         dtype=self.dtype, param_dtype=self.param_dtype)(h)
         return logit.reshape(h.shape[0]).astype(jnp.float32)
+
+
+_D_NORMS = ("batch", "layer", None)
 
 
 def _batch_norm(module, train: bool) -> nn.BatchNorm:
