@@ -1,0 +1,70 @@
+"""Run in a subprocess with 8 forced CPU devices: CycleGAN and SRGAN steps on 1, 2 and 8 devices.
+
+Trains the tiny game ``sys.argv[1]`` ('cyclegan' or 'srgan') from the same seed and global batches
+on 1, 2 and 8 devices and prints, as JSON, each run's flattened final state (parameters, model
+state and, for CycleGAN, the pool of past fakes) and its last metrics.
+"""
+import json
+import os
+import sys
+
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from jaxgan import sharding  # noqa: E402
+from jaxgan.games import SRGAN, CycleGAN  # noqa: E402
+from jaxgan.nets.cyclegan import tiny_cyclegan  # noqa: E402
+from jaxgan.nets.srgan import tiny_srgan  # noqa: E402
+from jaxgan.step import TrainStep  # noqa: E402
+
+GLOBAL_BATCH = 8
+# CycleGAN is compared after one step (the pool fills and swaps within it): its runs agree to 2e-6
+# after one step, but Adam's sign-like early updates amplify those rounding-level differences
+# ~250x per step (measured against 1 device: up to 5e-4 apart after two steps and 4e-3 to 5e-2
+# after four on 2, 4 and 8 devices), so later steps say nothing about the step's math. SRGAN's
+# runs agree after four.
+STEPS = {"cyclegan": 1, "srgan": 4}
+
+
+def make_game(kind):
+    if kind == "cyclegan":
+        g, d = tiny_cyclegan(1)
+        g2, d2 = tiny_cyclegan(1)
+        return CycleGAN(g, g2, d, d2, pool_size=6)  # fills within the first step, then swaps
+    g, d = tiny_srgan(1, 4)  # cross-replica BatchNorm in G and D
+    return SRGAN(g, d, adv_weight=0.1)
+
+
+def batches(kind):
+    rs = np.random.RandomState(1)
+    for _ in range(STEPS[kind]):
+        x = rs.uniform(-1, 1, (1, GLOBAL_BATCH, 28, 28, 1)).astype(np.float32)
+        if kind == "cyclegan":
+            yield {"x": x, "x_b": rs.uniform(-1, 1, x.shape).astype(np.float32)}
+        else:
+            yield {"x": x, "lr": rs.uniform(-1, 1, (1, GLOBAL_BATCH, 7, 7, 1)).astype(np.float32)}
+
+
+def run(kind, num_devices):
+    mesh = sharding.make_mesh(jax.devices()[:num_devices])
+    # Adam's eps at 1e-4, not 1e-8: an element whose gradient is ~1e-9 (rounding noise, which depends
+    # on how the batch is split) would otherwise get a full +-lr step of either sign on step 1 and
+    # the runs would drift apart chaotically (measured: 1 to 5 such elements per conv kernel here).
+    tx = lambda: optax.adam(1e-3, 0.5, eps=1e-4)
+    step = TrainStep(make_game(kind), tx(), tx(), mesh, max_traces=1)
+    first = next(batches(kind))
+    state = step.init_state(0, jax.tree.map(lambda x: x[0], first))
+    for b in batches(kind):
+        state, metrics = step(state, sharding.global_batch(mesh, b))
+    leaves = jax.tree.leaves((state.g_params, state.d_params, state.g_state, state.d_state, state.extra))
+    flat = np.concatenate([np.ravel(np.asarray(x, np.float64)) for x in leaves])
+    return {"state": flat.tolist(), "metrics": {k: float(v) for k, v in metrics.items()}}
+
+
+if __name__ == "__main__":
+    kind = sys.argv[1]
+    print(json.dumps({str(n): run(kind, n) for n in (1, 2, 8)}))
