@@ -1,0 +1,685 @@
+"""``jaxgan bench``: how fast an experiment's train step runs, and beside what.
+
+    jaxgan bench [EXPERIMENT] [--set KEY=VALUE ...] [--batch N ...] [--per-device-batch N]
+                 [--steps K] [--windows W] [--dtype bfloat16|float32 ...] [--data synthetic|real]
+                 [--devices N[,N...]] [--compare handwritten,torch,...] [--json FILE]
+                 [--peak table|measure|TFLOPS] [--cache-dir DIR]
+
+For each configuration (batch x dtype x device count) it builds the run with jaxgan's own builder
+(``jaxgan.config.resolve``, ``jaxgan.run.build``), so the step timed is the step trained, and reports:
+
+* ``compile_s``: ``cold`` (lowering + compilation, persistent cache empty) and ``warm`` (a second,
+  fresh ``TrainStep`` lowered and compiled through the persistent compilation cache; ``warm_method``
+  and ``warm_cache_hit`` say whether the cache served it);
+* ``step_ms`` median and p90 over ``--windows`` windows of ``--steps`` steps, after two warm-up
+  steps, each window closed by ``block_until_ready``; ``images_per_sec`` = batch x n_critic / median;
+* ``flops_per_step``: XLA's cost analysis of the lowered (pre-optimisation) HLO (shard_map's
+  per-device program, times the device count) and the analytic
+  count of :mod:`jaxgan.flops` (DCGAN and MLP families), with their ratio; achieved TFLOP/s; MFU
+  against the device's dense peak (:data:`PEAK_TFLOPS`) or a measured matmul peak (``--peak measure``);
+* memory: the compiled step's argument/output/temp sizes and the device's peak bytes in use where
+  the backend reports them.
+
+``--compare`` runs the hand-written JAX step (``benchmarks/handwritten_jax.py``) and PyTorch
+(``benchmarks/torch_step.py``: ``torch`` eager, ``torch-compile``, ``torch-channels-last``) on the same
+shapes in the same process, in interleaved rounds (one window of each per round), and prints each
+one's images/s relative to jaxgan's. PyTorch is optional: without it those rows are skipped with a
+message. ``--devices N`` on a CPU with fewer devices re-runs the benchmark in a subprocess with
+``XLA_FLAGS=--xla_force_host_platform_device_count=N`` set before jax is imported.
+
+``--data synthetic`` (default) feeds random batches of the data's shape, made before timing;
+``--data real`` reads the experiment's source inside the timed loop (the input pipeline included).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BENCHMARKS_DIR = ROOT / "benchmarks"
+_CHILD_ENV = "JAXGAN_BENCH_CHILD"
+
+# Dense peak TFLOP/s per chip (no structured sparsity), by device_kind substring, most specific
+# first. 'float32' on NVIDIA is the TF32 tensor-core peak (XLA's default precision for float32
+# matmuls and convolutions on Ampere and later); TPUs publish bfloat16 only.
+# Sources: NVIDIA H100 datasheet (SXM5: 989.4 bf16 / 494.7 tf32; PCIe: 756.5 / 378); NVIDIA H200
+# datasheet (SXM: 989.4 / 494.7); NVIDIA A100 datasheet (312 bf16 / 156 tf32); Google Cloud TPU
+# system-architecture pages: v4 275, v5e 197, v5p 459, v6e (Trillium) 918 bf16 TFLOP/s per chip.
+PEAK_TFLOPS: tuple[tuple[str, dict], ...] = (
+    ("H100 PCIe", {"bfloat16": 756.5, "float32": 378.0}),
+    ("H100", {"bfloat16": 989.4, "float32": 494.7}),
+    ("H200", {"bfloat16": 989.4, "float32": 494.7}),
+    ("A100", {"bfloat16": 312.0, "float32": 156.0}),
+    ("TPU v4", {"bfloat16": 275.0}),
+    ("TPU v5 lite", {"bfloat16": 197.0}),
+    ("TPU v5e", {"bfloat16": 197.0}),
+    ("TPU v5p", {"bfloat16": 459.0}),
+    ("TPU v5", {"bfloat16": 459.0}),
+    ("TPU v6 lite", {"bfloat16": 918.0}),
+    ("TPU v6e", {"bfloat16": 918.0}),
+)
+
+COMPARE_CHOICES = ("handwritten", "handwritten-batchnoise", "torch", "torch-compile", "torch-channels-last")
+
+
+def register(subparsers) -> None:
+    b = subparsers.add_parser("bench", help="benchmark an experiment's train step (compile time, "
+                              "images/s, FLOPs, MFU, memory), optionally beside hand-written JAX and PyTorch")
+    b.add_argument("experiment", nargs="?", default="dcgan_mnist",
+                   help="a name in experiments/ or a path to an experiment file (default dcgan_mnist)")
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    b.add_argument("--smoke", action="store_true", help="the experiment's tiny variant")
+    b.add_argument("--batch", type=int, nargs="+", help="global batch size(s) (default: the config's)")
+    b.add_argument("--per-device-batch", type=int,
+                   help="batch per device: the global batch grows with --devices (constant work per device)")
+    b.add_argument("--steps", type=int, default=10, help="steps per timed window (default 10)")
+    b.add_argument("--windows", type=int, default=5, help="timed windows; the median is reported (default 5)")
+    b.add_argument("--dtype", nargs="+", choices=("bfloat16", "float32"),
+                   help="compute dtype(s) (default: the config's, 'auto' = bfloat16 on accelerators)")
+    b.add_argument("--data", choices=("synthetic", "real"), default="synthetic")
+    b.add_argument("--devices", help="device count(s), e.g. 8 or 1,2,4,8 (default: all devices)")
+    b.add_argument("--compare", default="", help=f"comma-separated, from {', '.join(COMPARE_CHOICES)}")
+    b.add_argument("--json", help="append one JSON object per configuration and implementation to FILE")
+    b.add_argument("--peak", default="auto",
+                   help="MFU reference: 'table', 'measure' (a timed matmul), 'auto' (table, else measure) "
+                        "or a number in TFLOP/s")
+    b.add_argument("--cache-dir", help="persistent compilation cache directory (default: a fresh "
+                   "temporary one, so that 'cold' is cold)")
+    b.add_argument("--torch-threads", type=int,
+                   help="PyTorch intra-op threads (default: PyTorch's); on a loaded CPU, OpenMP's spinning "
+                        "barriers make 2 threads far slower than 1")
+    b.add_argument("--no-compile-timing", action="store_true",
+                   help="skip the second (warm) compilation")
+    b.set_defaults(handler=main)
+
+
+# -- entry point ----------------------------------------------------------------------------------
+def main(args) -> int:
+    compare = [c for c in (args.compare or "").split(",") if c]
+    unknown = sorted(set(compare) - set(COMPARE_CHOICES))
+    if unknown:
+        raise ValueError(f"--compare {','.join(unknown)}: choose from {', '.join(COMPARE_CHOICES)}")
+    if args.steps < 1 or args.windows < 1:
+        raise ValueError("--steps and --windows must be at least 1")
+    device_counts = [int(n) for n in args.devices.split(",")] if args.devices else [None]
+    records = []
+    for n in device_counts:
+        child = n is not None and _needs_subprocess(n)
+        records += _run_child(args, n) if child else _run_here(args, n, compare)
+    if args.json and not os.environ.get(_CHILD_ENV):
+        with open(args.json, "a") as f:
+            for r in records:
+                f.write(json.dumps(r) + "\n")
+    if os.environ.get(_CHILD_ENV):
+        print("JAXGAN_BENCH_RECORDS " + json.dumps(records))
+    else:
+        print(format_table(records))
+    return 0
+
+
+def _needs_subprocess(n: int) -> bool:
+    if os.environ.get(_CHILD_ENV):
+        return False
+    import jax
+
+    have = jax.device_count()
+    if have == n or (have > n and jax.default_backend() != "cpu"):
+        return False
+    if jax.default_backend() != "cpu":
+        raise ValueError(f"--devices {n}: this {jax.default_backend()} machine has {have} devices")
+    return True
+
+
+def _run_child(args, n: int) -> list[dict]:
+    """Re-runs this benchmark with ``n`` emulated CPU devices (XLA_FLAGS before jax is imported)."""
+    env = dict(os.environ, **{_CHILD_ENV: "1", "JAX_PLATFORMS": "cpu"})
+    flags = [f for f in env.get("XLA_FLAGS", "").split() if "force_host_platform_device_count" not in f]
+    env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={n}"])
+    proc = subprocess.run([sys.executable, "-m", "jaxgan.cli", *_child_argv(args, n)], env=env,
+                          capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("JAXGAN_BENCH_RECORDS "):
+            return json.loads(line.split(" ", 1)[1])
+    raise RuntimeError(f"the {n}-device benchmark subprocess failed (exit {proc.returncode}):\n"
+                       f"{proc.stderr[-3000:]}")
+
+
+def _child_argv(args, n: int) -> list[str]:
+    """The command line of this benchmark for one device count (no --json: the parent writes it)."""
+    argv = ["bench", args.experiment, "--devices", str(n), "--steps", str(args.steps),
+            "--windows", str(args.windows), "--data", args.data, "--peak", str(args.peak)]
+    for assignment in args.set:
+        argv += ["--set", assignment]
+    if args.smoke:
+        argv.append("--smoke")
+    if args.batch:
+        argv += ["--batch", *map(str, args.batch)]
+    if args.per_device_batch:
+        argv += ["--per-device-batch", str(args.per_device_batch)]
+    if args.dtype:
+        argv += ["--dtype", *args.dtype]
+    if args.compare:
+        argv += ["--compare", args.compare]
+    if args.cache_dir:
+        argv += ["--cache-dir", args.cache_dir]
+    if args.no_compile_timing:
+        argv.append("--no-compile-timing")
+    if args.torch_threads:
+        argv += ["--torch-threads", str(args.torch_threads)]
+    return argv
+
+
+def _run_here(args, n_devices: int | None, compare: list[str]) -> list[dict]:
+    import jax
+
+    cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="jaxgan-bench-cache-")
+    _enable_cache(cache_dir)
+    devices = jax.devices()[:n_devices] if n_devices else jax.devices()
+    batches = _batch_sizes(args, len(devices))
+    dtypes = args.dtype or [None]
+    records = []
+    for batch in batches:
+        for dtype in dtypes:
+            records += bench_configuration(args.experiment, args.set, batch=batch, dtype=dtype,
+                                           devices=devices, data=args.data, steps=args.steps,
+                                           windows=args.windows, compare=compare, peak=args.peak,
+                                           smoke=args.smoke, warm_compile=not args.no_compile_timing,
+                                           torch_threads=args.torch_threads)
+    return records
+
+
+def _batch_sizes(args, n_devices: int) -> list[int | None]:
+    if args.per_device_batch:
+        return [args.per_device_batch * n_devices]
+    return args.batch or [None]
+
+
+def _enable_cache(directory: str) -> None:
+    """The persistent compilation cache in ``directory``, caching every compilation."""
+    import jax
+
+    try:
+        from jaxgan import compile_cache  # the runner's own switch, where it exists
+
+        compile_cache.enable(directory)
+    except ImportError:
+        jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+# -- one configuration ----------------------------------------------------------------------------
+@dataclasses.dataclass
+class Timed:
+    """One implementation under the timer: ``window(k)`` runs k steps and returns seconds."""
+
+    name: str
+    window: Any
+    info: dict
+
+
+def bench_configuration(experiment: str, overrides: list[str], *, batch: int | None, dtype: str | None,
+                        devices, data: str, steps: int, windows: int, compare: list[str],
+                        peak: str, smoke: bool = False, warm_compile: bool = True,
+                        torch_threads: int | None = None) -> list[dict]:
+    """Benchmarks jaxgan's step for one configuration (and the ``compare`` implementations)."""
+    import jax
+
+    from jaxgan import config as config_lib
+
+    sets = list(overrides)
+    if batch:
+        sets.append(f"train.batch_size={batch}")
+    if dtype:
+        sets.append(f"compute_dtype={dtype}")
+    config, module = config_lib.resolve(experiment, sets, smoke=smoke)
+    jaxgan_timed, record = _jaxgan_timed(config, module, devices, data, warm_compile)
+    timed = [jaxgan_timed]
+    skipped = {}
+    for name in compare:
+        try:
+            timed.append(_compare_timed(name, config, record, devices, torch_threads))
+        except _Skip as e:
+            skipped[name] = str(e)
+            print(f"jaxgan bench: skipping {name}: {e}", file=sys.stderr)
+    for t in timed:  # warm-up: two steps each, compiled and caches hot
+        t.window(2)
+    times = {t.name: [] for t in timed}
+    for _ in range(windows):  # interleaved rounds
+        for t in timed:
+            times[t.name].append(t.window(steps) / steps)
+    out = []
+    ips_jaxgan = None
+    for t in timed:
+        r = dict(record) if t.name == "jaxgan" else {**_common_fields(record), **t.info}
+        r["implementation"] = t.name
+        r["steps_per_window"], r["windows"] = steps, windows
+        r.update(_timing_fields(times[t.name], record["images_per_step"]))
+        if t.name == "jaxgan":
+            ips_jaxgan = r["images_per_sec"]
+        flops = (r.get("flops_per_step") or {}).get("hlo_lowered") or record["flops_per_step"]["hlo_lowered"]
+        r.update(_throughput_fields(flops, r["step_ms"]["median"], record, peak, devices))
+        out.append(r)
+    for r in out:
+        r["images_per_sec_vs_jaxgan"] = r["images_per_sec"] / ips_jaxgan
+        if skipped:
+            r["skipped"] = skipped
+    return out
+
+
+class _Skip(Exception):
+    """An implementation that cannot run here (PyTorch absent, an unsupported config)."""
+
+
+def _common_fields(record: dict) -> dict:
+    keys = ("experiment", "backend", "device_kind", "device_count", "process_count", "versions", "batch",
+            "dtype", "data", "n_critic", "images_per_step")
+    return {k: record[k] for k in keys}
+
+
+def _timing_fields(per_step_s: list[float], images_per_step: int) -> dict:
+    ms = sorted(1000 * s for s in per_step_s)
+    median = statistics.median(ms)
+    p90 = ms[min(len(ms) - 1, int(round(0.9 * (len(ms) - 1))))]
+    return {"step_ms": {"median": median, "p90": p90, "min": ms[0], "all": ms},
+            "images_per_sec": images_per_step / (median / 1000)}
+
+
+def _throughput_fields(flops: float | None, step_ms: float, record: dict, peak: str, devices) -> dict:
+    if not flops:
+        return {"tflops_per_sec": None, "mfu": None, "peak_tflops": None, "peak_source": None}
+    achieved = flops / (step_ms / 1000) / 1e12
+    peak_tflops, source = peak_per_device(peak, record["device_kind"], record["dtype"], devices)
+    total_peak = None if peak_tflops is None else peak_tflops * len(devices)
+    return {"tflops_per_sec": achieved, "peak_tflops": total_peak, "peak_source": source,
+            "mfu": None if total_peak is None else achieved / total_peak}
+
+
+def _jaxgan_timed(config, module, devices, data: str, warm_compile: bool) -> tuple[Timed, dict]:
+    import jax
+
+    from jaxgan import flops as flops_lib, run as run_lib, sharding
+
+    run = _build(config, module, devices, data)
+    example = run_lib.example_batch(run)
+    state = run.step.init_state(config.seed, jax.tree.map(lambda x: x[0], example))
+    batch0 = sharding.global_batch(run.mesh, example)
+    hits = _CacheHits()
+    t0 = time.perf_counter()
+    lowered = run.step.lower(state, batch0)
+    compiled = lowered.compile()
+    cold = time.perf_counter() - t0
+    warm, warm_hit = None, None
+    if warm_compile:  # a fresh TrainStep: new trace and lowering, compilation through the cache
+        run2 = _build(config, module, devices, data)
+        before = hits.count
+        t0 = time.perf_counter()
+        run2.step.lower(state, batch0).compile()
+        warm = time.perf_counter() - t0
+        warm_hit = hits.count > before
+    hits.close()
+    cost = lowered.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    # the lowered module is shard_map's per-device program: its count is one device's share
+    per_device = float(cost["flops"]) if cost and "flops" in cost else None
+    hlo = per_device and per_device * len(devices)
+    analytic = flops_lib.step_flops_for_config(config, run.source.info.shape)
+    dtype = _dtype_name(config)
+    record = {
+        "experiment": pathlib.Path(config.experiment).stem,
+        **_platform(devices),
+        "batch": int(config.train.batch_size), "dtype": dtype, "data": data,
+        "n_critic": int(config.train.n_critic), "images_per_step": run.images_per_step,
+        "compile_s": {"cold": cold, "warm": warm,
+                      "warm_method": "persistent cache: a fresh TrainStep lowered and compiled again",
+                      "warm_cache_hit": warm_hit},
+        "flops_per_step": {"hlo_lowered": hlo, "hlo_lowered_per_device": per_device, "analytic": analytic and analytic["total"],
+                           "analytic_matmul": analytic and analytic["matmul"],
+                           "ratio": (analytic["total"] / hlo) if (analytic and hlo) else None},
+        "memory": _memory(compiled, devices),
+    }
+    batches = _batches(run, data, example)
+    holder = {"state": state}
+
+    def window(k):
+        s = holder["state"]
+        t0 = time.perf_counter()
+        for i in range(k):
+            b = batches(i)
+            s, _ = compiled(s, b)
+        jax.block_until_ready(s)
+        holder["state"] = s
+        return time.perf_counter() - t0
+
+    record["memory"].update(_device_peak_memory(devices))
+    return Timed("jaxgan", window, {}), record
+
+
+def _batches(run, data: str, example: dict):
+    """``i -> global batch``: prepared before timing (synthetic) or read in the loop (real)."""
+    import numpy as np
+
+    from jaxgan import run as run_lib, sharding
+
+    if data == "real":
+        counter = {"step": 0}
+
+        def real(i):
+            counter["step"] += 1
+            return sharding.global_batch(run.mesh, run_lib.host_batch(run, counter["step"]))
+        return real
+    rs = np.random.RandomState(0)
+    fixed = []
+    for _ in range(2):
+        b = {k: (rs.uniform(-1, 1, v.shape).astype(v.dtype) if v.dtype.kind == "f"
+                 else rs.randint(0, max(run.game.num_classes or 1, 1), v.shape).astype(v.dtype))
+             for k, v in example.items()}
+        fixed.append(sharding.global_batch(run.mesh, b))
+    return lambda i: fixed[i % 2]
+
+
+def _build(config, module, devices, data: str):
+    """``jaxgan.run.build``; for synthetic data whose files are absent, the same with a stand-in source."""
+    from jaxgan import run as run_lib
+
+    try:
+        return run_lib.build(config, module, devices)
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        if data == "real" or "resolution" not in config.data:
+            raise
+        print(f"jaxgan bench: the data source cannot be built ({e}); synthetic batches of its shape "
+              "are used", file=sys.stderr)
+        return _build_with_source(config, module, devices, _stand_in_source(config))
+
+
+def _stand_in_source(config):
+    """A source with the configured image shape, for synthetic benchmarks without the data on disk."""
+    from jaxgan.data.base import DataInfo
+
+    d = config.data
+    shape = (d.resolution, d.resolution, d.get("channels") or 3)
+    info = DataInfo(shape=shape, num_classes=None, kind="image", num_examples=None, name="synthetic")
+    return _SyntheticSource(info)
+
+
+class _SyntheticSource:
+    """Uniform [-1, 1] images of ``info.shape``, a pure function of the position."""
+
+    def __init__(self, info):
+        self.info = info
+
+    def get_batch(self, start: int, size: int) -> dict:
+        import numpy as np
+
+        rs = np.random.RandomState(start % (2**31))
+        return {"x": rs.uniform(-1, 1, (size, *self.info.shape)).astype(np.float32)}
+
+
+def _build_with_source(config, module, devices, source):
+    """What ``jaxgan.run.build`` does, with a given source (keep in step with it)."""
+    from jaxgan import run as run_lib, sharding
+    from jaxgan.step import TrainStep
+
+    game, g_tx, d_tx = module.build(config, source.info)
+    mesh = sharding.make_mesh(devices)
+    sharding.check_divisible(config.train.batch_size, mesh.size)
+    t = config.train
+    step = TrainStep(game, g_tx, d_tx, mesh, n_critic=t.n_critic,
+                     ema_half_life_kimg=t.ema_half_life_kimg or None, ema_rampup=t.ema_rampup or None,
+                     max_traces=1)
+    return run_lib.Run(config=config, source=source, game=game, step=step, mesh=mesh)
+
+
+def _dtype_name(config) -> str:
+    import jax.numpy as jnp
+
+    from jaxgan.precision import compute_dtype
+
+    return jnp.dtype(compute_dtype(config.compute_dtype)).name
+
+
+def _platform(devices) -> dict:
+    import flax
+    import jax
+    import jaxlib
+    import optax
+
+    return {"backend": jax.default_backend(), "device_kind": devices[0].device_kind,
+            "device_count": len(devices), "process_count": jax.process_count(),
+            "versions": {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__,
+                         "optax": optax.__version__, "python": sys.version.split()[0]}}
+
+
+def _memory(compiled, devices) -> dict:
+    out = {}
+    try:
+        mem = compiled.memory_analysis()
+        for k in ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes"):
+            out[k] = int(getattr(mem, k))
+    except Exception:  # not every backend reports it
+        pass
+    return out
+
+
+def _device_peak_memory(devices) -> dict:
+    try:
+        stats = devices[0].memory_stats()
+    except Exception:
+        stats = None
+    if not stats or "peak_bytes_in_use" not in stats:
+        return {"peak_bytes_in_use": None}
+    return {"peak_bytes_in_use": int(stats["peak_bytes_in_use"])}
+
+
+class _CacheHits:
+    """Counts persistent-compilation-cache hits (jax's monitoring events) while open."""
+
+    def __init__(self):
+        import jax
+
+        self.count = 0
+        self._listener = self._on_event
+        jax.monitoring.register_event_listener(self._listener)
+
+    def _on_event(self, event, **kwargs):
+        if event == "/jax/compilation_cache/cache_hits":
+            self.count += 1
+
+    def close(self):
+        try:
+            from jax._src import monitoring
+
+            monitoring.unregister_event_listener(self._listener)
+        except Exception:  # an older jax: the listener stays, harmless
+            pass
+
+
+# -- peaks ----------------------------------------------------------------------------------------
+def peak_per_device(peak: str, device_kind: str, dtype: str, devices) -> tuple[float | None, str | None]:
+    """(dense peak TFLOP/s of one device, where it came from) for ``--peak``."""
+    if peak not in ("auto", "table", "measure"):
+        try:
+            return float(peak), "given (--peak)"
+        except ValueError:
+            raise ValueError(f"--peak {peak!r}: use 'auto', 'table', 'measure' or a number in TFLOP/s") from None
+    if peak in ("auto", "table"):
+        for name, by_dtype in PEAK_TFLOPS:
+            if name.lower() in device_kind.lower() and dtype in by_dtype:
+                return by_dtype[dtype], f"table: {name} {dtype} dense"
+        if peak == "table":
+            return None, None
+    value = measured_matmul_peak(dtype, devices[0])
+    return value, f"measured: {dtype} matmul on {device_kind}"
+
+
+_MEASURED: dict = {}
+
+
+def measured_matmul_peak(dtype: str, device, n: int = 2048, repeats: int = 5) -> float:
+    """The best TFLOP/s of an n x n x n matmul on ``device`` (a practical, not a datasheet, peak)."""
+    import jax
+    import jax.numpy as jnp
+
+    key = (dtype, device.id)
+    if key not in _MEASURED:
+        a = jax.device_put(jnp.ones((n, n), dtype), device)
+        f = jax.jit(lambda x: x @ x)
+        jax.block_until_ready(f(a))
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            jax.block_until_ready(f(a))
+            best = min(best, time.perf_counter() - t0)
+        _MEASURED[key] = 2 * n**3 / best / 1e12
+    return _MEASURED[key]
+
+
+# -- comparisons ----------------------------------------------------------------------------------
+def _load_benchmark_module(name: str):
+    path = BENCHMARKS_DIR / f"{name}.py"
+    if not path.exists():
+        raise _Skip(f"{path} not found (the comparisons live in the repository's benchmarks/ folder)")
+    spec = importlib.util.spec_from_file_location(f"jaxgan_benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def handwritten_spec(config, data_shape, *, noise: str = "per_example") -> dict:
+    """The hand-written step's ``Spec`` fields for a run config (a clear error for what it lacks)."""
+    from jaxgan.experiment import total_steps
+
+    m, t, o, p = config.model, config.train, config.optim, config.penalty
+    problems = []
+    if m.get("conditional"):
+        problems.append("conditional models")
+    if config.loss != "non_saturating":
+        problems.append(f"loss {config.loss!r}")
+    if p.get("r2_gamma") or p.get("gp_weight") or p.get("every", 1) != 1:
+        problems.append("penalties other than R1 on every step")
+    if t.get("ema_rampup"):
+        problems.append("EMA ramp-up")
+    if "ngf" in m and len(data_shape) == 3:
+        family = {"family": "dcgan", "ngf": m.ngf, "ndf": m.ndf}
+    elif "hidden" in m:
+        family = {"family": "mlp", "hidden": m.hidden, "depth": m.depth}
+    else:
+        problems.append("networks other than DCGAN and the MLP")
+        family = {}
+    if problems:
+        raise _Skip(f"the hand-written steps do not implement {', '.join(problems)}")
+    return dict(family, data_shape=tuple(data_shape), batch=int(t.batch_size), latent_dim=m.latent_dim,
+                g_lr=o.g_lr, d_lr=o.d_lr, b1=o.b1, b2=o.b2, schedule=o.schedule,
+                total_steps=total_steps(config), final_lr_fraction=o.final_lr_fraction,
+                r1_gamma=p.get("r1_gamma", 0.0), ema_half_life_images=1000.0 * (t.ema_half_life_kimg or 0.0),
+                n_critic=int(t.n_critic), dtype=_dtype_name(config), noise=noise)
+
+
+def _compare_timed(name: str, config, record: dict, devices, torch_threads: int | None = None) -> Timed:
+    from jaxgan.data import make_run_source
+
+    try:
+        shape = make_run_source(config).info.shape
+    except Exception:
+        d = config.data
+        shape = (d.resolution, d.resolution, d.get("channels") or 3)
+    if name.startswith("handwritten"):
+        if len(devices) != 1:
+            raise _Skip("the hand-written step runs on one device: compare with --devices 1")
+        noise = "batch" if name.endswith("batchnoise") else "per_example"
+        return _handwritten_timed(name, handwritten_spec(config, shape, noise=noise), config.seed, devices[0])
+    spec = handwritten_spec(config, shape)
+    return _torch_timed(name, spec, record["backend"], torch_threads)
+
+
+def _handwritten_timed(name, spec_fields, seed, device) -> Timed:
+    import jax
+    import numpy as np
+
+    hw = _load_benchmark_module("handwritten_jax")
+    spec = hw.Spec(**spec_fields)
+    step = hw.HandwrittenStep(spec)
+    with jax.default_device(device):
+        state = step.init(seed)
+        rs = np.random.RandomState(0)
+        shape = (spec.n_critic, spec.batch, *spec.data_shape)
+        batches = [{"x": jax.device_put(rs.uniform(-1, 1, shape).astype(np.float32), device)} for _ in range(2)]
+    t0 = time.perf_counter()
+    lowered = step.lower(state, batches[0])
+    compiled = lowered.compile()
+    compile_s = time.perf_counter() - t0
+    cost = lowered.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    holder = {"state": state}
+
+    def window(k):
+        s = holder["state"]
+        t0 = time.perf_counter()
+        for i in range(k):
+            s, _ = compiled(s, batches[i % 2])
+        jax.block_until_ready(s)
+        holder["state"] = s
+        return time.perf_counter() - t0
+
+    info = {"compile_s": {"cold": compile_s, "warm": None, "warm_method": None},
+            "flops_per_step": {"hlo_lowered": float(cost["flops"]) if cost and "flops" in cost else None},
+            "noise": spec.noise}
+    return Timed(name, window, info)
+
+
+def _torch_timed(name, spec_fields, backend: str, threads: int | None = None) -> Timed:
+    try:
+        import torch
+    except ImportError:
+        raise _Skip("PyTorch is not installed (pip install torch; it is optional)") from None
+    ts = _load_benchmark_module("torch_step")
+    if threads:
+        torch.set_num_threads(threads)
+    variant = {"torch": "eager", "torch-compile": "compile", "torch-channels-last": "channels_last"}[name]
+    device = "cuda" if backend in ("gpu", "cuda") else "cpu"
+    runner = ts.TorchStep(ts.Spec(**{k: v for k, v in spec_fields.items() if k != "noise"}),
+                          variant=variant, device=device)
+    return Timed(name, runner.window, runner.info())
+
+
+# -- the table ------------------------------------------------------------------------------------
+def format_table(records: list[dict]) -> str:
+    """A plain-text table of the records (one line per configuration and implementation)."""
+    head = ("experiment", "impl", "dev", "batch", "dtype", "compile cold/warm s", "step ms med/p90",
+            "img/s", "vs jaxgan", "GFLOP/step", "HLO/analytic", "TFLOP/s", "MFU")
+    rows = [head]
+    for r in records:
+        c, f = r.get("compile_s") or {}, r.get("flops_per_step") or {}
+        flops = f.get("hlo_lowered")
+        ratio = f.get("ratio")
+        rows.append((
+            r["experiment"], r["implementation"], str(r["device_count"]), str(r["batch"]), r["dtype"],
+            f"{_num(c.get('cold'), '.1f')}/{_num(c.get('warm'), '.1f')}",
+            f"{r['step_ms']['median']:.1f}/{r['step_ms']['p90']:.1f}",
+            f"{r['images_per_sec']:.1f}", f"{r['images_per_sec_vs_jaxgan']:.2f}x",
+            _num(flops and flops / 1e9, ".2f"), _num(ratio and 1 / ratio, ".3f"),
+            _num(r.get("tflops_per_sec"), ".4f"), _num(r.get("mfu") and 100 * r["mfu"], ".2f", "%"),
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    meta = records[0] if records else {}
+    if meta:
+        v = meta["versions"]
+        lines.insert(0, f"# {meta['backend']} {meta['device_kind']}, jax {v['jax']}, flax {v['flax']}, "
+                        f"data {meta['data']}; MFU vs {records[0].get('peak_source')}")
+    return "\n".join(lines)
+
+
+def _num(x, fmt: str, suffix: str = "") -> str:
+    return "-" if x is None else f"{x:{fmt}}{suffix}"

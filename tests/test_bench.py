@@ -1,0 +1,188 @@
+"""jaxgan bench: its JSON record, the FLOP counts, and the hand-written step computing jaxgan's math.
+
+No timing is asserted: only that the fields exist, are sane and agree with each other.
+"""
+import json
+import math
+import pathlib
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from jaxgan import bench, cli, config as config_lib, flops, run as run_lib, sharding
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    return bench._load_benchmark_module(name)  # benchmarks/NAME.py, as jaxgan bench loads it
+
+
+def _positive(x):
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def _bench_json(tmp_path, *args):
+    out = tmp_path / "bench.jsonl"
+    assert cli.main(["bench", *args, "--json", str(out)]) == 0
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_bench_json_has_every_field_with_sane_values(tmp_path):
+    r, hw = _bench_json(tmp_path, "ring8", "--smoke", "--steps", "2", "--windows", "3", "--peak", "0.5",
+                        "--compare", "handwritten")
+    assert r["implementation"] == "jaxgan" and r["experiment"] == "ring8"
+    assert r["backend"] == "cpu" and isinstance(r["device_kind"], str)
+    assert r["device_count"] == 1 and r["process_count"] == 1
+    assert all(isinstance(r["versions"][k], str) for k in ("jax", "jaxlib", "flax"))
+    assert r["batch"] == 64 and r["dtype"] == "float32" and r["data"] == "synthetic"
+    c = r["compile_s"]
+    assert _positive(c["cold"]) and _positive(c["warm"]) and isinstance(c["warm_method"], str)
+    assert isinstance(c["warm_cache_hit"], bool)
+    s = r["step_ms"]
+    assert len(s["all"]) == 3 and all(_positive(x) for x in s["all"])
+    assert s["min"] <= s["median"] <= s["p90"] <= max(s["all"])
+    assert r["images_per_sec"] == pytest.approx(r["images_per_step"] / (s["median"] / 1000), rel=1e-9)
+    assert r["images_per_step"] == r["batch"] * r["n_critic"]
+    f = r["flops_per_step"]
+    assert _positive(f["hlo_lowered"]) and _positive(f["analytic"])
+    assert f["ratio"] == pytest.approx(f["analytic"] / f["hlo_lowered"])
+    assert r["tflops_per_sec"] == pytest.approx(f["hlo_lowered"] / (s["median"] / 1000) / 1e12)
+    assert r["peak_tflops"] == 0.5 and r["mfu"] == pytest.approx(r["tflops_per_sec"] / 0.5)
+    m = r["memory"]
+    assert _positive(m["argument_size_in_bytes"]) and _positive(m["temp_size_in_bytes"])
+    assert "peak_bytes_in_use" in m  # None on CPU: the backend does not report it
+    assert r["images_per_sec_vs_jaxgan"] == 1.0
+    # the hand-written step, timed in the same rounds, on the same shapes, with about the same FLOPs
+    assert hw["implementation"] == "handwritten" and hw["batch"] == r["batch"]
+    assert len(hw["step_ms"]["all"]) == 3 and _positive(hw["images_per_sec"])
+    assert hw["images_per_sec_vs_jaxgan"] == pytest.approx(hw["images_per_sec"] / r["images_per_sec"])
+    assert hw["flops_per_step"]["hlo_lowered"] == pytest.approx(r["flops_per_step"]["hlo_lowered"], rel=0.1)
+
+
+def test_bench_devices_reruns_with_emulated_devices_and_constant_work_per_device(tmp_path):
+    (r,) = _bench_json(tmp_path, "ring8", "--smoke", "--devices", "2", "--per-device-batch", "16",
+                       "--steps", "1", "--windows", "1", "--peak", "1", "--no-compile-timing")
+    assert r["device_count"] == 2 and r["batch"] == 32
+    assert r["peak_tflops"] == 2.0  # the peak of the whole mesh
+    f = r["flops_per_step"]  # the lowered program is one device's: the step is twice its count
+    assert f["hlo_lowered"] == 2 * f["hlo_lowered_per_device"]
+    assert 0.7 < f["ratio"] < 1.3  # analytic (global batch) vs HLO x devices; smoke nets: elementwise-heavy
+    assert _positive(r["images_per_sec"])
+
+
+def test_peak_table_and_errors():
+    assert bench.peak_per_device("table", "NVIDIA H100 80GB HBM3", "bfloat16", None)[0] == 989.4
+    assert bench.peak_per_device("table", "NVIDIA H100 PCIe", "bfloat16", None)[0] == 756.5
+    assert bench.peak_per_device("table", "TPU v5 lite", "bfloat16", None)[0] == 197.0
+    assert bench.peak_per_device("table", "cpu", "float32", None) == (None, None)
+    with pytest.raises(ValueError, match="--peak"):
+        bench.peak_per_device("fast", "cpu", "float32", None)
+
+
+# -- FLOPs: the lowered HLO's count against the analytic one ---------------------------------------
+DCGAN28 = ["data.resolution=28", "data.channels=1", "model.ngf=32", "model.ndf=32"]
+
+
+@pytest.mark.parametrize("experiment,sets", [
+    ("dcgan64", []),                                   # DCGAN-64, the PyTorch examples' layout
+    ("dcgan64", DCGAN28),                              # DCGAN-28 (dcgan_mnist's networks)
+    ("ring8", []),                                     # MLP with R1 (a double backward)
+    ("ring8", ["penalty.r1_gamma=0.0", "model.hidden=256"]),
+])
+def test_flop_count_matches_the_analytic_count(experiment, sets):
+    config, module = config_lib.resolve(experiment, sets)
+    run = bench._build(config, module, jax.devices()[:1], "synthetic")
+    ex = run_lib.example_batch(run)
+    state = run.step.abstract_state(jax.tree.map(lambda x: x[0], ex))
+    batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding.batch_sharding(run.mesh)), ex)
+    cost = run.step.lower(state, batch).cost_analysis()
+    hlo = float((cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"])
+    analytic = flops.step_flops_for_config(config, run.source.info.shape)
+    assert analytic["total"] == pytest.approx(hlo, rel=0.05)
+    assert analytic["matmul"] > 0.9 * analytic["total"]  # the products dominate, as they should
+
+
+def test_dcgan64_parameter_counts_match_the_networks():
+    g, d = flops.dcgan_layers(64, 3, 100, 64, 64)
+    assert sum(l.params for l in g) == 3_576_704 and sum(l.params for l in d) == 2_765_568
+
+
+@pytest.mark.parametrize("n_in,kernel,stride", [(7, 4, 2), (4, 4, 2), (28, 4, 2), (5, 3, 1)])
+def test_conv_pairs_count_the_real_products(n_in, kernel, stride):
+    """A 1-D convolution by brute force: ones in, ones kernel, the sum of outputs = the products."""
+    n_out, pairs = flops.conv_same(n_in, kernel, stride)
+    out = jax.lax.conv_general_dilated(np.ones((1, 1, n_in), np.float32), np.ones((1, 1, kernel), np.float32),
+                                       (stride,), "SAME")
+    assert out.shape[-1] == n_out and float(out.sum()) == pairs
+    n_out, pairs = flops.conv_transpose_same(n_in, kernel, stride)
+    out = jax.lax.conv_transpose(np.ones((1, n_in, 1), np.float32), np.ones((kernel, 1, 1), np.float32),
+                                 (stride,), "SAME")
+    assert out.shape[1] == n_out and float(out.sum()) == pairs
+
+
+# -- the hand-written step computes jaxgan's math ----------------------------------------------------
+@pytest.mark.parametrize("experiment,sets", [
+    ("ring8", ["train.batch_size=32"]),  # MLP, R1, EMA, cosine learning rates
+    ("dcgan64", ["data.resolution=28", "data.channels=1", "model.ngf=8", "model.ndf=8",
+                 "model.latent_dim=16", "train.batch_size=8"]),
+    pytest.param("dcgan64", ["data.resolution=32", "model.ngf=8", "model.ndf=8", "model.latent_dim=16",
+                             "train.batch_size=8"], marks=pytest.mark.slow),
+])
+def test_handwritten_step_gives_jaxgans_parameters(experiment, sets):
+    hw = _load("handwritten_jax")
+    config, module = config_lib.resolve(experiment, sets)
+    run = bench._build(config, module, jax.devices()[:1], "synthetic")
+    spec = hw.Spec(**bench.handwritten_spec(config, run.source.info.shape))
+    step = hw.HandwrittenStep(spec)
+    ex = run_lib.example_batch(run)
+    state = run.step.init_state(config.seed, jax.tree.map(lambda x: x[0], ex))
+    mine = step.init(config.seed)
+    chex.assert_trees_all_equal(mine["g_params"], state.g_params)   # same key splits, same draws
+    chex.assert_trees_all_equal(mine["d_params"], state.d_params)
+    rs = np.random.RandomState(3)
+    for _ in range(3):
+        x = rs.uniform(-1, 1, ex["x"].shape).astype(np.float32)
+        state, metrics = run.step(state, sharding.global_batch(run.mesh, {"x": x}))
+        mine, losses = step(mine, {"x": x})
+    np.testing.assert_allclose(float(losses["loss/d"]), float(metrics["loss/d"]), rtol=1e-5)
+    np.testing.assert_allclose(float(losses["loss/g"]), float(metrics["loss/g"]), rtol=1e-5)
+    chex.assert_trees_all_close(mine["d_params"], state.d_params, rtol=1e-4, atol=1e-6)
+    chex.assert_trees_all_close(mine["g_params"], state.g_params, rtol=1e-4, atol=1e-6)
+    chex.assert_trees_all_close(mine["d_state"], state.d_state, rtol=1e-4, atol=1e-6)
+    chex.assert_trees_all_close(mine["g_state"], state.g_state, rtol=1e-4, atol=1e-6)
+    if spec.ema_half_life_images:
+        chex.assert_trees_all_close(mine["g_ema"], state.g_ema, rtol=1e-4, atol=1e-6)
+    # the tolerance is tight: three updates move the parameters by far more than it allows
+    moved = jax.tree.map(lambda a, b: np.abs(np.asarray(a) - np.asarray(b)).max(),
+                         step.init(config.seed)["d_params"], state.d_params)
+    assert max(jax.tree.leaves(moved)) > 100 * (1e-6 + 1e-4 * 0.05)
+
+
+def test_torch_step_trains_its_networks():
+    pytest.importorskip("torch")
+    ts = _load("torch_step")
+    spec = ts.Spec(family="dcgan", data_shape=(28, 28, 1), batch=4, latent_dim=8, ngf=4, ndf=4)
+    runner = ts.TorchStep(spec)
+    before = [p.detach().clone() for p in runner.g.parameters()]
+    assert runner.window(2) > 0
+    assert any(not (a == b.detach()).all() for a, b in zip(before, runner.g.parameters()))
+    assert runner.g(runner._z()).shape == (4, 1, 28, 28)
+    mlp = ts.TorchStep(ts.Spec(family="mlp", data_shape=(2,), batch=8, latent_dim=4, hidden=8, depth=2,
+                               r1_gamma=1.0, ema_half_life_images=100.0))
+    assert mlp.window(1) > 0 and mlp.info()["variant"] == "eager"
+
+
+def test_conv_forms_compute_the_same_transposed_convolution():
+    """benchmarks/conv_forms.py: the dilated and sub-pixel (phase) forms equal lax.conv_transpose."""
+    forms = _load("conv_forms")
+    rs = np.random.RandomState(0)
+    x = rs.randn(2, 5, 5, 3).astype(np.float32)
+    k = rs.randn(4, 4, 3, 2).astype(np.float32)
+    ref = forms.conv_transpose(x, k)
+    chex.assert_shape(ref, (2, 10, 10, 2))
+    chex.assert_trees_all_close(forms.lhs_dilation(x, k), ref, atol=1e-5)
+    chex.assert_trees_all_close(forms.phases(x, k), ref, atol=1e-5)
+    chex.assert_shape(forms.upsample_conv(x, k[:3, :3]), (2, 10, 10, 2))
