@@ -3,13 +3,13 @@
 Command:  jaxgan train cyclegan_mnist --workdir runs/cyclegan_mnist
           jaxgan translate runs/cyclegan_mnist --input digits.npy --direction a2b --out thick.npy
 Machine:  CPU (2 cores) for the default length; any accelerator.
-Time:     1,500 steps of 8: 20 minutes on a shared 2-core CPU (1.1-2.2 steps/s, other jobs running),
-          plus 1.7 minutes of evaluation (training the digit classifier included).
-Expected: eval.json (measured once, step 1,500): translation1k/a2b_accuracy 0.971 and b2a_accuracy
-          0.976 (how often jaxgan's digit classifier, reading the translation in domain A's look,
+Time:     1,500 steps of 8: 15.6 minutes wall on the 2-core CPU while the test suite ran beside
+          it (1.9-2.6 steps/s), evaluation (training the digit classifier) included.
+Expected: eval.json (measured once, step 1,500): translation1k/a2b_accuracy 0.964 and b2a_accuracy
+          0.975 (how often jaxgan's digit classifier, reading the translation in domain A's look,
           finds the source digit's class; 0.994 on real A digits, 0.954 on real B digits inverted back,
           0.183 on B digits left untranslated), cycle1k/a_l1 0.042 and b_l1 0.040 (mean absolute
-          cycle-reconstruction error, pixels in [-1, 1]; 0.28 / 0.31 in the batch at step 50).
+          cycle-reconstruction error, pixels in [-1, 1]; 0.28 in the batch at step 50).
 
 Domains: A is the even-indexed half of MNIST's 10,000 test digits, B the odd-indexed half, thickened
 (3x3 cross dilation) and colour-inverted (black digits on white). The halves are disjoint, so no A
