@@ -4,10 +4,11 @@ Command:  jaxgan train srgan_mnist --workdir runs/srgan_mnist
           jaxgan train srgan_mnist --workdir runs/srresnet_mnist --set model.adv_weight=0   (SRResNet)
           jaxgan upscale runs/srgan_mnist --input small.npy --out large.npy
 Machine:  CPU (2 cores) for the default length; any accelerator.
-Time:     600 steps of 32 on a shared 2-core CPU: SRGAN 4.6 minutes, SRResNet 1.6 minutes (its
-          discriminator is skipped), compilation and evaluation included.
-Expected: eval.json on 1,000 held-out digits (measured once, step 600): SRGAN psnr1k/sr 17.91 dB,
-          ssim1k/sr 0.656; SRResNet 18.23 dB, 0.683; bicubic upsampling 14.45 dB, 0.380.
+Time:     600 steps of 32 on the 2-core CPU with the test suite running beside it: SRGAN 5.7 minutes,
+          SRResNet 1.8 minutes (its discriminator is skipped), compilation and evaluation included.
+Expected: eval.json on 1,000 held-out digits (measured once, step 600): SRGAN psnr1k/sr 18.02 dB,
+          ssim1k/sr 0.661; SRResNet 18.25 dB, 0.685; bicubic upsampling 14.45 dB, 0.380.
+          tools/sr_figure.py draws inputs, bicubic and both runs' outputs (docs/results.md).
 
 Data: the even-indexed half of MNIST's 10,000 test digits trains (``data.part = [0, 2]``); the
 odd-indexed half, never seen in training, is evaluated (``eval.data``). Low-resolution inputs are the
