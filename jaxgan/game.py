@@ -64,6 +64,13 @@ def gather(x: Array, axis_name: str | None = DATA_AXIS) -> Array:
     return x if axis_name is None else jax.lax.all_gather(x, axis_name, tiled=True)
 
 
+def global_mean(x: Array, axis_name: str | None = DATA_AXIS) -> Array:
+    """Mean of ``x`` over the global batch: this device's mean, averaged over the data axis
+    (every device holds the same number of examples)."""
+    m = jnp.mean(x)
+    return m if axis_name is None else jax.lax.pmean(m, axis_name)
+
+
 @dataclasses.dataclass(frozen=True)
 class GAN:
     """The standard game: G(z[, y]) against D(x[, y]) under a loss, with optional penalties.

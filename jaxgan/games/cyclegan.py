@@ -31,7 +31,7 @@ import numpy as np
 import optax
 
 from jaxgan import losses as losses_lib
-from jaxgan.game import StepOut, gather
+from jaxgan.game import StepOut, gather, global_mean
 from jaxgan.net import Net, as_net, merge, split
 from jaxgan.sharding import DATA_AXIS
 
@@ -198,7 +198,7 @@ class CycleGAN:
         d_vars = state.d_state
         adv_ab = self.loss.g(None, gather(self._apply("d_b", state.d_params, d_vars, fake_b)[0], self.axis_name))
         adv_ba = self.loss.g(None, gather(self._apply("d_a", state.d_params, d_vars, fake_a)[0], self.axis_name))
-        l1 = lambda x, y: _global_mean(jnp.abs(x.astype(jnp.float32) - y.astype(jnp.float32)), self.axis_name)
+        l1 = lambda x, y: global_mean(jnp.abs(x.astype(jnp.float32) - y.astype(jnp.float32)), self.axis_name)
         cycle_a, cycle_b = l1(rec_a, a), l1(rec_b, b)
         total = adv_ab + adv_ba + self.lambda_cycle * (cycle_a + cycle_b)
         metrics = {"loss/g_ab": adv_ab, "loss/g_ba": adv_ba, "loss/cycle_a": cycle_a, "loss/cycle_b": cycle_b}
@@ -242,12 +242,6 @@ def _domains(batch: dict) -> tuple[Array, Array]:
         raise ValueError(f"CycleGAN needs batches with 'x' (domain A) and 'x_b' (domain B), got {sorted(batch)}: "
                          "give the run config a 'data_b' spec (two unpaired sources)")
     return batch["x"], batch["x_b"]
-
-
-def _global_mean(x: Array, axis_name: str | None) -> Array:
-    """Mean over the global batch: the mean of this device's, averaged over the data axis."""
-    m = jnp.mean(x)
-    return m if axis_name is None else jax.lax.pmean(m, axis_name)
 
 
 def pair_grid(rows_of: list[np.ndarray], per_row: int = 8, padding: int = 2) -> np.ndarray:

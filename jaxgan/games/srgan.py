@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgan import losses as losses_lib
-from jaxgan.game import StepOut, gather
+from jaxgan.game import StepOut, gather, global_mean
 from jaxgan.net import Net, as_net, merge, split
 from jaxgan.sharding import DATA_AXIS
 
@@ -98,7 +98,7 @@ class SRGAN:
         lr, hr = _pair(batch)
         sr, g_state = self.g.apply(merge(g_params, state.g_state), lr, None, train=True)
         diff = sr.astype(jnp.float32) - hr.astype(jnp.float32)
-        pixel = _global_mean(diff ** 2 if self.pixel_loss == "mse" else jnp.abs(diff), self.axis_name)
+        pixel = global_mean(diff ** 2 if self.pixel_loss == "mse" else jnp.abs(diff), self.axis_name)
         total, metrics = pixel, {f"loss/pixel_{self.pixel_loss}": pixel}
         if self.adv_weight:
             fake, _ = self.d.apply(merge(state.d_params, state.d_state), sr, None, train=True)
@@ -106,7 +106,7 @@ class SRGAN:
             total = total + self.adv_weight * adv
             metrics["loss/g_adv"] = adv
         if self.feature_weight:
-            feat = _global_mean((self.features(sr) - jax.lax.stop_gradient(self.features(hr))) ** 2, self.axis_name)
+            feat = global_mean((self.features(sr) - jax.lax.stop_gradient(self.features(hr))) ** 2, self.axis_name)
             total = total + self.feature_weight * feat
             metrics["loss/feature"] = feat
         metrics["loss/g"] = total
@@ -138,11 +138,6 @@ def _pair(batch: dict) -> tuple[Array, Array]:
         raise ValueError(f"SRGAN needs batches with 'x' (high-res) and 'lr' (low-res), got {sorted(batch)}: "
                          "set data.sr_factor (e.g. --set data.sr_factor=4)")
     return batch["lr"], batch["x"]
-
-
-def _global_mean(x: Array, axis_name: str | None) -> Array:
-    m = jnp.mean(x)
-    return m if axis_name is None else jax.lax.pmean(m, axis_name)
 
 
 def digit_features(classifier) -> Callable[[Array], Array]:
