@@ -31,7 +31,7 @@ MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR",
 def get_config(smoke: bool = False):
     config = base_config(
         data={"name": "mnist_idx", "dir": MNIST_DIR, "split": "test"},
-        model={"latent_dim": 100, "ngf": 32, "ndf": 32, "d_norm": None},
+        model={"latent_dim": 100, "ngf": 32, "ndf": 32, "d_norm": None, "upsample": "auto"},
         loss="wasserstein",
         penalty={"gp_weight": 10.0},
         optim={"g_lr": 1e-4, "d_lr": 1e-4, "b1": 0.0, "b2": 0.9},
@@ -59,6 +59,6 @@ def build(config, info):
         raise ValueError("model.d_norm='batch' is wrong for WGAN-GP (the gradient penalty is per example): "
                          "use 'layer' or None")
     height, _, channels = info.shape
-    g = DCGANGenerator(height, channels, ngf=m.ngf, dtype=dtype)
+    g = DCGANGenerator(height, channels, ngf=m.ngf, dtype=dtype, upsample=m.get("upsample", "auto"))
     d = DCGANDiscriminator(height, ndf=m.ndf, dtype=dtype, norm=m.d_norm)
     return standard_gan(config, g, d)

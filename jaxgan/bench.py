@@ -13,10 +13,13 @@ For each configuration (batch x dtype x device count) it builds the run with jax
   and ``warm_cache_hit`` say whether the cache served it);
 * ``step_ms`` median and p90 over ``--windows`` windows of ``--steps`` steps, after two warm-up
   steps, each window closed by ``block_until_ready``; ``images_per_sec`` = batch x n_critic / median;
+  jaxgan's step is timed with ``norms=False``, as the runner calls it between logging steps;
 * ``flops_per_step``: XLA's cost analysis of the lowered (pre-optimisation) HLO (shard_map's
   per-device program, times the device count) and the analytic
-  count of :mod:`jaxgan.flops` (DCGAN and MLP families), with their ratio; achieved TFLOP/s; MFU
-  against the device's dense peak (:data:`PEAK_TFLOPS`) or a measured matmul peak (``--peak measure``);
+  count of :mod:`jaxgan.flops` (DCGAN and MLP families), with their ratio; ``model`` is the analytic
+  count where there is one, else the HLO's: achieved TFLOP/s and MFU divide it (the model's FLOPs,
+  not extra products a convolution form may do) by the step time, against the device's dense peak
+  (:data:`PEAK_TFLOPS`) or a measured matmul peak (``--peak measure``);
 * memory: the compiled step's argument/output/temp sizes and the device's peak bytes in use where
   the backend reports them.
 
@@ -267,8 +270,11 @@ def bench_configuration(experiment: str, overrides: list[str], *, batch: int | N
         r.update(_timing_fields(times[t.name], record["images_per_step"]))
         if t.name == "jaxgan":
             ips_jaxgan = r["images_per_sec"]
-        flops = (r.get("flops_per_step") or {}).get("hlo_lowered") or record["flops_per_step"]["hlo_lowered"]
-        r.update(_throughput_fields(flops, r["step_ms"]["median"], record, peak, devices))
+        # model FLOPs (the analytic count where there is one) for every row: the same work divided
+        # by each implementation's time, so a form that does extra products (DCGAN's sub-pixel
+        # transposed convolutions on CPU) is not credited with them
+        r.update(_throughput_fields(record["flops_per_step"]["model"], r["step_ms"]["median"], record, peak,
+                                    devices))
         out.append(r)
     for r in out:
         r["images_per_sec_vs_jaxgan"] = r["images_per_sec"] / ips_jaxgan
@@ -345,7 +351,9 @@ def _jaxgan_timed(config, module, devices, data: str, warm_compile: bool) -> tup
                       "warm_cache_hit": warm_hit},
         "flops_per_step": {"hlo_lowered": hlo, "hlo_lowered_per_device": per_device, "analytic": analytic and analytic["total"],
                            "analytic_matmul": analytic and analytic["matmul"],
-                           "ratio": (analytic["total"] / hlo) if (analytic and hlo) else None},
+                           "ratio": (analytic["total"] / hlo) if (analytic and hlo) else None,
+                           "model": (analytic and analytic["total"]) or hlo,
+                           "model_source": "analytic" if analytic else "hlo_lowered"},
         "memory": _memory(compiled, devices),
     }
     batches = _batches(run, data, example)
@@ -356,7 +364,7 @@ def _jaxgan_timed(config, module, devices, data: str, warm_compile: bool) -> tup
         t0 = time.perf_counter()
         for i in range(k):
             b = batches(i)
-            s, _ = compiled(s, b)
+            s, _ = compiled(s, b, norms=False)  # as training runs between logging steps
         jax.block_until_ready(s)
         holder["state"] = s
         return time.perf_counter() - t0

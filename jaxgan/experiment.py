@@ -149,7 +149,8 @@ def dcgan(config: Config, info) -> tuple:
     height, width, channels = info.shape
     if height != width:
         raise ValueError(f"DCGAN needs square images, the data is {height}x{width}: set data.resolution")
-    g = DCGANGenerator(height, channels, ngf=m.ngf, num_classes=num_classes, dtype=dtype)
+    g = DCGANGenerator(height, channels, ngf=m.ngf, num_classes=num_classes, dtype=dtype,
+                       upsample=m.get("upsample", "auto"))
     d = DCGANDiscriminator(height, ndf=m.ndf, num_classes=num_classes, dtype=dtype)
     return standard_gan(config, g, d, num_classes=num_classes)
 

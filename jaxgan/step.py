@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
@@ -37,9 +38,28 @@ def _apply(tx, grads, params, opt_state):
 _norm = getattr(getattr(optax, "tree", None), "norm", None) or optax.global_norm
 
 
-def _norms(side: str, grads, updates, params) -> dict:
-    return {f"grad_norm/{side}": _norm(grads), f"update_norm/{side}": _norm(updates),
-            f"param_norm/{side}": _norm(params)}
+NORM_KEYS = tuple(f"{kind}_norm/{side}" for side in ("d", "g") for kind in ("grad", "update", "param"))
+
+
+def _norms(side: str, grads, updates, params, on) -> dict:
+    """The side's gradient, update and parameter norms when ``on`` (a traced bool), else zeros.
+
+    Six global norms read every parameter three more times; the runner logs them every
+    ``log_every_steps``, so the step computes them only when asked (a ``lax.cond``: one compiled
+    program for both cases; measured about 5% of ring8's step, BENCHMARKS.md).
+    """
+    def compute(trees):
+        g, u, p = trees
+        return {f"grad_norm/{side}": _norm(g), f"update_norm/{side}": _norm(u), f"param_norm/{side}": _norm(p)}
+
+    def skip(trees):
+        return {f"{kind}_norm/{side}": jnp.zeros((), jnp.float32) for kind in ("grad", "update", "param")}
+
+    return jax.lax.cond(on, compute, skip, (grads, updates, params))
+
+
+def _without_norms(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k not in NORM_KEYS}
 
 
 def seed_key(seed: int) -> jax.Array:
@@ -74,8 +94,10 @@ class TrainStep:
 
     Batches are dicts of arrays shaped ``(n_critic, global_batch, ...)``, sharded with
     :func:`jaxgan.sharding.batch_sharding` (see :func:`jaxgan.sharding.global_batch`). Metrics are
-    replicated float32 scalars: the game's (``loss/d``, ``logits/real``, ...), plus gradient,
-    update and parameter norms of both sides, averaged over the critic updates for D.
+    replicated float32 scalars: the game's (``loss/d``, ``logits/real``, ...), plus, with
+    ``norms=True`` (the default), gradient, update and parameter norms of both sides (``NORM_KEYS``),
+    averaged over the critic updates for D. ``step(state, batch, norms=False)`` skips the norms
+    (the runner asks for them on logging steps only); both calls run the same compiled program.
     """
 
     def __init__(self, game, g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
@@ -95,12 +117,13 @@ class TrainStep:
         self.n_critic = n_critic
         self.ema_half_life_kimg, self.ema_rampup = ema_half_life_kimg, ema_rampup
         self.trace_count, self.max_traces = 0, max_traces
-        mapped = jax.shard_map(self._per_device, mesh=mesh, in_specs=(P(), P(None, DATA_AXIS)),
+        mapped = jax.shard_map(self._per_device, mesh=mesh, in_specs=(P(), P(None, DATA_AXIS), P()),
                                out_specs=(P(), P()), check_vma=False)
         self._jitted = jax.jit(mapped, donate_argnums=0)
+        self._flags = {}
 
     # -- per-device code -------------------------------------------------------------------------
-    def _per_device(self, state: GANState, batch: dict) -> tuple[GANState, dict]:
+    def _per_device(self, state: GANState, batch: dict, norms) -> tuple[GANState, dict]:
         self.trace_count += 1
         if self.max_traces is not None and self.trace_count > self.max_traces:
             raise AssertionError(f"the train step was traced {self.trace_count} times (max_traces="
@@ -109,9 +132,9 @@ class TrainStep:
         step_key = jax.random.fold_in(state.rng, state.step)
 
         if self.share_generator_pass:
-            state, metrics = self._shared_pass(state, jax.tree.map(lambda x: x[0], batch), step_key, local)
+            state, metrics = self._shared_pass(state, jax.tree.map(lambda x: x[0], batch), step_key, local, norms)
         else:
-            state, metrics = self._alternating(state, batch, step_key, local)
+            state, metrics = self._alternating(state, batch, step_key, local, norms)
 
         if state.g_ema is not None and self.ema_half_life_kimg is not None:
             # kimg counts real images shown to D, batch x n_critic per step: the EMA uses that clock.
@@ -123,7 +146,7 @@ class TrainStep:
         metrics = jax.tree.map(lambda m: jax.lax.pmean(jnp.asarray(m, jnp.float32), DATA_AXIS), metrics)
         return state.replace(step=state.step + 1), metrics
 
-    def _alternating(self, state: GANState, batch: dict, step_key, local: int) -> tuple[GANState, dict]:
+    def _alternating(self, state: GANState, batch: dict, step_key, local: int, norms) -> tuple[GANState, dict]:
         """n_critic D updates, then one G update with fresh noise (the standard schedule)."""
         game = self.game
         # A Python loop, not lax.scan: XLA canonicalises convolution layouts only in the top-level
@@ -136,7 +159,7 @@ class TrainStep:
             params, opt, grads, upd, out = _update(game.d_loss, self.d_tx, state.d_params,
                                                    state.d_opt_state, state, sub, keys)
             state = state.replace(d_params=params, d_opt_state=opt, **out.updates)
-            per_update.append({**out.metrics, **_norms("d", grads, upd, params)})
+            per_update.append({**out.metrics, **_norms("d", grads, upd, params, norms)})
         d_metrics = jax.tree.map(lambda *ms: jnp.mean(jnp.stack(ms)), *per_update)
 
         last = jax.tree.map(lambda x: x[-1], batch)
@@ -144,9 +167,9 @@ class TrainStep:
         params, opt, grads, upd, out = _update(game.g_loss, self.g_tx, state.g_params,
                                                state.g_opt_state, state, last, keys)
         state = state.replace(g_params=params, g_opt_state=opt, **out.updates)
-        return state, {**d_metrics, **out.metrics, **_norms("g", grads, upd, params)}
+        return state, {**d_metrics, **out.metrics, **_norms("g", grads, upd, params, norms)}
 
-    def _shared_pass(self, state: GANState, batch: dict, step_key, local: int) -> tuple[GANState, dict]:
+    def _shared_pass(self, state: GANState, batch: dict, step_key, local: int, norms) -> tuple[GANState, dict]:
         """One D update and one G update through the same generator forward pass (and its VJP)."""
         game = self.game
         keys = rng_lib.example_keys(jax.random.fold_in(step_key, 0), local)
@@ -156,12 +179,12 @@ class TrainStep:
             state.d_params, state, batch, jax.lax.stop_gradient(fake), keys)
         params, opt, grads, upd = _apply(self.d_tx, grads, state.d_params, state.d_opt_state)
         state = state.replace(d_params=params, d_opt_state=opt, **out.updates)
-        metrics = {**out.metrics, **_norms("d", grads, upd, params)}
+        metrics = {**out.metrics, **_norms("d", grads, upd, params, norms)}
         (_, out), fake_grad = jax.value_and_grad(game.g_loss_given_fake, has_aux=True)(fake, state, batch, keys)
         (grads,) = g_vjp(fake_grad)
         params, opt, grads, upd = _apply(self.g_tx, grads, state.g_params, state.g_opt_state)
         state = state.replace(g_params=params, g_opt_state=opt, **out.updates, **g_updates)
-        return state, {**metrics, **out.metrics, **_norms("g", grads, upd, params)}
+        return state, {**metrics, **out.metrics, **_norms("g", grads, upd, params, norms)}
 
     # -- host side -------------------------------------------------------------------------------
     def check_batch(self, batch: dict) -> None:
@@ -172,14 +195,23 @@ class TrainStep:
                                  f"{self.n_critic}, global_batch, ...); one real sub-batch per critic update")
             check_divisible(x.shape[1], self.mesh.size)
 
-    def __call__(self, state: GANState, batch: dict) -> tuple[GANState, dict]:
-        self.check_batch(batch)
-        return self._jitted(state, batch)
+    def flag(self, norms: bool) -> jax.Array:
+        """The step's ``norms`` argument: a replicated bool (made once per value and reused)."""
+        norms = bool(norms)
+        if norms not in self._flags:
+            self._flags[norms] = jax.device_put(np.bool_(norms), replicated(self.mesh))
+        return self._flags[norms]
 
-    def lower(self, state: Any, batch: Any):
+    def __call__(self, state: GANState, batch: dict, *, norms: bool = True) -> tuple[GANState, dict]:
+        self.check_batch(batch)
+        state, metrics = self._jitted(state, batch, self.flag(norms))
+        return state, metrics if norms else _without_norms(metrics)
+
+    def lower(self, state: Any, batch: Any) -> "Lowered":
         """Ahead-of-time lowering (accepts ``jax.ShapeDtypeStruct``s): ``.compile()``, cost analysis."""
         self.check_batch(batch)
-        return self._jitted.lower(state, batch)
+        flag = jax.ShapeDtypeStruct((), jnp.bool_, sharding=replicated(self.mesh))
+        return Lowered(self, self._jitted.lower(state, batch, flag))
 
     def _init_fn(self, example_batch: dict, ema: bool | None):
         """``key -> GANState`` for the data's per-example shapes (shared by the two constructors)."""
@@ -204,3 +236,30 @@ class TrainStep:
         shapes = jax.eval_shape(self._init_fn(example_batch, ema), jax.random.PRNGKey(0))
         sharding = replicated(self.mesh)
         return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+
+
+class Lowered:
+    """A lowered :class:`TrainStep` (jax's ``Lowered``, whose other attributes it passes through)."""
+
+    def __init__(self, step: TrainStep, lowered):
+        self._step, self._lowered = step, lowered
+
+    def compile(self) -> "Compiled":
+        return Compiled(self._step, self._lowered.compile())
+
+    def __getattr__(self, name):  # cost_analysis, as_text, ...
+        return getattr(self._lowered, name)
+
+
+class Compiled:
+    """A compiled :class:`TrainStep`: ``state, metrics = compiled(state, batch, norms=True)``."""
+
+    def __init__(self, step: TrainStep, compiled):
+        self._step, self._compiled = step, compiled
+
+    def __call__(self, state: GANState, batch: dict, *, norms: bool = True) -> tuple[GANState, dict]:
+        state, metrics = self._compiled(state, batch, self._step.flag(norms))
+        return state, metrics if norms else _without_norms(metrics)
+
+    def __getattr__(self, name):  # memory_analysis, cost_analysis, ...
+        return getattr(self._compiled, name)

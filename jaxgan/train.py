@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxgan import samples as samples_lib
@@ -234,7 +235,9 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main)
     with StopSignal() as stop, Prefetcher(place, start, total) as batches:  # built ahead, off the step
         while step < total and not stopping:
             _, batch = next(batches)
-            state, metrics = compiled(state, batch)
+            # the six gradient/update/parameter norms only where they are read: log and save steps
+            norms = log_every(step + 1) or ckpt_every(step + 1) or step + 1 == total
+            state, metrics = compiled(state, batch, norms=norms)
             step += 1
             if step == start + 1:
                 speed.reset(step, step * run.images_per_step)
@@ -361,6 +364,13 @@ def _finite_metrics(metrics: dict, step: int) -> dict:
     return values
 
 
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+    """0.0 when every element of ``tree`` is finite, NaN otherwise (read by ``_finite_metrics``)."""
+    ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+    return jnp.where(ok, 0.0, jnp.nan)
+
+
 def _log(run: Run, writer, speed: Throughput, step: int, metrics: dict) -> None:
     values = _finite_metrics(metrics, step)
     images = step * run.images_per_step
@@ -375,6 +385,9 @@ def _log(run: Run, writer, speed: Throughput, step: int, metrics: dict) -> None:
 
 def _save(run: Run, ckpt: Checkpointer, state, step: int, metrics: dict) -> None:
     _finite_metrics(metrics, step)  # never checkpoint a state that has gone non-finite
+    if "param_norm/g" not in metrics:  # a step without norms (a stop between log steps): check directly
+        _finite_metrics({"param_norm/g": _all_finite(state.g_params), "param_norm/d": _all_finite(state.d_params)},
+                        step)
     ckpt.save(step, state, data_position={"step": step, "examples_seen": step * run.images_per_step},
               config=dict(run.config))
 

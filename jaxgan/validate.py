@@ -27,6 +27,7 @@ SEED_LIMIT = 2 ** 63
 MAX_STEPS = 2 ** 31 - 1  # the step counter is int32
 SCHEDULES = ("constant", "cosine")
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
+UPSAMPLE_FORMS = ("auto", "transpose", "phases")  # jaxgan.nets.strided.FORMS (tests/test_nets.py checks)
 
 Check = Callable[[str, Any], None]
 
@@ -122,6 +123,7 @@ RULES: dict[str, tuple[Check, bool]] = {
     "eval.classifier_steps": (int_at_least(1), False),
     "data.resolution": (optional(int_at_least(1)), False),
     "data.channels": (optional(one_of(1, 3)), False),
+    "model.upsample": (one_of(*UPSAMPLE_FORMS), False),
 }
 
 # Network sizes under ``model``: integers >= 1 (lists: every entry). ``depth`` may be 0 (no hidden layer).

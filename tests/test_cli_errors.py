@@ -305,3 +305,9 @@ def test_compile_cache_flags(tmp_path, monkeypatch):
     cli._enable_compile_cache(parse(["train"]))
     cli._enable_compile_cache(parse(["train", "--no-compile-cache"]))
     assert calls == [str(tmp_path), None]
+
+
+def test_an_unknown_convolution_form_is_one_line(capsys):
+    code, _, err = run_cli(["train", "dcgan_mnist", "--dry-run", "--set", "model.upsample=fast"], capsys)
+    assert_one_clear_line(code, err, "model.upsample = 'fast'")
+    assert "transpose" in err and "phases" in err  # and says what to use instead

@@ -194,3 +194,40 @@ def test_projection_logit_depends_on_label(make_d):
     variables = d.init(KEY, x, jnp.zeros((B,), jnp.int32), train=False)
     logits = [d.apply(variables, x, jnp.full((B,), y, jnp.int32), train=False) for y in (0, 1)]
     assert not np.allclose(logits[0], logits[1])
+
+
+# -- the sub-pixel form of the stride-2 transposed convolution ------------------------------------
+@pytest.mark.parametrize("size,c_in,c_out", [(1, 3, 2), (5, 3, 2), (7, 4, 5), (8, 6, 3)])
+def test_subpixel_form_is_the_transposed_convolution_with_its_gradients(size, c_in, c_out):
+    from jaxgan.nets import strided
+    rs = np.random.RandomState(size)
+    x = jnp.asarray(rs.randn(2, size, size + 1, c_in).astype(np.float32))
+    k = jnp.asarray(rs.randn(4, 4, c_in, c_out).astype(np.float32))
+    w = jnp.asarray(rs.randn(2, 2 * size, 2 * size + 2, c_out).astype(np.float32))
+    ref_fn = lambda x, k: jax.lax.conv_transpose(x, k, (2, 2), "SAME", dimension_numbers=strided.DN)
+    ref = ref_fn(x, k)
+    chex.assert_shape(ref, (2, 2 * size, 2 * size + 2, c_out))
+    chex.assert_trees_all_close(strided.subpixel_conv_transpose(x, k), ref, atol=1e-5, rtol=1e-5)
+    loss = lambda f: jax.grad(lambda x, k: jnp.sum(f(x, k) * w), argnums=(0, 1))(x, k)
+    chex.assert_trees_all_close(loss(strided.subpixel_conv_transpose), loss(ref_fn), atol=1e-4, rtol=1e-5)
+
+
+def test_dcgan_generator_forms_share_parameters_and_function():
+    """'phases' and 'transpose' build the same parameter tree (checkpoints move between them) and the
+    same function, in training mode too; 'auto' is phases on CPU; an unknown form is refused."""
+    from jaxgan.nets import strided
+    from jaxgan.validate import UPSAMPLE_FORMS
+    assert UPSAMPLE_FORMS == strided.FORMS
+    z = jax.random.normal(KEY, (4, NZ))
+    for resolution in (28, 64):
+        g_t = DCGANGenerator(resolution, 3, ngf=8, axis_name=None, upsample="transpose")
+        g_p = g_t.clone(upsample="phases")
+        v_t, v_p = g_t.init(KEY, z, train=False), g_p.init(KEY, z, train=False)
+        chex.assert_trees_all_equal(v_t, v_p)
+        out_t, _ = g_t.apply(v_t, z, train=True, mutable=["batch_stats"])
+        out_p, _ = g_p.apply(v_t, z, train=True, mutable=["batch_stats"])
+        chex.assert_trees_all_close(out_p, out_t, atol=2e-5)
+        assert float(jnp.abs(out_t).mean()) > 0.01  # not a trivially equal (all-zero) output
+    assert strided.resolve_form("auto") == ("phases" if jax.default_backend() == "cpu" else "transpose")
+    with pytest.raises(ValueError, match="unknown convolution form 'nope'"):
+        DCGANGenerator(28, 1, ngf=8, axis_name=None, upsample="nope").init(KEY, z, train=False)

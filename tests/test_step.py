@@ -57,6 +57,30 @@ def test_metrics_have_hierarchical_names_and_are_finite():
     assert int(state.step) == 3
 
 
+def test_norms_are_computed_only_when_asked_and_change_nothing_else():
+    """norms=False (the runner between log steps) gives the same state, the same other metrics, and
+    no norm keys, from the one compiled program; norms=True gives the true norms."""
+    from jaxgan.step import NORM_KEYS
+    mesh = sharding.make_mesh()
+    step = TrainStep(mlp_game(penalties=(penalties.r1_penalty(1.0),)), optax.adam(1e-3), optax.adam(1e-3),
+                     mesh, n_critic=2, max_traces=1)
+    batches = [sharding.global_batch(mesh, b) for b in points(n_critic=2, steps=3)]
+    example = jax.tree.map(lambda x: x[0], next(points(n_critic=2, steps=1)))
+    with_norms, without = step.init_state(0, example), step.init_state(0, example)
+    for i, b in enumerate(batches):
+        with_norms, m_on = step(with_norms, b)
+        without, m_off = step(without, b, norms=i == 1)
+    chex.assert_trees_all_equal(with_norms, without)
+    assert set(NORM_KEYS) <= set(m_on) and not set(NORM_KEYS) & set(m_off)
+    chex.assert_trees_all_equal({k: v for k, v in m_on.items() if k not in NORM_KEYS}, m_off)
+    params_norm = float(optax.global_norm(with_norms.g_params))
+    assert float(m_on["param_norm/g"]) == pytest.approx(params_norm, rel=1e-6) and params_norm > 0
+    assert float(m_on["grad_norm/d"]) > 0 and float(m_on["update_norm/g"]) > 0
+    compiled = step.lower(with_norms, batches[0]).compile()  # the AOT path the runner uses
+    _, m_aot = compiled(without, batches[0], norms=False)
+    assert not set(NORM_KEYS) & set(m_aot) and step.trace_count == 1
+
+
 def test_step_compiles_once_over_five_steps():
     step, _, _ = train(mlp_game(), points(steps=5), max_traces=1)
     assert step.trace_count == 1

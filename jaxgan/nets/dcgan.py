@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgan.nets.mlp import LabelConcat, ProjectionHead, require_labels
+from jaxgan.nets.strided import Up2
 from jaxgan.sharding import DATA_AXIS
 
 Dtype = jnp.dtype
@@ -78,6 +79,10 @@ class DCGANGenerator(nn.Module):
       axis_name: mesh axis over which BatchNorm statistics are averaged in training mode.
       dtype: compute dtype.
       param_dtype: parameter dtype.
+      upsample: how the stride-2 4x4 transposed convolutions are computed: 'transpose'
+        (``lax.conv_transpose``, as ``nn.ConvTranspose``), 'phases' (the sub-pixel form of
+        ``jaxgan.nets.strided``: the same function and parameters, several times faster to
+        differentiate on XLA CPU) or 'auto' (phases on CPU, transpose elsewhere).
     """
     resolution: int
     channels: int
@@ -87,6 +92,7 @@ class DCGANGenerator(nn.Module):
     axis_name: str | None = DATA_AXIS
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    upsample: str = "auto"
 
     @nn.compact
     def __call__(self, z, labels=None, *, train: bool = True):
@@ -95,9 +101,14 @@ class DCGANGenerator(nn.Module):
         h = LabelConcat(self.num_classes, self.embed_dim, self.dtype, self.param_dtype)(z, labels)
         h = h.reshape(h.shape[0], 1, 1, h.shape[-1])
         for i, (features, kernel, stride, padding) in enumerate(plan):
-            h = nn.ConvTranspose(features, (kernel, kernel), strides=(stride, stride), padding=padding,
-                                 use_bias=False, kernel_init=_conv_init, dtype=self.dtype,
-                                 param_dtype=self.param_dtype)(h)
+            name = f"ConvTranspose_{i}"  # the same parameter tree whichever form computes it
+            if (kernel, stride, padding) == (4, 2, "SAME"):
+                h = Up2(features, form=self.upsample, kernel_init=_conv_init, dtype=self.dtype,
+                        param_dtype=self.param_dtype, name=name)(h)
+            else:
+                h = nn.ConvTranspose(features, (kernel, kernel), strides=(stride, stride), padding=padding,
+                                     use_bias=False, kernel_init=_conv_init, dtype=self.dtype,
+                                     param_dtype=self.param_dtype, name=name)(h)
             if i < len(plan) - 1:
                 h = nn.relu(_batch_norm(self, train)(h))
         return jnp.tanh(h)
