@@ -25,6 +25,19 @@ def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
+def pmean(tree: Any, axis_name: str = DATA_AXIS) -> Any:
+    """``lax.pmean`` over ``axis_name``, and nothing at all on a one-device axis.
+
+    On one device XLA drops the all-reduce but keeps the division by the axis size, as its own
+    kernel per leaf that no longer fuses with the optimiser update around it (measured: 47 more
+    kernels in ring8's step than the same math written without shard_map, about 5% of its time).
+    Use inside ``shard_map`` (the axis size is static there).
+    """
+    if jax.lax.axis_size(axis_name) == 1:
+        return tree
+    return jax.lax.pmean(tree, axis_name)
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
     """Every device holds a full copy (parameters, optimiser state)."""
     return NamedSharding(mesh, P())

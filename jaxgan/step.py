@@ -18,7 +18,7 @@ import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxgan import rng as rng_lib
-from jaxgan.sharding import DATA_AXIS, check_divisible, replicated
+from jaxgan.sharding import DATA_AXIS, check_divisible, pmean, replicated
 from jaxgan.state import GANState, ema_beta, ema_update, init_state
 
 
@@ -30,7 +30,7 @@ def _update(game_loss, tx, params, opt_state, state, batch, keys):
 
 def _apply(tx, grads, params, opt_state):
     """Averages this device's gradients over the data axis and applies them: (params, opt, grads, updates)."""
-    grads = jax.lax.pmean(grads, DATA_AXIS)
+    grads = pmean(grads, DATA_AXIS)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, grads, updates
 
@@ -143,7 +143,7 @@ class TrainStep:
             metrics["ema/beta"] = beta
             state = state.replace(g_ema=ema_update(state.g_ema, state.g_params, beta),
                                   g_ema_state=ema_update(state.g_ema_state, state.g_state, beta))
-        metrics = jax.tree.map(lambda m: jax.lax.pmean(jnp.asarray(m, jnp.float32), DATA_AXIS), metrics)
+        metrics = pmean(jax.tree.map(lambda m: jnp.asarray(m, jnp.float32), metrics), DATA_AXIS)
         return state.replace(step=state.step + 1), metrics
 
     def _alternating(self, state: GANState, batch: dict, step_key, local: int, norms) -> tuple[GANState, dict]:
