@@ -202,3 +202,6 @@ def test_conv_forms_compute_the_same_transposed_convolution():
     chex.assert_trees_all_close(forms.lhs_dilation(x, k), ref, atol=1e-5)
     chex.assert_trees_all_close(forms.phases(x, k), ref, atol=1e-5)
     chex.assert_shape(forms.upsample_conv(x, k[:3, :3]), (2, 10, 10, 2))
+    x = rs.randn(2, 8, 6, 3).astype(np.float32)  # the discriminator's strided convolution
+    chex.assert_trees_all_close(forms.space_to_depth(x, k), forms.strided_conv(x, k), atol=1e-5)
+    chex.assert_shape(forms.strided_conv(x, k), (2, 4, 3, 2))

@@ -242,3 +242,38 @@ def test_a_fresh_start_sets_earlier_results_aside(tmp_path):
     assert jaxgan("train", "ring8", "--smoke", "--workdir", str(wd), "--set", "seed=1") == 0
     assert (wd / "previous-0" / "eval.json").read_text() == old_eval
     assert json.loads((wd / "eval.json").read_text())["step"] == 10
+
+
+def test_the_host_runs_at_most_two_steps_ahead_of_the_devices(tmp_path, monkeypatch):
+    """Dispatch is asynchronous; the loop waits for the step dispatched MAX_IN_FLIGHT steps earlier,
+    so a stop signal (or a log line) never waits for a long queue of steps (it once waited 40-70 s)."""
+    from jaxgan import train as train_lib
+    waited, dispatched = [], []
+
+    class Probe:  # the first metric of each step: records when the loop waits for it
+        def __init__(self, i):
+            self.i = i
+
+        def block_until_ready(self):
+            waited.append(self.i)
+            return self
+
+        def __float__(self):
+            return 0.0
+
+    real_compile = train_lib._compile
+
+    def compile_with_probe(*args, **kwargs):
+        compiled = real_compile(*args, **kwargs)
+
+        def step(state, batch, norms=True):
+            dispatched.append(len(dispatched))
+            # the runner must not have let more than MAX_IN_FLIGHT steps pile up unwaited
+            assert len(dispatched) - 1 - len(waited) <= train_lib.MAX_IN_FLIGHT
+            state, metrics = compiled(state, batch, norms=norms)
+            return state, {"probe": Probe(len(dispatched) - 1), **metrics}
+        return step
+
+    monkeypatch.setattr(train_lib, "_compile", compile_with_probe)
+    assert jaxgan("train", "ring8", "--smoke", "--workdir", str(tmp_path / "run")) == 0
+    assert len(dispatched) == 10 and waited == list(range(10 - train_lib.MAX_IN_FLIGHT))
