@@ -3,12 +3,17 @@
 Command:  jaxgan train stylegan2_mnist --workdir runs/stylegan2_mnist
 Machine:  CPU (2 cores) for the default length; on a GPU raise train.total_kimg and the widths.
 Time:     450 steps (14.4 kimg): 15 minutes wall on the shared 2-core CPU (load 9-14; about 2 min
-          start-up and compile, then 0.55 steps/s), measured once.
-Expected: at 450 steps the EMA generator draws blurry, nearly identical stroke shapes (heavy mode
-          collapse, a few rings), not yet digits: classifier_fid10k 1078, precision 0.70, recall 0.00,
-          classifier score 2.0 (samples resized to 28 and scored with the digit classifier of
-          dcgan_mnist; see docs/results.md). DCGAN on the same digits at 28x28 in the same wall time
-          (1,440 steps, 92 kimg) reaches 212. This CPU length is a smoke-sized demo, not a result.
+          start-up and compile, then 0.55 steps/s), measured once. On one quiet core: about 1 step/s
+          (1,133 steps in 22 minutes with start-up).
+Expected: mode collapse at CPU lengths. The EMA generator draws one shape in every cell: at 450
+          steps (loaded machine) classifier_fid10k 1078, precision 0.70, recall 0.00; at 1,133 steps
+          (36 kimg, one quiet core, 22 minutes) 1072, precision 0.71, recall 0.00, classifier score
+          1.45 (samples resized to 28 and scored with the digit classifier of dcgan_mnist), Inception
+          FID 147.2 / KID 0.166 at 500 samples. DCGAN on one core in the same 22 minutes (8,590
+          steps, 550 kimg) reaches 105 with recall 0.74 (Inception FID 39.9 / KID 0.013). ADA's
+          small-data recipe (--set reg.pl_weight=0 --set reg.style_mixing=0 --set
+          penalty.r1_gamma=0.01) collapses too (701). See docs/results.md. This CPU length is a
+          demonstration that the family trains in the engine, not a result.
 
 A very small StyleGAN2, sized so a 2-core CPU trains it for a while in minutes: z and w 64-d, 2
 mapping layers (ADA's CIFAR-10 choice), feature maps min(256 / res, 16) (16 at 4x4 to 16x16, 8 at
