@@ -16,8 +16,9 @@ parameters and checkpoints are the same whichever form a network uses; only spee
 differs by backend: 'auto' picks the sub-pixel form on CPU only (on GPU, cuDNN has native
 transposed-convolution kernels; which form wins there is unmeasured).
 
-The discriminator's stride-2 convolution needs no such form: its gradients are fast on XLA CPU (a
-space-to-depth rewrite measured 1.2-2.1x slower, BENCHMARKS.md).
+The discriminator's stride-2 convolution needs no such form: its gradients run at 2-4x its forward
+on XLA CPU, and a space-to-depth rewrite of it measured no faster (0.94-1.34x the time of the
+strided convolution per layer, BENCHMARKS.md).
 """
 from __future__ import annotations
 
