@@ -398,7 +398,7 @@ def _log(run: Run, writer, speed: Throughput, step: int, metrics: dict) -> None:
 def _save(run: Run, ckpt: Checkpointer, state, step: int, metrics: dict) -> None:
     _finite_metrics(metrics, step)  # never checkpoint a state that has gone non-finite
     if "param_norm/g" not in metrics:  # a step without norms (a stop between log steps): check directly
-        _finite_metrics({"param_norm/g": _all_finite(state.g_params), "param_norm/d": _all_finite(state.d_params)},
+        _finite_metrics({"parameters/g": _all_finite(state.g_params), "parameters/d": _all_finite(state.d_params)},
                         step)
     ckpt.save(step, state, data_position={"step": step, "examples_seen": step * run.images_per_step},
               config=dict(run.config))
