@@ -277,3 +277,22 @@ def test_the_host_runs_at_most_two_steps_ahead_of_the_devices(tmp_path, monkeypa
     monkeypatch.setattr(train_lib, "_compile", compile_with_probe)
     assert jaxgan("train", "ring8", "--smoke", "--workdir", str(tmp_path / "run")) == 0
     assert len(dispatched) == 10 and waited == list(range(10 - train_lib.MAX_IN_FLIGHT))
+
+
+def test_a_save_between_log_steps_checks_the_parameters_themselves():
+    """Between log steps the step skips the norms; a save there (a stop signal) still refuses a
+    state whose parameters went non-finite, and saves a finite one."""
+    import types
+
+    from jaxgan import train as train_lib
+    saved = []
+    ckpt = types.SimpleNamespace(save=lambda step, state, **kw: saved.append(step))
+    run = types.SimpleNamespace(images_per_step=8, config={})
+    good = types.SimpleNamespace(g_params={"w": np.ones(3, np.float32)}, d_params={"w": np.zeros(2, np.float32)})
+    bad = types.SimpleNamespace(g_params={"w": np.array([1.0, np.nan], np.float32)}, d_params=good.d_params)
+    metrics = {"loss/d": np.float32(0.5), "loss/g": np.float32(0.7)}  # finite: taken before the update
+    with pytest.raises(train_lib.NonFiniteError, match="parameters/g"):
+        train_lib._save(run, ckpt, bad, 7, metrics)
+    assert saved == []
+    train_lib._save(run, ckpt, good, 7, metrics)
+    assert saved == [7]
