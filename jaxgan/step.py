@@ -23,16 +23,19 @@ from jaxgan.state import GANState, ema_beta, ema_update, init_state
 
 
 def _update(game_loss, tx, params, opt_state, state, batch, keys):
-    """One optimiser update of one side; returns (params, opt_state, StepOut, grads, updates)."""
+    """One optimiser update of one side; returns (params, opt_state, grads, old params, StepOut)."""
     (_, out), grads = jax.value_and_grad(game_loss, has_aux=True)(params, state, batch, keys)
     return (*_apply(tx, grads, params, opt_state), out)
 
 
 def _apply(tx, grads, params, opt_state):
-    """Averages this device's gradients over the data axis and applies them: (params, opt, grads, updates)."""
+    """Averages this device's gradients over the data axis and applies them: (params, opt, grads,
+    old params). The updates themselves are not returned: anything that reads them (a norm) makes
+    XLA write them out instead of fusing them into the parameter update (31 more kernels in
+    ring8's step); ``_norms`` takes the new minus the old parameters instead."""
     grads = pmean(grads, DATA_AXIS)
     updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, grads, updates
+    return optax.apply_updates(params, updates), opt_state, grads, params
 
 
 _norm = getattr(getattr(optax, "tree", None), "norm", None) or optax.global_norm
@@ -41,21 +44,23 @@ _norm = getattr(getattr(optax, "tree", None), "norm", None) or optax.global_norm
 NORM_KEYS = tuple(f"{kind}_norm/{side}" for side in ("d", "g") for kind in ("grad", "update", "param"))
 
 
-def _norms(side: str, grads, updates, params, on) -> dict:
-    """The side's gradient, update and parameter norms when ``on`` (a traced bool), else zeros.
+def _norms(side: str, grads, old_params, params, on) -> dict:
+    """The side's gradient, update (new minus old parameters) and parameter norms when ``on`` (a
+    traced bool), else zeros.
 
     Six global norms read every parameter three more times; the runner logs them every
     ``log_every_steps``, so the step computes them only when asked (a ``lax.cond``: one compiled
     program for both cases; measured about 5% of ring8's step, BENCHMARKS.md).
     """
     def compute(trees):
-        g, u, p = trees
+        g, old, p = trees
+        u = jax.tree.map(jnp.subtract, p, old)
         return {f"grad_norm/{side}": _norm(g), f"update_norm/{side}": _norm(u), f"param_norm/{side}": _norm(p)}
 
     def skip(trees):
         return {f"{kind}_norm/{side}": jnp.zeros((), jnp.float32) for kind in ("grad", "update", "param")}
 
-    return jax.lax.cond(on, compute, skip, (grads, updates, params))
+    return jax.lax.cond(on, compute, skip, (grads, old_params, params))
 
 
 def _without_norms(metrics: dict) -> dict:
@@ -156,18 +161,18 @@ class TrainStep:
         for i in range(self.n_critic):
             keys = rng_lib.example_keys(jax.random.fold_in(step_key, i), local)
             sub = jax.tree.map(lambda x: x[i], batch)
-            params, opt, grads, upd, out = _update(game.d_loss, self.d_tx, state.d_params,
+            params, opt, grads, old, out = _update(game.d_loss, self.d_tx, state.d_params,
                                                    state.d_opt_state, state, sub, keys)
             state = state.replace(d_params=params, d_opt_state=opt, **out.updates)
-            per_update.append({**out.metrics, **_norms("d", grads, upd, params, norms)})
+            per_update.append({**out.metrics, **_norms("d", grads, old, params, norms)})
         d_metrics = jax.tree.map(lambda *ms: jnp.mean(jnp.stack(ms)), *per_update)
 
         last = jax.tree.map(lambda x: x[-1], batch)
         keys = rng_lib.example_keys(jax.random.fold_in(step_key, self.n_critic), local)
-        params, opt, grads, upd, out = _update(game.g_loss, self.g_tx, state.g_params,
+        params, opt, grads, old, out = _update(game.g_loss, self.g_tx, state.g_params,
                                                state.g_opt_state, state, last, keys)
         state = state.replace(g_params=params, g_opt_state=opt, **out.updates)
-        return state, {**d_metrics, **out.metrics, **_norms("g", grads, upd, params, norms)}
+        return state, {**d_metrics, **out.metrics, **_norms("g", grads, old, params, norms)}
 
     def _shared_pass(self, state: GANState, batch: dict, step_key, local: int, norms) -> tuple[GANState, dict]:
         """One D update and one G update through the same generator forward pass (and its VJP)."""
@@ -177,14 +182,14 @@ class TrainStep:
                                          has_aux=True)
         (_, out), grads = jax.value_and_grad(game.d_loss_given_fake, has_aux=True)(
             state.d_params, state, batch, jax.lax.stop_gradient(fake), keys)
-        params, opt, grads, upd = _apply(self.d_tx, grads, state.d_params, state.d_opt_state)
+        params, opt, grads, old = _apply(self.d_tx, grads, state.d_params, state.d_opt_state)
         state = state.replace(d_params=params, d_opt_state=opt, **out.updates)
-        metrics = {**out.metrics, **_norms("d", grads, upd, params, norms)}
+        metrics = {**out.metrics, **_norms("d", grads, old, params, norms)}
         (_, out), fake_grad = jax.value_and_grad(game.g_loss_given_fake, has_aux=True)(fake, state, batch, keys)
         (grads,) = g_vjp(fake_grad)
-        params, opt, grads, upd = _apply(self.g_tx, grads, state.g_params, state.g_opt_state)
+        params, opt, grads, old = _apply(self.g_tx, grads, state.g_params, state.g_opt_state)
         state = state.replace(g_params=params, g_opt_state=opt, **out.updates, **g_updates)
-        return state, {**metrics, **out.metrics, **_norms("g", grads, upd, params, norms)}
+        return state, {**metrics, **out.metrics, **_norms("g", grads, old, params, norms)}
 
     # -- host side -------------------------------------------------------------------------------
     def check_batch(self, batch: dict) -> None:

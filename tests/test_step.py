@@ -68,6 +68,7 @@ def test_norms_are_computed_only_when_asked_and_change_nothing_else():
     example = jax.tree.map(lambda x: x[0], next(points(n_critic=2, steps=1)))
     with_norms, without = step.init_state(0, example), step.init_state(0, example)
     for i, b in enumerate(batches):
+        before = jax.tree.map(np.array, with_norms.g_params)  # the state is donated: copy it out
         with_norms, m_on = step(with_norms, b)
         without, m_off = step(without, b, norms=i == 1)
     chex.assert_trees_all_equal(with_norms, without)
@@ -76,6 +77,8 @@ def test_norms_are_computed_only_when_asked_and_change_nothing_else():
     params_norm = float(optax.global_norm(with_norms.g_params))
     assert float(m_on["param_norm/g"]) == pytest.approx(params_norm, rel=1e-6) and params_norm > 0
     assert float(m_on["grad_norm/d"]) > 0 and float(m_on["update_norm/g"]) > 0
+    moved = optax.global_norm(jax.tree.map(lambda a, b: np.asarray(a) - b, with_norms.g_params, before))
+    assert float(m_on["update_norm/g"]) == pytest.approx(float(moved), rel=1e-5)
     compiled = step.lower(with_norms, batches[0]).compile()  # the AOT path the runner uses
     _, m_aot = compiled(without, batches[0], norms=False)
     assert not set(NORM_KEYS) & set(m_aot) and step.trace_count == 1
