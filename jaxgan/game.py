@@ -31,7 +31,7 @@ from jaxgan import losses as losses_lib
 from jaxgan import rng as rng_lib
 from jaxgan.net import Net, as_net, merge, split
 from jaxgan.penalties import Penalty
-from jaxgan.sharding import DATA_AXIS, pmean
+from jaxgan.sharding import DATA_AXIS
 
 Array = jax.Array
 
@@ -60,22 +60,15 @@ class Game(Protocol):
 
 
 def gather(x: Array, axis_name: str | None = DATA_AXIS) -> Array:
-    """This device's per-example values concatenated over the data axis (the global batch).
-
-    On a one-device axis it is ``x`` itself: XLA otherwise keeps a one-participant all-gather (and
-    its transpose, a reduce-scatter, in the backward pass) as collective ops in the optimised
-    program (three of each in ring8's step; their time was within the measurement's noise).
-    """
-    if axis_name is None or jax.lax.axis_size(axis_name) == 1:
-        return x
-    return jax.lax.all_gather(x, axis_name, tiled=True)
+    """This device's per-example values concatenated over the data axis (the global batch)."""
+    return x if axis_name is None else jax.lax.all_gather(x, axis_name, tiled=True)
 
 
 def global_mean(x: Array, axis_name: str | None = DATA_AXIS) -> Array:
     """Mean of ``x`` over the global batch: this device's mean, averaged over the data axis
     (every device holds the same number of examples)."""
     m = jnp.mean(x)
-    return m if axis_name is None else pmean(m, axis_name)
+    return m if axis_name is None else jax.lax.pmean(m, axis_name)
 
 
 @dataclasses.dataclass(frozen=True)

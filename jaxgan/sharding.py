@@ -25,18 +25,6 @@ def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
-def pmean(tree: Any, axis_name: str = DATA_AXIS) -> Any:
-    """``lax.pmean`` over ``axis_name``, and nothing at all on a one-device axis.
-
-    On one device there is nothing to average: returning the tree leaves XLA no one-participant
-    all-reduce and division by 1 to simplify (ring8's optimised step: 478 -> 459 instructions; its
-    time moved within noise). Use inside ``shard_map`` (the axis size is static there).
-    """
-    if jax.lax.axis_size(axis_name) == 1:
-        return tree
-    return jax.lax.pmean(tree, axis_name)
-
-
 def replicated(mesh: Mesh) -> NamedSharding:
     """Every device holds a full copy (parameters, optimiser state)."""
     return NamedSharding(mesh, P())

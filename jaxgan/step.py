@@ -18,7 +18,7 @@ import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxgan import rng as rng_lib
-from jaxgan.sharding import DATA_AXIS, check_divisible, pmean, replicated
+from jaxgan.sharding import DATA_AXIS, check_divisible, replicated
 from jaxgan.state import GANState, ema_beta, ema_update, init_state
 
 
@@ -33,7 +33,7 @@ def _apply(tx, grads, params, opt_state):
     old params). The updates themselves are not returned: anything that reads them (a norm) makes
     XLA write them out instead of fusing them into the parameter update (31 more kernels in
     ring8's step); ``_norms`` takes the new minus the old parameters instead."""
-    grads = pmean(grads, DATA_AXIS)
+    grads = jax.lax.pmean(grads, DATA_AXIS)
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, grads, params
 
@@ -148,7 +148,7 @@ class TrainStep:
             metrics["ema/beta"] = beta
             state = state.replace(g_ema=ema_update(state.g_ema, state.g_params, beta),
                                   g_ema_state=ema_update(state.g_ema_state, state.g_state, beta))
-        metrics = pmean(jax.tree.map(lambda m: jnp.asarray(m, jnp.float32), metrics), DATA_AXIS)
+        metrics = jax.tree.map(lambda m: jax.lax.pmean(jnp.asarray(m, jnp.float32), DATA_AXIS), metrics)
         return state.replace(step=state.step + 1), metrics
 
     def _alternating(self, state: GANState, batch: dict, step_key, local: int, norms) -> tuple[GANState, dict]:

@@ -124,8 +124,15 @@ def test_one_step_on_8_devices_equals_1_device():
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     ref = np.asarray(out["1"]["state"])
+    bounds = np.cumsum([0] + out["1"]["sizes"])
     for n in ("2", "8"):
-        np.testing.assert_allclose(np.asarray(out[n]["state"]), ref, atol=2e-5, rtol=1e-4)
+        got = np.asarray(out[n]["state"])
+        # leaf by leaf, relative to the leaf's scale: float32 sums split over 8 devices round
+        # differently (measured 7e-6 on 2 devices, 2.6e-5 on 8), which an element near zero turns
+        # into any relative error; a wrong average or a missing term is off by O(1)
+        for s, e in zip(bounds[:-1], bounds[1:]):
+            scale = np.abs(ref[s:e]).max()
+            assert np.abs(got[s:e] - ref[s:e]).max() <= 1e-4 * scale + 1e-7, (n, s, e, scale)
         for k, v in out["1"]["metrics"].items():
             assert out[n]["metrics"][k] == pytest.approx(v, rel=1e-4, abs=1e-5), k
 

@@ -39,7 +39,7 @@ from jaxgan import rng as rng_lib
 from jaxgan.game import StepOut, gather
 from jaxgan.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, stylegan2_pair
 from jaxgan.net import merge, split
-from jaxgan.sharding import DATA_AXIS, pmean
+from jaxgan.sharding import DATA_AXIS
 
 Array = jax.Array
 
@@ -161,7 +161,7 @@ class StyleGAN2:
 
     def _global_mean(self, x: Array) -> Array:
         x = jnp.mean(x, axis=0)
-        return x if self.axis_name is None else pmean(x, self.axis_name)
+        return x if self.axis_name is None else jax.lax.pmean(x, self.axis_name)
 
     # -- the protocol ----------------------------------------------------------------------------
     def init(self, rng, example_batch):
