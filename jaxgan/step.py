@@ -23,25 +23,29 @@ from jaxgan.state import GANState, ema_beta, ema_update, init_state
 
 
 def _update(game_loss, tx, params, opt_state, state, batch, keys):
-    """One optimiser update of one side; returns (params, opt_state, grads, old params, StepOut)."""
+    """One optimiser update of one side; returns (params, opt_state, grads, StepOut)."""
     (_, out), grads = jax.value_and_grad(game_loss, has_aux=True)(params, state, batch, keys)
     return (*_apply(tx, grads, params, opt_state), out)
 
 
 def _apply(tx, grads, params, opt_state):
-    """Averages this device's gradients over the data axis and applies them: (params, opt, grads,
-    old params). The updates themselves are not returned: anything that reads them (a norm) makes
-    XLA write them out instead of fusing them into the parameter update (31 more kernels in
-    ring8's step); ``_norms`` takes the new minus the old parameters instead."""
+    """Averages this device's gradients over the data axis and applies them: (params, opt, grads).
+    The updates themselves are not returned: anything that reads them (a norm) makes XLA write them
+    out instead of fusing them into the parameter update (31 more kernels in ring8's step);
+    ``_norms`` takes the new minus the old parameters instead."""
     grads = jax.lax.pmean(grads, DATA_AXIS)
     updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state, grads, params
+    return optax.apply_updates(params, updates), opt_state, grads
 
 
 _norm = getattr(getattr(optax, "tree", None), "norm", None) or optax.global_norm
 
 
-NORM_KEYS = tuple(f"{kind}_norm/{side}" for side in ("d", "g") for kind in ("grad", "update", "param"))
+def _norm_keys(side: str) -> tuple[str, str, str]:
+    return tuple(f"{kind}_norm/{side}" for kind in ("grad", "update", "param"))
+
+
+NORM_KEYS = _norm_keys("d") + _norm_keys("g")
 
 
 def _norms(side: str, grads, old_params, params, on) -> dict:
@@ -52,13 +56,14 @@ def _norms(side: str, grads, old_params, params, on) -> dict:
     ``log_every_steps``, so the step computes them only when asked (a ``lax.cond``: one compiled
     program for both cases; measured about 5% of ring8's step, BENCHMARKS.md).
     """
+    keys = _norm_keys(side)
+
     def compute(trees):
         g, old, p = trees
-        u = jax.tree.map(jnp.subtract, p, old)
-        return {f"grad_norm/{side}": _norm(g), f"update_norm/{side}": _norm(u), f"param_norm/{side}": _norm(p)}
+        return dict(zip(keys, (_norm(g), _norm(jax.tree.map(jnp.subtract, p, old)), _norm(p))))
 
     def skip(trees):
-        return {f"{kind}_norm/{side}": jnp.zeros((), jnp.float32) for kind in ("grad", "update", "param")}
+        return dict.fromkeys(keys, jnp.zeros((), jnp.float32))
 
     return jax.lax.cond(on, compute, skip, (grads, old_params, params))
 
@@ -161,16 +166,16 @@ class TrainStep:
         for i in range(self.n_critic):
             keys = rng_lib.example_keys(jax.random.fold_in(step_key, i), local)
             sub = jax.tree.map(lambda x: x[i], batch)
-            params, opt, grads, old, out = _update(game.d_loss, self.d_tx, state.d_params,
-                                                   state.d_opt_state, state, sub, keys)
+            old = state.d_params
+            params, opt, grads, out = _update(game.d_loss, self.d_tx, old, state.d_opt_state, state, sub, keys)
             state = state.replace(d_params=params, d_opt_state=opt, **out.updates)
             per_update.append({**out.metrics, **_norms("d", grads, old, params, norms)})
         d_metrics = jax.tree.map(lambda *ms: jnp.mean(jnp.stack(ms)), *per_update)
 
         last = jax.tree.map(lambda x: x[-1], batch)
         keys = rng_lib.example_keys(jax.random.fold_in(step_key, self.n_critic), local)
-        params, opt, grads, old, out = _update(game.g_loss, self.g_tx, state.g_params,
-                                               state.g_opt_state, state, last, keys)
+        old = state.g_params
+        params, opt, grads, out = _update(game.g_loss, self.g_tx, old, state.g_opt_state, state, last, keys)
         state = state.replace(g_params=params, g_opt_state=opt, **out.updates)
         return state, {**d_metrics, **out.metrics, **_norms("g", grads, old, params, norms)}
 
@@ -182,12 +187,14 @@ class TrainStep:
                                          has_aux=True)
         (_, out), grads = jax.value_and_grad(game.d_loss_given_fake, has_aux=True)(
             state.d_params, state, batch, jax.lax.stop_gradient(fake), keys)
-        params, opt, grads, old = _apply(self.d_tx, grads, state.d_params, state.d_opt_state)
+        old = state.d_params
+        params, opt, grads = _apply(self.d_tx, grads, old, state.d_opt_state)
         state = state.replace(d_params=params, d_opt_state=opt, **out.updates)
         metrics = {**out.metrics, **_norms("d", grads, old, params, norms)}
         (_, out), fake_grad = jax.value_and_grad(game.g_loss_given_fake, has_aux=True)(fake, state, batch, keys)
         (grads,) = g_vjp(fake_grad)
-        params, opt, grads, old = _apply(self.g_tx, grads, state.g_params, state.g_opt_state)
+        old = state.g_params
+        params, opt, grads = _apply(self.g_tx, grads, old, state.g_opt_state)
         state = state.replace(g_params=params, g_opt_state=opt, **out.updates, **g_updates)
         return state, {**metrics, **out.metrics, **_norms("g", grads, old, params, norms)}
 
@@ -209,7 +216,11 @@ class TrainStep:
 
     def __call__(self, state: GANState, batch: dict, *, norms: bool = True) -> tuple[GANState, dict]:
         self.check_batch(batch)
-        state, metrics = self._jitted(state, batch, self.flag(norms))
+        return self._run(self._jitted, state, batch, norms)
+
+    def _run(self, fn, state: GANState, batch: dict, norms: bool) -> tuple[GANState, dict]:
+        """Calls the jitted or compiled step ``fn`` with the ``norms`` flag; drops the zeroed norms."""
+        state, metrics = fn(state, batch, self.flag(norms))
         return state, metrics if norms else _without_norms(metrics)
 
     def lower(self, state: Any, batch: Any) -> "Lowered":
@@ -263,8 +274,7 @@ class Compiled:
         self._step, self._compiled = step, compiled
 
     def __call__(self, state: GANState, batch: dict, *, norms: bool = True) -> tuple[GANState, dict]:
-        state, metrics = self._compiled(state, batch, self._step.flag(norms))
-        return state, metrics if norms else _without_norms(metrics)
+        return self._step._run(self._compiled, state, batch, norms)
 
     def __getattr__(self, name):  # memory_analysis, cost_analysis, ...
         return getattr(self._compiled, name)
