@@ -54,6 +54,33 @@ def image_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2, pa
     return grid
 
 
+def spread(x: np.ndarray, cells: int = 8) -> float:
+    """How much a set of samples varies: the standard deviation across the set at each position,
+    averaged over positions.
+
+    Images (N, H, W, C) are average-pooled to about ``cells`` x ``cells`` first, so that per-pixel
+    noise (StyleGAN2's noise inputs, dithering) does not pass for variety: what is measured is where
+    the strokes and blobs are. Points (N, D) are taken as they are.
+    """
+    x = np.asarray(x, np.float64)
+    if x.ndim == 4:
+        n, h, w, c = x.shape
+        fh, fw = max(1, h // cells), max(1, w // cells)
+        x = x[:, :h - h % fh, :w - w % fw].reshape(n, h // fh, fh, w // fw, fw, c).mean(axis=(2, 4))
+    if x.ndim < 2 or x.shape[0] < 2:
+        raise ValueError(f"spread needs at least two samples shaped (N, ...), got shape {x.shape}")
+    return float(x.reshape(x.shape[0], -1).std(axis=0).mean())
+
+
+def diversity(samples: np.ndarray, real: np.ndarray, cells: int = 8) -> float:
+    """``spread(samples) / spread(real)``: about 1 when the generator's samples vary as much as the
+    data, near 0 when it draws one thing for every latent (mode collapse). The runner logs it as
+    ``samples/diversity`` on every sample step (the grid's latents against as many real examples).
+    """
+    reference = spread(real, cells)
+    return spread(samples, cells) / reference if reference > 0 else float("nan")
+
+
 def save_png(path: str | os.PathLike, image: np.ndarray) -> pathlib.Path:
     """Writes a uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image as a PNG, making parent dirs."""
     from PIL import Image

@@ -233,6 +233,7 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main)
     ckpt_every = Every(cfg.checkpoint_every_steps)
     eval_every = Every(kimg_to_steps(cfg, cfg.eval.every_kimg))
     z, labels = sample_inputs(run, cfg.num_grid_samples, GRID_SEED)
+    real_grid = _real_grid(run, cfg.num_grid_samples)
     speed = Throughput()
     step, stopping = start, False
     place = lambda s: sharding.global_batch(run.mesh, host_batch(run, s))
@@ -257,7 +258,7 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main)
                 _log(run, writer, speed, step, metrics)
             if sample_every(step) or step == total:
                 with speed.paused():
-                    _write_samples(run, state, z, labels, step, writer, workdir, is_main)
+                    _write_samples(run, state, z, labels, step, writer, workdir, is_main, real_grid)
             if ckpt_every(step):
                 _save(run, ckpt, state, step, metrics)
             if eval_every(step) and step < total:
@@ -404,8 +405,19 @@ def _save(run: Run, ckpt: Checkpointer, state, step: int, metrics: dict) -> None
               config=dict(run.config))
 
 
-def _write_samples(run: Run, state, z, labels, step: int, writer, workdir: pathlib.Path, is_main: bool):
+def _real_grid(run: Run, n: int) -> np.ndarray | None:
+    """As many real examples as the sample grid has latents (the reference of ``samples/diversity``),
+    or None for games whose generator maps inputs rather than noise (translation, super-resolution)."""
+    if hasattr(run.game, "sample_inputs") or n < 2:
+        return None
+    return np.asarray(run.source.get_batch(0, n)["x"])
+
+
+def _write_samples(run: Run, state, z, labels, step: int, writer, workdir: pathlib.Path, is_main: bool,
+                   real_grid: np.ndarray | None = None):
     x = generate(run, state, z, labels)
+    if real_grid is not None:  # mode collapse, visible in the log: near 0 when every latent draws one thing
+        writer.write_scalars(step, {"samples/diversity": samples_lib.diversity(np.asarray(x), real_grid)})
     if hasattr(run.game, "sample_image"):  # e.g. inputs beside outputs for translation
         image = run.game.sample_image(z, x)
     elif run.source.info.kind == "points":

@@ -34,6 +34,11 @@ def test_smoke_run_writes_the_whole_workdir(tmp_path):
         assert key in train_lines[-1], key
     assert train_lines[-1]["kimg"] == pytest.approx(0.64)
     assert sorted(p.name for p in (wd / "samples").iterdir()) == ["00000005.png", "00000010.png"]
+    # each grid's spread against as many real points (10 steps in, G's points still lie inside the
+    # ring: about 0.3; the metric's own thresholds are tested on real digits in test_writers.py)
+    diversity = [(l["step"], l["samples/diversity"]) for l in lines if "samples/diversity" in l]
+    assert [step for step, _ in diversity] == [5, 10]
+    assert all(0.1 < d < 2.0 for _, d in diversity), diversity
     assert list((wd / "tb").iterdir()), "no TensorBoard events"
     assert (wd / "checkpoints" / "10").is_dir()
     ev = json.loads((wd / "eval.json").read_text())

@@ -410,3 +410,22 @@ def test_stop_signal_outside_main_thread_is_noop():
     t.start()
     t.join()
     assert seen == {"handler": before, "requested": False}
+
+
+def test_diversity_is_one_for_the_data_zero_for_one_digit_and_blind_to_pixel_noise(mnist_dir):
+    from jaxgan.data.idx import mnist_idx
+    digits = mnist_idx(str(mnist_dir), seed=0, split="test", resolution=32).get_batch(0, 128)["x"]
+    a, b = digits[:64], digits[64:]
+    assert samples.diversity(a, a) == pytest.approx(1.0)
+    assert 0.8 < samples.diversity(a, b) < 1.25  # other real digits vary as much
+    one = np.repeat(a[:1], 64, axis=0)
+    assert samples.diversity(one, b) == 0.0  # mode collapse: one drawing for every latent
+    # StyleGAN2's per-pixel noise inputs make every sample differ pixel by pixel; that is not variety
+    noisy = np.clip(one + np.random.default_rng(0).normal(0, 0.3, one.shape), -1, 1).astype(np.float32)
+    assert noisy.std(axis=0).mean() / b.std(axis=0).mean() > 0.5  # unpooled: half the data's variety
+    assert samples.diversity(noisy, b) < 0.25
+    # points are taken as they are
+    ring = np.random.default_rng(1).normal(size=(256, 2))
+    assert samples.diversity(ring[:128] * 0.1, ring[128:]) == pytest.approx(0.1, rel=0.2)
+    with pytest.raises(ValueError, match="at least two samples"):
+        samples.spread(a[:1])
