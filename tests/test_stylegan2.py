@@ -127,6 +127,36 @@ def test_fir_resampling_preserves_a_constant_image():
     chex.assert_shape(sg.downsample2d(x), (1, 4, 4, 2))
 
 
+def _fir_depthwise(x, gain, *, strides=(1, 1), padding, lhs_dilation=(1, 1)):
+    """The FIR resampling as ADA's upfirdn2d defines it: a depthwise convolution with the 2-D filter."""
+    f = np.outer(sg.FIR, sg.FIR)
+    k = jnp.asarray(np.tile((f / f.sum() * gain)[:, :, None, None], (1, 1, 1, x.shape[-1])), x.dtype)
+    return jax.lax.conv_general_dilated(x, k, strides, padding, lhs_dilation=lhs_dilation,
+                                        feature_group_count=x.shape[-1],
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@pytest.mark.parametrize("size", [4, 7, 16])
+def test_fir_shifted_slices_equal_the_depthwise_convolution_with_gradients(size):
+    x = jax.random.normal(jax.random.PRNGKey(size), (2, size, size, 3))
+    cases = [
+        (sg.upsample2d, lambda x: _fir_depthwise(x, 4.0, padding=((2, 2), (2, 2)), lhs_dilation=(2, 2))),
+        (sg.downsample2d, lambda x: _fir_depthwise(x, 1.0, strides=(2, 2), padding=((1, 1), (1, 1)))),
+        # the discriminator's blur before its stride-2 3x3 and 1x1 convolutions
+        (lambda x: sg.blur(x, (2, 2)), lambda x: _fir_depthwise(x, 1.0, padding=((2, 2), (2, 2)))),
+        (lambda x: sg.blur(x, (1, 1)), lambda x: _fir_depthwise(x, 1.0, padding=((1, 1), (1, 1)))),
+    ]
+    probe = jax.random.normal(jax.random.PRNGKey(1), _fir_depthwise(x, 4.0, padding=((2, 2), (2, 2)),
+                                                                    lhs_dilation=(2, 2)).shape)
+    for ours, ref in cases:
+        y, y_ref = ours(x), ref(x)
+        chex.assert_equal_shape([y, y_ref])
+        np.testing.assert_allclose(np.asarray(y), np.asarray(y_ref), rtol=1e-5, atol=1e-5)
+        loss = lambda fn: lambda x: jnp.sum(fn(x) * probe[tuple(slice(0, n) for n in y.shape)])
+        np.testing.assert_allclose(np.asarray(jax.grad(loss(ours))(x)), np.asarray(jax.grad(loss(ref))(x)),
+                                   rtol=1e-5, atol=1e-5)
+
+
 def test_minibatch_stddev_groups_consecutive_examples():
     x = jnp.concatenate([jnp.zeros((2, 4, 4, 3)), jnp.ones((2, 4, 4, 3)) * jnp.array([0.0, 2.0])[:, None, None, None]])
     y = sg.minibatch_stddev(x, group_size=2)
