@@ -98,8 +98,8 @@ def _fir_axis(x: Array, axis: int, pad: tuple[int, int], stride: int = 1) -> Arr
     """The 1-D filter along ``axis`` after ``pad`` zeros, keeping every ``stride``-th output.
 
     Four shifted slices, scaled and added: XLA fuses them into one loop. (The same filter as a
-    depthwise ``conv_general_dilated`` took 20-90x longer on CPU, forward and backward, measured in
-    docs/results.md; it is the reference the tests compare against.)
+    depthwise ``conv_general_dilated`` took 20-90x longer on CPU, forward and backward: docs/design.md;
+    it is the reference the tests compare against.)
     """
     f = _fir_taps(1.0)
     xp = _pad_axis(x, axis, pad)
