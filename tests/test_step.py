@@ -74,11 +74,12 @@ def test_norms_are_computed_only_when_asked_and_change_nothing_else():
     chex.assert_trees_all_equal(with_norms, without)
     assert set(NORM_KEYS) <= set(m_on) and not set(NORM_KEYS) & set(m_off)
     chex.assert_trees_all_equal({k: v for k, v in m_on.items() if k not in NORM_KEYS}, m_off)
-    params_norm = float(optax.global_norm(with_norms.g_params))
-    assert float(m_on["param_norm/g"]) == pytest.approx(params_norm, rel=1e-6) and params_norm > 0
+    norm = lambda tree: float(np.sqrt(sum(np.sum(np.square(np.asarray(x, np.float64))) for x in jax.tree.leaves(tree))))
+    params_norm = norm(with_norms.g_params)
+    assert float(m_on["param_norm/g"]) == pytest.approx(params_norm, rel=1e-5) and params_norm > 0
     assert float(m_on["grad_norm/d"]) > 0 and float(m_on["update_norm/g"]) > 0
-    moved = optax.global_norm(jax.tree.map(lambda a, b: np.asarray(a) - b, with_norms.g_params, before))
-    assert float(m_on["update_norm/g"]) == pytest.approx(float(moved), rel=1e-5)
+    moved = norm(jax.tree.map(lambda a, b: np.asarray(a) - b, with_norms.g_params, before))
+    assert float(m_on["update_norm/g"]) == pytest.approx(moved, rel=1e-5)
     compiled = step.lower(with_norms, batches[0]).compile()  # the AOT path the runner uses
     _, m_aot = compiled(without, batches[0], norms=False)
     assert not set(NORM_KEYS) & set(m_aot) and step.trace_count == 1
