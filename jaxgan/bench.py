@@ -407,7 +407,7 @@ def _build(config, module, devices, data: str):
             raise
         print(f"jaxgan bench: the data source cannot be built ({e}); synthetic batches of its shape "
               "are used", file=sys.stderr)
-        return _build_with_source(config, module, devices, _stand_in_source(config))
+        return run_lib.build(config, module, devices, source=_stand_in_source(config))
 
 
 def _stand_in_source(config):
@@ -431,21 +431,6 @@ class _SyntheticSource:
 
         rs = np.random.RandomState(start % (2**31))
         return {"x": rs.uniform(-1, 1, (size, *self.info.shape)).astype(np.float32)}
-
-
-def _build_with_source(config, module, devices, source):
-    """What ``jaxgan.run.build`` does, with a given source (keep in step with it)."""
-    from jaxgan import run as run_lib, sharding
-    from jaxgan.step import TrainStep
-
-    game, g_tx, d_tx = module.build(config, source.info)
-    mesh = sharding.make_mesh(devices)
-    sharding.check_divisible(config.train.batch_size, mesh.size)
-    t = config.train
-    step = TrainStep(game, g_tx, d_tx, mesh, n_critic=t.n_critic,
-                     ema_half_life_kimg=t.ema_half_life_kimg or None, ema_rampup=t.ema_rampup or None,
-                     max_traces=1)
-    return run_lib.Run(config=config, source=source, game=game, step=step, mesh=mesh)
 
 
 def _dtype_name(config) -> str:

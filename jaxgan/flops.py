@@ -23,6 +23,9 @@ pass gets no second-order gradient because the activations are piecewise linear 
 for a network with BatchNorm this term is an underestimate. Matrix products and convolutions
 dominate; BatchNorm, activations, losses and Adam add a few per cent, counted here per element.
 
+With ``train.share_generator_pass`` the G update reuses the D update's fakes and their VJP, so one
+G forward (``G``, and its per-element terms) drops out of the step.
+
 The count of the whole step is what ``flops_per_step`` reports next to the lowered HLO's count
 (``jitted.lower(...).cost_analysis()['flops']``): on GPU the compiled module's cost analysis may not
 count work done in library calls (cuDNN), so the lowered count and this one are the references.
@@ -140,7 +143,7 @@ def _elementwise(layers: Sequence[Layer]) -> int:
 
 
 def gan_step_flops(g_layers: Sequence[Layer], d_layers: Sequence[Layer], batch: int, n_critic: int = 1,
-                   r1: bool = False, elementwise: bool = True) -> dict:
+                   r1: bool = False, elementwise: bool = True, shared_g_pass: bool = False) -> dict:
     """FLOPs of one train step of the standard game (see the module docstring for the equations).
 
     Args:
@@ -149,6 +152,7 @@ def gan_step_flops(g_layers: Sequence[Layer], d_layers: Sequence[Layer], batch: 
       n_critic: D updates per step.
       r1: an R1 penalty on every D update.
       elementwise: add the per-element terms (BatchNorm, activations, Adam); False: products only.
+      shared_g_pass: one G forward serves both updates (``TrainStep(share_generator_pass=True)``).
 
     Returns:
       ``{'total', 'matmul', 'elementwise'}`` in FLOPs (floats).
@@ -159,14 +163,14 @@ def gan_step_flops(g_layers: Sequence[Layer], d_layers: Sequence[Layer], batch: 
     d_update = G + 2 * D + 2 * D + 2 * (D - D1)
     if r1:
         d_update += D + D + D + (D - DL)
-    g_update = G + D + D + G + (G - G1)
+    g_update = (0 if shared_g_pass else G) + D + D + G + (G - G1)
     matmul = n_critic * d_update + g_update
     elem = 0
     if elementwise:
         eg, ed = _elementwise(g_layers) * batch, _elementwise(d_layers) * batch
         # forward + backward (~2x forward) of each pass that is differentiated, forward only of the rest
         d_pass = eg + 2 * ed * 3 + (3 * ed * 2 if r1 else 0)
-        g_pass = eg * 3 + ed * 3
+        g_pass = eg * (2 if shared_g_pass else 3) + ed * 3
         adam = _ADAM_PER_PARAM * (sum(l.params for l in g_layers) + n_critic * sum(l.params for l in d_layers))
         elem = n_critic * d_pass + g_pass + adam
     return {"total": float(matmul + elem), "matmul": float(matmul), "elementwise": float(elem)}
@@ -188,4 +192,5 @@ def step_flops_for_config(config, data_shape: Sequence[int]) -> dict | None:
         g, d = mlp_layers(math.prod(data_shape), m.latent_dim, m.hidden, m.depth)
     else:
         return None
-    return gan_step_flops(g, d, t.batch_size, t.n_critic, r1=r1)
+    return gan_step_flops(g, d, t.batch_size, t.n_critic, r1=r1,
+                          shared_g_pass=bool(t.get("share_generator_pass", False)))

@@ -44,9 +44,13 @@ class Run:
         return images_per_step(self.config)
 
 
-def build(config: Config, module: types.ModuleType, devices=None) -> Run:
-    """Builds the run described by ``config`` with the experiment ``module``'s ``build``."""
-    source = data_lib.make_run_source(config)
+def build(config: Config, module: types.ModuleType, devices=None, source=None) -> Run:
+    """Builds the run described by ``config`` with the experiment ``module``'s ``build``.
+
+    ``source``: a data source to use instead of the config's (``jaxgan bench`` passes synthetic
+    images of the configured shape when the data are absent).
+    """
+    source = data_lib.make_run_source(config) if source is None else source
     game, g_tx, d_tx = module.build(config, source.info)
     mesh = sharding.make_mesh(devices)
     sharding.check_divisible(config.train.batch_size, mesh.size)  # mesh.size is a multiple of processes

@@ -95,6 +95,8 @@ DCGAN28 = ["data.resolution=28", "data.channels=1", "model.ngf=32", "model.ndf=3
     ("dcgan64", DCGAN28),                              # DCGAN-28 (dcgan_mnist's networks)
     ("ring8", []),                                     # MLP with R1 (a double backward)
     ("ring8", ["penalty.r1_gamma=0.0", "model.hidden=256"]),
+    ("ring8", ["train.share_generator_pass=true"]),    # one G forward fewer
+    ("dcgan64", DCGAN28 + ["train.share_generator_pass=true"]),
 ])
 def test_flop_count_matches_the_analytic_count(experiment, sets):
     hlo, config, run = _hlo_flops(experiment, sets)
