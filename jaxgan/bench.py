@@ -26,7 +26,9 @@ For each configuration (batch x dtype x device count) it builds the run with jax
 ``--compare`` runs the hand-written JAX step (``benchmarks/handwritten_jax.py``) and PyTorch
 (``benchmarks/torch_step.py``: ``torch`` eager, ``torch-compile``, ``torch-channels-last``) on the same
 shapes in the same process, in interleaved rounds (one window of each per round), and prints each
-one's images/s relative to jaxgan's. PyTorch is optional: without it those rows are skipped with a
+one's images/s relative to jaxgan's. ``jaxgan-shared-pass`` is jaxgan's step with
+``train.share_generator_pass=true`` (one generator forward serves both updates): its MFU divides its
+own, smaller analytic count. PyTorch is optional: without it those rows are skipped with a
 message. ``--devices N`` on a CPU with fewer devices re-runs the benchmark in a subprocess with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` set before jax is imported.
 
@@ -72,7 +74,9 @@ PEAK_TFLOPS: tuple[tuple[str, dict], ...] = (
     ("TPU v6e", {"bfloat16": 918.0}),
 )
 
-COMPARE_CHOICES = ("handwritten", "handwritten-batchnoise", "torch", "torch-compile", "torch-channels-last")
+SHARED_PASS = "jaxgan-shared-pass"  # jaxgan's step with train.share_generator_pass=true
+COMPARE_CHOICES = ("handwritten", "handwritten-batchnoise", "torch", "torch-compile", "torch-channels-last",
+                   SHARED_PASS)
 
 
 def register(subparsers) -> None:
@@ -115,6 +119,8 @@ def main(args) -> int:
     if args.steps < 1 or args.windows < 1:
         raise ValueError("--steps and --windows must be at least 1")
     device_counts = [int(n) for n in args.devices.split(",")] if args.devices else [None]
+    if args.json and not os.environ.get(_CHILD_ENV):  # before the run, so that no result is lost at the end
+        pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     records = []
     for n in device_counts:
         child = n is not None and _needs_subprocess(n)
@@ -251,6 +257,9 @@ def bench_configuration(experiment: str, overrides: list[str], *, batch: int | N
     skipped = {}
     for name in compare:
         try:
+            if name == SHARED_PASS:
+                timed.append(_shared_pass_timed(experiment, sets, smoke, devices, data))
+                continue
             timed.append(_compare_timed(name, config, record, devices, torch_threads))
         except _Skip as e:
             skipped[name] = str(e)
@@ -273,8 +282,8 @@ def bench_configuration(experiment: str, overrides: list[str], *, batch: int | N
         # model FLOPs (the analytic count where there is one) for every row: the same work divided
         # by each implementation's time, so a form that does extra products (DCGAN's sub-pixel
         # transposed convolutions on CPU) is not credited with them
-        r.update(_throughput_fields(record["flops_per_step"]["model"], r["step_ms"]["median"], record, peak,
-                                    devices))
+        model = t.info.get("flops_per_step", {}).get("model") or record["flops_per_step"]["model"]
+        r.update(_throughput_fields(model, r["step_ms"]["median"], record, peak, devices))
         out.append(r)
     for r in out:
         r["images_per_sec_vs_jaxgan"] = r["images_per_sec"] / ips_jaxgan
@@ -577,6 +586,19 @@ def handwritten_spec(config, data_shape, *, noise: str = "per_example") -> dict:
                 total_steps=total_steps(config), final_lr_fraction=o.final_lr_fraction,
                 r1_gamma=p.get("r1_gamma", 0.0), ema_half_life_images=1000.0 * (t.ema_half_life_kimg or 0.0),
                 n_critic=int(t.n_critic), dtype=_dtype_name(config), noise=noise)
+
+
+def _shared_pass_timed(experiment: str, sets: list[str], smoke: bool, devices, data: str) -> Timed:
+    """jaxgan's step with ``train.share_generator_pass=true`` (no warm compile: the main row has it)."""
+    from jaxgan import config as config_lib
+
+    config, module = config_lib.resolve(experiment, [*sets, "train.share_generator_pass=true"], smoke=smoke)
+    try:
+        timed, rec = _jaxgan_timed(config, module, devices, data, warm_compile=False)
+    except ValueError as e:  # n_critic > 1, or a game without the split losses
+        raise _Skip(str(e)) from None
+    info = {k: rec[k] for k in ("compile_s", "flops_per_step", "memory")}
+    return Timed(SHARED_PASS, timed.window, info)
 
 
 def _compare_timed(name: str, config, record: dict, devices, torch_threads: int | None = None) -> Timed:

@@ -64,6 +64,24 @@ def test_bench_json_has_every_field_with_sane_values(tmp_path):
     assert hw["tflops_per_sec"] / r["tflops_per_sec"] == pytest.approx(hw["images_per_sec_vs_jaxgan"])
 
 
+def test_bench_compares_the_shared_generator_pass_with_its_own_flop_count(tmp_path):
+    r, shared = _bench_json(tmp_path, "ring8", "--smoke", "--steps", "1", "--windows", "2", "--peak", "1",
+                            "--no-compile-timing", "--compare", "jaxgan-shared-pass")
+    assert shared["implementation"] == "jaxgan-shared-pass" and shared["batch"] == r["batch"]
+    assert _positive(shared["compile_s"]["cold"]) and _positive(shared["images_per_sec"])
+    f, fs = r["flops_per_step"], shared["flops_per_step"]
+    g = flops.mlp_layers(2, 16, 16, 2)[0]  # ring8 --smoke: data 2, latent 16, hidden 16, depth 2
+    g_forward = 2 * sum(layer.macs for layer in g) * r["batch"]
+    assert f["analytic"] - fs["analytic"] == pytest.approx(g_forward, rel=0.25)  # + G's per-element terms
+    assert fs["hlo_lowered"] < f["hlo_lowered"]  # the compiled step does less work, not just the count
+    assert shared["tflops_per_sec"] == pytest.approx(fs["analytic"] / (shared["step_ms"]["median"] / 1000) / 1e12)
+    # a step that cannot share the pass is skipped with the reason, not run as something else (and
+    # --json's missing directory is made, so that a long benchmark's records are not lost at the end)
+    (only,) = _bench_json(tmp_path / "critic", "ring8", "--smoke", "--set", "train.n_critic=2", "--steps", "1",
+                          "--windows", "1", "--no-compile-timing", "--compare", "jaxgan-shared-pass")
+    assert only["implementation"] == "jaxgan" and "n_critic == 1" in only["skipped"]["jaxgan-shared-pass"]
+
+
 def test_bench_devices_reruns_with_emulated_devices_and_constant_work_per_device(tmp_path):
     (r,) = _bench_json(tmp_path, "ring8", "--smoke", "--devices", "2", "--per-device-batch", "16",
                        "--steps", "1", "--windows", "1", "--peak", "1", "--no-compile-timing")
