@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_seed, default=0)
     e = sub.add_parser("eval", parents=[common], help="evaluate a run's latest checkpoint and print JSON")
     e.add_argument("workdir")
+    e.add_argument("--samples", metavar="FILE.npy",
+                   help="evaluate these samples instead of drawing them from the latest checkpoint (e.g. "
+                        "written by jaxgan sample --out on another machine: float, the data's layout and range)")
     for q in (s, e):
         q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a sample.* or eval.* field, e.g. eval.num_samples=1000")
@@ -122,8 +125,10 @@ def _check_workdir(workdir: pathlib.Path) -> None:
         raise WorkdirError(f"workdir {workdir} {what}: give the --workdir of a jaxgan train run")
 
 
-def _load_run(workdir: pathlib.Path, overrides=(), experiment: str | None = None, command: str = "sample"):
-    """The run recorded in ``workdir`` (built from its checked experiment copy) and its latest state."""
+def _load_run(workdir: pathlib.Path, overrides=(), experiment: str | None = None, command: str = "sample",
+              restore: bool = True):
+    """The run recorded in ``workdir`` (built from its checked experiment copy) and its latest state
+    (None with ``restore=False``)."""
     from jaxgan import config as config_lib, run as run_lib, workdir as workdir_lib
     from jaxgan.errors import OverrideError, WorkdirError
     from jaxgan.validate import validate
@@ -152,7 +157,7 @@ def _load_run(workdir: pathlib.Path, overrides=(), experiment: str | None = None
     validate(config, module)
     _note(command, f"experiment file: {workdir_lib.describe_experiment(used)}")
     run = run_lib.build(config, module)
-    return run, _restore_read_only(run, workdir / "checkpoints")
+    return run, _restore_read_only(run, workdir / "checkpoints") if restore else None
 
 
 def _restore_read_only(run, directory: pathlib.Path):
@@ -252,9 +257,51 @@ def cmd_eval(args) -> int:
     from jaxgan.evaluate import evaluate
     from jaxgan.train import json_dumps
 
+    if args.samples:
+        from jaxgan.evaluate import evaluate_samples
+
+        samples = _read_samples(pathlib.Path(args.samples))  # before the run is built: a bad file fails fast
+        run, _ = _load_run(pathlib.Path(args.workdir), args.set, args.experiment, "eval", restore=False)
+        _check_samples_fit(run, samples, args.samples)
+        print(json_dumps({"samples": str(args.samples), **evaluate_samples(run, samples)}))
+        return 0
     run, state = _load_run(pathlib.Path(args.workdir), args.set, args.experiment, "eval")
     print(json_dumps({"step": int(state.step), **evaluate(run, state)}))
     return 0
+
+
+def _read_samples(path: pathlib.Path):
+    """``eval --samples``: a float array from a .npy file, or a clear error."""
+    import numpy as np
+
+    from jaxgan.errors import UserError
+
+    if not path.is_file():
+        raise UserError(f"--samples {path}: no such file (write one with jaxgan sample WORKDIR --n N --out FILE.npy)")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise UserError(f"--samples {path}: not a .npy array file ({e})") from None
+    if not np.issubdtype(x.dtype, np.floating):
+        raise UserError(f"--samples {path} holds {x.dtype} values: give floats in the data's range (as "
+                        "jaxgan sample writes; map uint8 images to [-1, 1] with x / 127.5 - 1)")
+    if x.ndim < 2 or len(x) < 2:
+        raise UserError(f"--samples {path} has shape {x.shape}: expected (n >= 2, *example_shape)")
+    if not np.isfinite(x).all():
+        raise UserError(f"--samples {path} has NaN or Inf values: nothing meaningful can be measured")
+    return x.astype(np.float32)
+
+
+def _check_samples_fit(run, samples, name) -> None:
+    from jaxgan.errors import UserError
+
+    if hasattr(run.game, "evaluate"):
+        raise UserError(f"--samples: {type(run.game).__name__} runs are evaluated from their checkpoint "
+                        "(their metrics need the inputs each output was made from); drop --samples")
+    shape = tuple(run.source.info.shape)
+    if tuple(samples.shape[1:]) != shape:
+        raise UserError(f"--samples {name}: examples of shape {tuple(samples.shape[1:])}, but this run's data "
+                        f"are {shape}: samples from another run?")
 
 
 def _init_distributed() -> None:

@@ -9,6 +9,7 @@ import os
 import pathlib
 import shutil
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -179,6 +180,11 @@ def _no_checkpoints(wd):
     shutil.rmtree(wd / "checkpoints")
 
 
+def _samples(name, array):
+    """A setup that writes ``array`` to ``<wd>/../name`` (outside the workdir) for ``eval --samples``."""
+    return lambda wd: np.save(wd.parent / name, array)
+
+
 SAMPLE_CASES = [
     ("n0", ["sample", "{wd}", "--n", "0"], None, "--n: expected an integer >= 1, got 0"),
     ("n_neg", ["sample", "{wd}", "--n", "-5"], None, "--n: expected an integer >= 1"),
@@ -201,6 +207,14 @@ SAMPLE_CASES = [
     ("eval_set_unknown", ["eval", "{wd}", "--set", "eval.nope=1"], None, "unknown config key 'eval.nope'"),
     ("eval_set_model", ["eval", "{wd}", "--set", "model.hidden=3"], None, "takes only sample.* and eval.*"),
     ("eval_tampered", ["eval", "{wd}"], _tamper, "sha256"),
+    ("eval_samples_absent", ["eval", "{wd}", "--samples", "{tmp}/none.npy"], None, "no such file"),
+    ("eval_samples_not_npy", ["eval", "{wd}", "--samples", "{wd}/config.json"], None, "not a .npy array file"),
+    ("eval_samples_uint8", ["eval", "{wd}", "--samples", "{tmp}/u8.npy"],
+     _samples("u8.npy", np.zeros((8, 2), np.uint8)), "x / 127.5 - 1"),
+    ("eval_samples_shape", ["eval", "{wd}", "--samples", "{tmp}/img.npy"],
+     _samples("img.npy", np.zeros((8, 4, 4, 1), np.float32)), "but this run's data are (2,)"),
+    ("eval_samples_nan", ["eval", "{wd}", "--samples", "{tmp}/nan.npy"],
+     _samples("nan.npy", np.full((8, 2), np.nan, np.float32)), "NaN or Inf"),
 ]
 
 

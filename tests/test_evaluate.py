@@ -140,3 +140,26 @@ def test_inception_metrics_on_a_32x32_grey_run_with_random_nvidia_weights(tmp_pa
     for key in ("pr24_k3/precision", "pr24_k3/recall", "dc24_k5/coverage"):
         assert 0.0 <= results[key] <= 1.0, key
     assert results["dc24_k5/density"] >= 0.0
+
+
+def test_eval_of_given_samples_equals_eval_of_the_checkpoint(tmp_path, capsys):
+    """`jaxgan eval --samples` (samples drawn elsewhere, e.g. on an accelerator) measures exactly what
+    `jaxgan eval` does when the file holds the samples eval would draw, and something else otherwise."""
+    wd = tmp_path / "run"
+    assert cli.main(["train", "ring8", "--smoke", "--workdir", str(wd)]) == 0
+    n = 1000  # ring8 --smoke's eval.num_samples
+    capsys.readouterr()
+    assert cli.main(["eval", str(wd)]) == 0
+    direct = json.loads(capsys.readouterr().out)
+    same = tmp_path / "same.npy"
+    assert cli.main(["sample", str(wd), "--n", str(n), "--seed", str(ev.EVAL_SEED), "--out", str(same)]) == 0
+    capsys.readouterr()
+    assert cli.main(["eval", str(wd), "--samples", str(same)]) == 0
+    given = json.loads(capsys.readouterr().out)
+    assert given.pop("samples") == str(same) and direct.pop("step") == 10
+    assert given == direct and direct["modes1k/num_modes"] == 8
+    # points on one mode: the same command sees the collapse
+    collapsed = tmp_path / "collapsed.npy"
+    np.save(collapsed, np.tile(np.array([[2.0, 0.0]], np.float32), (n, 1)))
+    assert cli.main(["eval", str(wd), "--samples", str(collapsed)]) == 0
+    assert json.loads(capsys.readouterr().out)["modes1k/covered"] == 1
