@@ -50,7 +50,7 @@ def test_tiny_networks_shapes_jit_equals_eager_and_finite_gradients(factor, lr_s
 
     grads = jax.grad(loss)(gv["params"])
     chex.assert_tree_all_finite(grads)
-    assert float(optax.global_norm(grads)) > 0
+    assert any(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(grads))
 
 
 def test_factor_must_be_a_power_of_two():
@@ -102,7 +102,8 @@ def test_srresnet_psnr_improves_by_a_clear_margin_and_leaves_d_alone():
 def test_srgan_psnr_improves_by_a_clear_margin():
     before, after, bicubic, d_before, state = train_sr(adv_weight=1e-3)
     assert after > before + 4.0 and after > bicubic + 1.0, (before, after, bicubic)
-    assert float(optax.global_norm(jax.tree.map(lambda a, b: a - b, jax.device_get(state.d_params), d_before))) > 0
+    assert any(np.any(np.asarray(a) != b) for a, b in zip(jax.tree.leaves(jax.device_get(state.d_params)),
+                                                          jax.tree.leaves(d_before)))  # D trained
 
 
 @pytest.mark.multidevice
