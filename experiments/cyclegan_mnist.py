@@ -22,20 +22,14 @@ digit classifier (trained on domain A's digits).
 
 Data: the MNIST IDX files in $JAXGAN_MNIST_DIR, or ../shared/data/mnist beside the repository.
 """
-import os
-import pathlib
-
-from jaxgan.experiment import base_config
-
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR",
-                           str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
+from jaxgan.experiment import base_config, mnist_data
 
 
 CUSTOM_FIELDS = {"optim.schedule"}  # 'linear_decay' (CycleGAN's) is checked by validate() below
 
 
 def get_config(smoke: bool = False):
-    mnist = {"name": "mnist_idx", "dir": MNIST_DIR, "split": "test"}
+    mnist = mnist_data()
     config = base_config(
         data={**mnist, "part": [0, 2]},
         data_b={**mnist, "part": [1, 2], "transform": ["thicken", "invert"]},

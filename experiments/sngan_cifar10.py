@@ -16,13 +16,7 @@ weight spectrally normalised (power-iteration vectors in the 'spectral' state co
 rate linearly to 0, for which --set optim.schedule=cosine is the nearest option here.
 ``--set model.conditional=true`` gives the projection-discriminator cGAN (Miyato & Koyama 2018).
 """
-import os
-import pathlib
-
-from jaxgan.experiment import base_config, sngan
-
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR",
-                           str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
+from jaxgan.experiment import base_config, mnist_data, sngan
 
 
 def get_config(smoke: bool = False):
@@ -37,8 +31,7 @@ def get_config(smoke: bool = False):
         eval={"num_samples": 10000, "every_kimg": 1600.0},
     )
     if smoke:  # offline: real MNIST digits as 32x32 RGB stand in for CIFAR-10
-        config.data = type(config.data)({"name": "mnist_idx", "dir": MNIST_DIR, "split": "test",
-                                         "resolution": 32, "channels": 3})
+        config.data = type(config.data)(mnist_data(resolution=32, channels=3))
         config.model.update(latent_dim=16, g_width=8, d_width=8)
         config.train.update(batch_size=16, total_kimg=0.24)  # 3 steps of 5 critic updates
         config.update(log_every_steps=1, sample_every_steps=3, checkpoint_every_steps=3,

@@ -22,18 +22,12 @@ Data: the MNIST IDX files in $JAXGAN_MNIST_DIR, or ../shared/data/mnist beside t
 10,000-image test split there; point data.dir at a folder with train-images-idx3-ubyte.gz and set
 data.split=train for the full 60,000).
 """
-import os
-import pathlib
-
-from jaxgan.experiment import base_config, sngan
-
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR",
-                           str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
+from jaxgan.experiment import base_config, mnist_data, sngan
 
 
 def get_config(smoke: bool = False):
     config = base_config(
-        data={"name": "mnist_idx", "dir": MNIST_DIR, "split": "test", "resolution": 32},
+        data=mnist_data(resolution=32),
         model={"latent_dim": 128, "g_width": 32, "d_width": 16, "conditional": False},
         loss="hinge",
         optim={"g_lr": 2e-4, "d_lr": 2e-4, "b1": 0.0, "b2": 0.9},

@@ -21,17 +21,11 @@ digit classifier's 128 features (the paper uses VGG19's).
 
 Data: the MNIST IDX files in $JAXGAN_MNIST_DIR, or ../shared/data/mnist beside the repository.
 """
-import os
-import pathlib
-
-from jaxgan.experiment import base_config, build_optimizers
-
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR",
-                           str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
+from jaxgan.experiment import base_config, build_optimizers, mnist_data
 
 
 def get_config(smoke: bool = False):
-    mnist = {"name": "mnist_idx", "dir": MNIST_DIR, "split": "test", "sr_factor": 4}
+    mnist = mnist_data(sr_factor=4)
     config = base_config(
         data={**mnist, "part": [0, 2]},
         model={"features": 32, "n_blocks": 6, "ndf": 32, "d_stages": 3, "pixel_loss": "mse",

@@ -16,14 +16,8 @@ group 32, EMA half-life 500 kimg with ramp-up 0.05, no path-length regularisatio
 mixing (both off in ADA's CIFAR config). ADA's CIFAR D is the 'orig' (non-residual) architecture;
 jaxgan's D is always residual.
 """
-import os
-import pathlib
-
-from jaxgan.experiment import base_config
+from jaxgan.experiment import base_config, mnist_data
 from jaxgan.games.stylegan2 import stylegan2, stylegan2_config_fields
-
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR",
-                           str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
 
 
 def get_config(smoke: bool = False):
@@ -37,8 +31,7 @@ def get_config(smoke: bool = False):
     config.train.update(batch_size=64, total_kimg=100000.0, ema_half_life_kimg=500.0, ema_rampup=0.05)
     config.eval.update(num_samples=10000, every_kimg=2000.0)
     if smoke:  # offline: real MNIST digits as 16x16 RGB stand in for CIFAR-10
-        config.data = type(config.data)({"name": "mnist_idx", "dir": MNIST_DIR, "split": "test",
-                                         "resolution": 16, "channels": 3})
+        config.data = type(config.data)(mnist_data(resolution=16, channels=3))
         config.model.update(latent_dim=16, w_dim=16, channel_base=128, channel_max=8, mbstd_group=4)
         config.augment.update(policy="flip,translation,cutout")
         config.train.update(batch_size=8, total_kimg=0.032, ema_half_life_kimg=0.01)  # 4 steps

@@ -27,19 +27,13 @@ truncation psi = sample.truncation (1.0: none). On a GPU widen it: --set model.c
 Data: the MNIST IDX files in $JAXGAN_MNIST_DIR, or ../shared/data/mnist beside the repository (the
 10,000-image test split), bilinearly resized from 28 to 32 (data.resolution=32).
 """
-import os
-import pathlib
-
-from jaxgan.experiment import base_config
+from jaxgan.experiment import base_config, mnist_data
 from jaxgan.games.stylegan2 import stylegan2, stylegan2_config_fields
-
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR",
-                           str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
 
 
 def get_config(smoke: bool = False):
     config = base_config(**stylegan2_config_fields())
-    config.update(data={"name": "mnist_idx", "dir": MNIST_DIR, "split": "test", "resolution": 32},
+    config.update(data=mnist_data(resolution=32),
                   compute_dtype="auto", log_every_steps=50, sample_every_steps=250,
                   checkpoint_every_steps=250, num_grid_samples=64)
     config.model.update(latent_dim=64, w_dim=64, mapping_layers=2, channel_base=256, channel_max=16,

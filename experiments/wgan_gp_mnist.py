@@ -19,18 +19,12 @@ Data: the MNIST IDX files in $JAXGAN_MNIST_DIR, or ../shared/data/mnist beside t
 10,000-image test split there; point data.dir at a folder with train-images-idx3-ubyte.gz and set
 data.split=train for the full 60,000).
 """
-import os
-import pathlib
-
-from jaxgan.experiment import base_config, standard_gan
-
-MNIST_DIR = os.environ.get("JAXGAN_MNIST_DIR",
-                           str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
+from jaxgan.experiment import base_config, mnist_data, standard_gan
 
 
 def get_config(smoke: bool = False):
     config = base_config(
-        data={"name": "mnist_idx", "dir": MNIST_DIR, "split": "test"},
+        data=mnist_data(),
         model={"latent_dim": 100, "ngf": 32, "ndf": 32, "d_norm": None, "upsample": "auto"},
         loss="wasserstein",
         penalty={"gp_weight": 10.0},

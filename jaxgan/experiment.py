@@ -6,6 +6,8 @@ StyleGAN2-ADA); :func:`images_per_step` and :func:`total_steps` are the one plac
 from __future__ import annotations
 
 import math
+import os
+import pathlib
 
 import optax
 
@@ -47,6 +49,20 @@ def base_config(**fields) -> Config:
         else:
             config[key] = Config(value) if isinstance(value, dict) else value
     return config
+
+
+def mnist_dir() -> str:
+    """Where the MNIST experiments read the gzipped IDX files: ``$JAXGAN_MNIST_DIR``, else
+    ``../shared/data/mnist`` beside the checkout that holds this package (the same folder whether the
+    experiment is loaded from experiments/ or from a workdir's copy)."""
+    return os.environ.get("JAXGAN_MNIST_DIR") or str(pathlib.Path(__file__).resolve().parents[2] / "shared"
+                                                      / "data" / "mnist")
+
+
+def mnist_data(**fields) -> dict:
+    """The ``data`` field of an MNIST experiment: the 10,000-image test split in :func:`mnist_dir`
+    (what ../shared/data holds), updated with ``fields`` (e.g. ``resolution=32``)."""
+    return {"name": "mnist_idx", "dir": mnist_dir(), "split": "test", **fields}
 
 
 def images_per_step(config: Config) -> int:

@@ -143,7 +143,8 @@ def test_extending_a_cosine_schedule_is_refused(tmp_path, capsys):
 def test_every_packaged_experiment_loads_from_its_workdir_copy(name, tmp_path, monkeypatch):
     # sample/eval build from <workdir>/experiment.py alone: an experiment that found its base
     # experiment by a path beside its own file failed there (it must load the base by name).
-    monkeypatch.setenv("JAXGAN_MNIST_DIR", str(tmp_path))  # the default data dir is relative to the file
+    # ...and the MNIST experiments' default data folder is found from the package, not from the file
+    monkeypatch.delenv("JAXGAN_MNIST_DIR", raising=False)
     copy = tmp_path / EXPERIMENT_COPY
     copy.write_bytes((config_lib.EXPERIMENTS_DIR / f"{name}.py").read_bytes())
     module = config_lib.load_experiment(str(copy), module_name=f"copy_of_{name}")
