@@ -88,7 +88,8 @@ bench)
   ;;
 train)
   # issue 8: a longer StyleGAN2 run on the GPU (widened as the experiment's docstring says), stopped
-  # by SIGTERM (the runner saves a checkpoint and exits), then evaluated with the digit classifier
+  # by SIGTERM (the runner saves a checkpoint and exits; the step reports timeout's rc 124), then
+  # evaluated with the digit classifier
   w=runs/gpu_stylegan2_mnist
   rm -rf "$w"
   sets=("${WIDE[@]}" --set train.total_kimg=100000 --set keep_checkpoints=1 --set checkpoint_every_steps=5000)
