@@ -118,10 +118,14 @@ class TrainStep:
             raise ValueError(f"n_critic={n_critic} must be >= 1")
         if share_generator_pass:
             missing = [m for m in ("fake", "d_loss_given_fake", "g_loss_given_fake") if not hasattr(game, m)]
-            if n_critic != 1 or missing:
-                raise ValueError(f"share_generator_pass needs n_critic == 1 (got {n_critic}) and a game with "
-                                 f"fake/d_loss_given_fake/g_loss_given_fake (missing: {missing or 'none'}): "
-                                 "turn it off for this game")
+            if missing:
+                raise ValueError(f"train.share_generator_pass needs a game with fake, d_loss_given_fake and "
+                                 f"g_loss_given_fake; {type(game).__name__} has no {', '.join(missing)}: "
+                                 "turn the option off for this experiment")
+            if n_critic != 1:
+                raise ValueError(f"train.share_generator_pass needs n_critic == 1 (this run has {n_critic} D "
+                                 "updates per step, each on its own fakes): turn the option off or set "
+                                 "train.n_critic=1")
         self.share_generator_pass = share_generator_pass
         self.game, self.g_tx, self.d_tx, self.mesh = game, g_tx, d_tx, mesh
         self.n_critic = n_critic

@@ -311,8 +311,11 @@ def test_shared_generator_pass_is_the_two_pass_math_with_the_same_noise():
     chex.assert_trees_all_close(jax.device_get(new.g_params), optax.apply_updates(mid.g_params, upd),
                                 rtol=1e-5, atol=1e-7)
     chex.assert_trees_all_close(jax.device_get(new.g_state), out.updates["g_state"], rtol=1e-5, atol=1e-7)
-    with pytest.raises(ValueError, match="n_critic == 1"):
+    with pytest.raises(ValueError, match="n_critic == 1 .this run has 2 D updates"):
         TrainStep(game, tx, tx, mesh, n_critic=2, share_generator_pass=True)
+    no_hooks = type("NoHooks", (), {"d_loss": game.d_loss, "g_loss": game.g_loss})()
+    with pytest.raises(ValueError, match="NoHooks has no fake, d_loss_given_fake, g_loss_given_fake"):
+        TrainStep(no_hooks, tx, tx, mesh, share_generator_pass=True)
 
 
 def test_seeds_above_32_bits_give_their_own_keys():
