@@ -43,7 +43,7 @@ def test_tiny_networks_shapes_jit_equals_eager_and_finite_gradients(shape):
     chex.assert_trees_all_close(jax.jit(d.apply)(dv, x), logits, atol=1e-5)
     grads = jax.grad(lambda p: jnp.mean(d.apply(dv, g.apply({"params": p}, x)) ** 2))(gv["params"])
     chex.assert_tree_all_finite(grads)
-    assert any(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(grads))  # G learns from D
+    assert any(np.any(np.asarray(leaf) != 0) for leaf in jax.tree.leaves(grads))  # G learns from D
 
 
 def test_reflection_padding_matches_numpy_and_sizes_are_checked():

@@ -50,7 +50,7 @@ def test_tiny_networks_shapes_jit_equals_eager_and_finite_gradients(factor, lr_s
 
     grads = jax.grad(loss)(gv["params"])
     chex.assert_tree_all_finite(grads)
-    assert any(np.any(np.asarray(g) != 0) for g in jax.tree.leaves(grads))
+    assert any(np.any(np.asarray(leaf) != 0) for leaf in jax.tree.leaves(grads))
 
 
 def test_factor_must_be_a_power_of_two():
