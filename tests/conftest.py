@@ -4,9 +4,10 @@ import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-# The one variable for the MNIST location, as the experiments read it (experiments/dcgan_mnist.py).
-MNIST_DIR = pathlib.Path(os.environ.get("JAXGAN_MNIST_DIR") or ROOT.parent / "shared" / "data" / "mnist")
+from jaxgan import experiment as experiment_lib
+
+# The MNIST location exactly as the experiments read it ($JAXGAN_MNIST_DIR, else ../shared/data/mnist).
+MNIST_DIR = pathlib.Path(experiment_lib.mnist_dir())
 
 
 @pytest.fixture
