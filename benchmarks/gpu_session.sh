@@ -99,13 +99,13 @@ train)
   step train $((TRAIN_S + 60)) timeout -s TERM "$TRAIN_S" "${jg[@]}" \
       train stylegan2_mnist --workdir "$w" "${sets[@]}"
   step eval 120 "${jg[@]}" eval "$w"
-  # 10k samples of the EMA generator, drawn as eval draws them, as uint8 for `unpack`, quantised as
-  # jaxgan's Inception path quantises (floor(clip(x * 127.5 + 128)), StyleGAN2-ADA's rule), so that
-  # u / 127.5 - 1 gives it the same pixels back; the workdir without its checkpoint (too large to return)
+  # 10k samples of the EMA generator, drawn as eval draws them, as uint8 for `unpack`, quantised by
+  # the Inception path's own to_pixels (StyleGAN2-ADA's rule), so that u / 127.5 - 1 gives it the same
+  # pixels back; the workdir without its checkpoint (too large to return)
   n=10000; [ "$smoke" = 1 ] && n=64
   seed=$("$py" -c 'from jaxgan.evaluate import EVAL_SEED; print(EVAL_SEED)')
   step sample 60 "${jg[@]}" sample "$w" --n $n --seed "$seed" --out "$w/samples10k.npy"
-  "$py" -c 'import sys, numpy as np; x = np.load(sys.argv[1]); np.savez_compressed(sys.argv[2], x=np.floor(np.clip(x * 127.5 + 128, 0, 255)).astype(np.uint8))' \
+  "$py" -c 'import sys, numpy as np; from jaxgan.eval.inception import to_pixels; np.savez_compressed(sys.argv[2], x=np.asarray(to_pixels(np.load(sys.argv[1]))).astype(np.uint8))' \
       "$w/samples10k.npy" "$out/samples10k_uint8.npz"
   ls "$w"/samples | sort -V | tail -n 1 | while read -r f; do cp "$w/samples/$f" "$out/last_grid.png"; done
   tar -czf "$out/workdir.tar.gz" -C runs --exclude=checkpoints --exclude=samples10k.npy gpu_stylegan2_mnist
