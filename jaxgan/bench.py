@@ -37,7 +37,6 @@ message. ``--devices N`` on a CPU with fewer devices re-runs the benchmark in a 
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib.util
 import json
@@ -242,8 +241,6 @@ def bench_configuration(experiment: str, overrides: list[str], *, batch: int | N
                         peak: str, smoke: bool = False, warm_compile: bool = True,
                         torch_threads: int | None = None) -> list[dict]:
     """Benchmarks jaxgan's step for one configuration (and the ``compare`` implementations)."""
-    import jax
-
     from jaxgan import config as config_lib
 
     sets = list(overrides)

@@ -21,7 +21,7 @@ running mean in ``extra``. All of them run in the same compiled, sharded step.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 import flax.linen as nn
 import jax
