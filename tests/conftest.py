@@ -25,3 +25,43 @@ def _evaluation_cache(tmp_path_factory):
     if "JAXGAN_CACHE" not in os.environ:
         os.environ["JAXGAN_CACHE"] = str(tmp_path_factory.mktemp("jaxgan_cache"))
     yield
+
+
+@pytest.fixture(scope="session")
+def random_inception_weights(tmp_path_factory):
+    """``make(input_handling) -> path`` of a FID Inception .npz with random weights, standing in for
+    converted ones (which cannot be downloaded here) in tests of names and ranges, never of values.
+
+    Filled from the network's shapes (``jax.eval_shape``, under a second) with He-scaled kernels and
+    identity BatchNorms, which keep the features finite and spread; compiling the network's ``init``
+    would take about 17 s on a 2-core CPU for the same purpose.
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxgan.eval import inception
+
+    made = {}
+
+    def make(input_handling: str = "pytorch_fid") -> pathlib.Path:
+        if input_handling not in made:
+            shapes = jax.eval_shape(inception.InceptionV3FID(input_handling=input_handling).init,
+                                    jax.random.key(0), jnp.zeros((1, 75, 75, 3)))
+            rs = np.random.RandomState(0)
+
+            def fill(path, leaf):
+                name = jax.tree_util.keystr(path[-1:])
+                if "kernel" in name:
+                    fan_in = int(np.prod(leaf.shape[:-1]))
+                    return rs.normal(0.0, np.sqrt(2.0 / fan_in), leaf.shape).astype(np.float32)
+                value = 1.0 if ("scale" in name or "var" in name) else 0.0  # bias, mean: 0
+                return np.full(leaf.shape, value, np.float32)
+
+            variables = jax.tree_util.tree_map_with_path(fill, shapes)
+            path = tmp_path_factory.mktemp("inception") / f"random_{input_handling}.npz"
+            inception.save_npz(path, variables, input_handling=input_handling)
+            made[input_handling] = path
+        return made[input_handling]
+
+    return make

@@ -154,7 +154,7 @@ def _multidevice_run(kind, num_devices):
     flat = np.concatenate([np.ravel(x) for x in jax.tree.leaves(
         (state.g_params, state.d_params, state.g_state, state.d_state))])
     return {"params": flat.tolist(), "metrics": {k: float(v) for k, v in metrics.items()},
-            "d_state": sorted(state.d_state)}
+            "d_state": sorted(state.d_state), "replication_error": sharding.replication_error(state)}
 
 
 @pytest.mark.multidevice
@@ -173,6 +173,8 @@ def test_one_step_on_8_devices_equals_1(kind):
                                atol=2e-6, err_msg="8 devices differ from 1")
     for k, v in out["1"]["metrics"].items():
         np.testing.assert_allclose(out["8"]["metrics"][k], v, rtol=1e-4, atol=1e-5, err_msg=k)
+    # spectral norm's u vectors and BatchNorm statistics: one identical copy on every device
+    assert out["8"]["replication_error"] == 0.0
 
 
 # ---- the experiments, through the CLI ----

@@ -7,7 +7,6 @@ import types
 
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -125,11 +124,9 @@ def test_a_32x32_mnist_run_is_evaluated_end_to_end(tmp_path, mnist_dir, monkeypa
 
 
 @pytest.mark.slow
-def test_inception_metrics_on_a_32x32_grey_run_with_random_nvidia_weights(tmp_path, mnist_dir):
+def test_inception_metrics_on_a_32x32_grey_run_with_random_nvidia_weights(mnist_dir, random_inception_weights):
     """Names and ranges only: random weights stand in for the converted ones (values mean nothing)."""
-    variables = jax.jit(lambda: inception.InceptionV3FID().init(jax.random.key(0), jnp.zeros((1, 75, 75, 3))))()
-    weights = tmp_path / "random_nvidia.npz"
-    inception.save_npz(weights, jax.device_get(variables), input_handling="nvidia")
+    weights = random_inception_weights("nvidia")
     run = _run({"name": "mnist_idx", "dir": str(mnist_dir), "split": "test", "resolution": 32},
                inception_weights=str(weights))
     samples = np.random.default_rng(0).uniform(-1, 1, (24, 32, 32, 1)).astype(np.float32)

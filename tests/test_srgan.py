@@ -15,7 +15,7 @@ from jaxgan import cli, sharding
 from jaxgan.data.pairs import resize_bicubic
 from jaxgan.eval.ssim import psnr
 from jaxgan.games.srgan import SRGAN
-from jaxgan.nets.srgan import SRResNet, VGGDiscriminator, pixel_shuffle, tiny_srgan
+from jaxgan.nets.srgan import SRResNet, pixel_shuffle, tiny_srgan
 from jaxgan.step import TrainStep
 
 HERE = pathlib.Path(__file__).parent
@@ -112,11 +112,11 @@ def test_one_step_on_8_devices_equals_1_device():
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    ref = np.asarray(out["1"]["state"])
-    for n in ("2", "8"):
-        np.testing.assert_allclose(np.asarray(out[n]["state"]), ref, atol=2e-5, rtol=1e-4)
-        for k, v in out["1"]["metrics"].items():
-            assert out[n]["metrics"][k] == pytest.approx(v, rel=1e-4, abs=1e-5), k
+    np.testing.assert_allclose(np.asarray(out["8"]["state"]), np.asarray(out["1"]["state"]), atol=2e-5, rtol=1e-4)
+    for k, v in out["1"]["metrics"].items():
+        assert out["8"]["metrics"][k] == pytest.approx(v, rel=1e-4, abs=1e-5), k
+    # cross-replica BatchNorm keeps every device's copy of the replicated state identical
+    assert out["8"]["replication_error"] == 0.0
 
 
 def jaxgan(*args):

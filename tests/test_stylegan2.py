@@ -294,7 +294,8 @@ for n in (1, 8):
         state, metrics = step(state, sharding.global_batch(mesh, batch))
     leaves = jax.tree.leaves((state.g_params, state.d_params, state.g_state, state.extra, state.g_ema))
     out[n] = {"params": np.concatenate([np.ravel(x) for x in leaves]).tolist(),
-              "metrics": {k: float(v) for k, v in metrics.items()}}
+              "metrics": {k: float(v) for k, v in metrics.items()},
+              "replication_error": sharding.replication_error(state)}
 print(json.dumps(out))
 """
 
@@ -312,6 +313,8 @@ def test_one_step_on_8_devices_equals_1_device():
     for k in ("loss/d", "loss/g", "penalty/r1", "penalty/pl", "pl/mean"):
         np.testing.assert_allclose(out["8"]["metrics"][k], out["1"]["metrics"][k], rtol=1e-4, atol=1e-6)
     assert out["1"]["metrics"]["penalty/pl"] > 0 and out["1"]["metrics"]["penalty/r1"] > 0
+    # the W average, path-length mean and EMA are the same on every device, not just close
+    assert out["8"]["replication_error"] == 0.0
 
 
 @pytest.mark.slow

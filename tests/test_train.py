@@ -195,15 +195,10 @@ def test_image_experiments_train_and_evaluate_on_real_digits(experiment, tmp_pat
 
 
 @pytest.mark.slow
-def test_inception_metrics_with_a_weights_file(tmp_path, mnist_dir, capsys):
-    """The Inception path of evaluation, with a randomly initialised weights file standing in for the
-    converted pytorch-fid weights (which cannot be downloaded here): names and ranges, not values."""
-    from jaxgan.eval import inception
-
-    variables = jax.jit(lambda: inception.InceptionV3FID().init(jax.random.PRNGKey(0),
-                                                                jax.numpy.zeros((1, 299, 299, 3))))()
-    weights = tmp_path / "random_inception.npz"
-    inception.save_npz(weights, jax.device_get(variables))
+def test_inception_metrics_with_a_weights_file(tmp_path, mnist_dir, capsys, random_inception_weights):
+    """The Inception path of evaluation, with a random weights file standing in for the converted
+    pytorch-fid weights (which cannot be downloaded here): names and ranges, not values."""
+    weights = random_inception_weights("pytorch_fid")
     wd = tmp_path / "run"
     assert jaxgan("train", "dcgan_mnist", "--smoke", "--workdir", str(wd), "--set", f"data.dir={mnist_dir}",
                   "--set", "eval.num_samples=32", "--set", f"eval.inception_weights={weights}") == 0
