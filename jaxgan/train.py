@@ -28,6 +28,7 @@ from jaxgan.experiment import kimg_to_steps
 from jaxgan.pipeline import Prefetcher
 from jaxgan.periodic import Every, StopSignal, Throughput
 from jaxgan.run import Run, build, example_batch, generate, host_batch, sample_inputs
+from jaxgan.step import NORM_KEYS
 from jaxgan.validate import validate
 
 log = logging.getLogger("jaxgan")
@@ -398,7 +399,7 @@ def _log(run: Run, writer, speed: Throughput, step: int, metrics: dict) -> None:
 
 def _save(run: Run, ckpt: Checkpointer, state, step: int, metrics: dict) -> None:
     _finite_metrics(metrics, step)  # never checkpoint a state that has gone non-finite
-    if "param_norm/g" not in metrics:  # a step without norms (a stop between log steps): check directly
+    if not all(k in metrics for k in NORM_KEYS):  # a step without norms (a stop between log steps): check directly
         _finite_metrics({"parameters/g": _all_finite(state.g_params), "parameters/d": _all_finite(state.d_params)},
                         step)
     ckpt.save(step, state, data_position={"step": step, "examples_seen": step * run.images_per_step},
