@@ -13,7 +13,7 @@
 # The GPU image has jax, flax, optax, orbax and torch but not tensorflow-datasets or tensorboardX,
 # and no network: jaxgan runs from the checkout (PYTHONPATH), not installed. SMOKE=1 runs every
 # command at tiny sizes, to check the script on a CPU. Every command has its own time limit and a
-# failing one does not stop the rest; the last lines printed are a summary of the JSON records.
+# failing one does not stop the rest; the last lines printed are the JSON records as a Markdown table.
 set -uo pipefail
 
 part=${1:?usage: gpu_session.sh prepare|bench|train|unpack [OUTDIR]}
@@ -115,14 +115,6 @@ train)
 esac
 
 echo "=== summary"
-[ -f "$J" ] && "$py" - "$J" <<'EOF'
-import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    mfu = r.get("mfu")
-    print(f"{r['experiment']:18} {r['implementation']:20} b{r['batch']:<4} {r['dtype']:8} "
-          f"{r['images_per_sec']:10.1f} img/s {r['images_per_sec_vs_jaxgan']:5.2f}x "
-          f"compile {r['compile_s'].get('cold') or 0:5.1f}/{r['compile_s'].get('warm') or 0:4.1f} s "
-          f"MFU {'-' if mfu is None else f'{100 * mfu:.1f}%'}")
-EOF
+# the records as the Markdown table BENCHMARKS.md takes (also in OUTDIR/bench_table.md)
+[ -f "$J" ] && "${jg[@]}" bench --table "$J" --markdown | tee "$out/bench_table.md"
 exit 0

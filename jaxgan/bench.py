@@ -106,11 +106,17 @@ def register(subparsers) -> None:
                         "barriers make 2 threads far slower than 1")
     b.add_argument("--no-compile-timing", action="store_true",
                    help="skip the second (warm) compilation")
+    b.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs and reports)")
+    b.add_argument("--table", metavar="FILE.jsonl",
+                   help="print the table of the records saved in FILE by --json, benchmarking nothing")
     b.set_defaults(handler=main)
 
 
 # -- entry point ----------------------------------------------------------------------------------
 def main(args) -> int:
+    if getattr(args, "table", None):
+        print(format_table(read_records(args.table), markdown=getattr(args, "markdown", False)))
+        return 0
     compare = [c for c in (args.compare or "").split(",") if c]
     unknown = sorted(set(compare) - set(COMPARE_CHOICES))
     if unknown:
@@ -131,8 +137,37 @@ def main(args) -> int:
     if os.environ.get(_CHILD_ENV):
         print("JAXGAN_BENCH_RECORDS " + json.dumps(records))
     else:
-        print(format_table(records))
+        print(format_table(records, markdown=getattr(args, "markdown", False)))
     return 0
+
+
+def read_records(path: str | os.PathLike) -> list[dict]:
+    """The records a ``--json FILE`` run appended to ``path`` (one JSON object a line)."""
+    from jaxgan.errors import UserError
+
+    try:
+        lines = pathlib.Path(path).read_text().splitlines()
+    except OSError as e:
+        raise UserError(f"--table {path}: cannot read it ({e.strerror or e}); give a file that "
+                        "`jaxgan bench --json FILE` wrote") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"--table {path}: line {number} is not JSON ({e.msg}); the file should hold "
+                            "one record a line, as `jaxgan bench --json FILE` writes") from None
+        if not isinstance(record, dict):
+            raise UserError(f"--table {path}: line {number} is not a bench record (not a JSON object)")
+        missing = [k for k in _TABLE_FIELDS if k not in record]
+        if missing:
+            raise UserError(f"--table {path}: line {number} is not a bench record (no {', '.join(missing)})")
+        records.append(record)
+    if not records:
+        raise UserError(f"--table {path}: no records in the file")
+    return records
 
 
 def _needs_subprocess(n: int) -> bool:
@@ -666,13 +701,20 @@ def _torch_timed(name, spec_fields, backend: str, threads: int | None = None) ->
 
 
 # -- the table ------------------------------------------------------------------------------------
-def format_table(records: list[dict]) -> str:
-    """A plain-text table of the records (one line per configuration and implementation)."""
+_TABLE_FIELDS = ("experiment", "implementation", "device_count", "batch", "dtype", "step_ms", "images_per_sec",
+                 "images_per_sec_vs_jaxgan", "backend", "device_kind", "versions", "data")
+
+
+def format_table(records: list[dict], markdown: bool = False) -> str:
+    """The records as a table, one line per configuration and implementation: aligned plain text, or
+    Markdown (``markdown=True``). A first line names the device, versions and MFU reference of each
+    distinct setting among the records."""
     head = ("experiment", "impl", "dev", "batch", "dtype", "compile cold/warm s", "step ms med/p90",
-            "img/s", "vs jaxgan", "GFLOP/step", "HLO/analytic", "TFLOP/s", "MFU")
+            "img/s", "vs jaxgan", "GFLOP/step", "HLO/analytic", "TFLOP/s", "MFU", "peak mem GiB")
     rows = [head]
     for r in records:
         c, f = r.get("compile_s") or {}, r.get("flops_per_step") or {}
+        peak_bytes = (r.get("memory") or {}).get("peak_bytes_in_use")  # None where the backend does not say
         flops = f.get("hlo_lowered")
         ratio = f.get("ratio")
         rows.append((
@@ -682,15 +724,18 @@ def format_table(records: list[dict]) -> str:
             f"{r['images_per_sec']:.1f}", f"{r['images_per_sec_vs_jaxgan']:.2f}x",
             _num(flops and flops / 1e9, ".2f"), _num(ratio and 1 / ratio, ".3f"),
             _num(r.get("tflops_per_sec"), ".4f"), _num(r.get("mfu") and 100 * r["mfu"], ".2f", "%"),
+            _num(peak_bytes and peak_bytes / 2**30, ".2f"),
         ))
+    settings = list(dict.fromkeys(
+        f"{r['backend']} {r['device_kind']}, jax {r['versions']['jax']}, flax {r['versions']['flax']}, "
+        f"data {r['data']}; MFU vs {r.get('peak_source')}" for r in records))
+    if markdown:
+        lines = [f"| {' | '.join(row)} |" for row in rows]
+        lines.insert(1, "|" + "---|" * len(head))
+        return "\n\n".join(settings + ["\n".join(lines)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
-    meta = records[0] if records else {}
-    if meta:
-        v = meta["versions"]
-        lines.insert(0, f"# {meta['backend']} {meta['device_kind']}, jax {v['jax']}, flax {v['flax']}, "
-                        f"data {meta['data']}; MFU vs {records[0].get('peak_source')}")
-    return "\n".join(lines)
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join([f"# {s}" for s in settings] + lines)
 
 
 def _num(x, fmt: str, suffix: str = "") -> str:

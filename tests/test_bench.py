@@ -64,6 +64,43 @@ def test_bench_json_has_every_field_with_sane_values(tmp_path):
     assert hw["tflops_per_sec"] / r["tflops_per_sec"] == pytest.approx(hw["images_per_sec_vs_jaxgan"])
 
 
+def test_table_reprints_saved_records_as_text_or_markdown(tmp_path, capsys):
+    """`jaxgan bench --table FILE [--markdown]` renders what `--json FILE` saved, benchmarking nothing."""
+    saved = ROOT / "benchmarks" / "results" / "cpu_shared_pass.jsonl"
+    records = [json.loads(line) for line in saved.read_text().splitlines() if line.strip()]
+    capsys.readouterr()
+    assert cli.main(["bench", "--table", str(saved), "--markdown"]) == 0
+    setting, table = capsys.readouterr().out.strip().split("\n\n")
+    assert setting.startswith("cpu cpu, jax 0.10.2, flax 0.12.8, data synthetic; MFU vs measured")
+    lines = table.splitlines()
+    assert len(lines) == 2 + len(records) and set(lines[1]) == set("|-")
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    head = cells[0]
+    assert all(len(row) == len(head) == 14 for row in cells[2:])
+    for r, row in zip(records, cells[2:]):
+        got = dict(zip(head, row))
+        assert (got["experiment"], got["impl"], got["batch"]) == (r["experiment"], r["implementation"], str(r["batch"]))
+        assert got["img/s"] == f"{r['images_per_sec']:.1f}" and got["MFU"] == f"{100 * r['mfu']:.2f}%"
+        assert got["vs jaxgan"] == f"{r['images_per_sec_vs_jaxgan']:.2f}x" and got["peak mem GiB"] == "-"
+    assert cli.main(["bench", "--table", str(saved)]) == 0  # plain text: the table a run prints
+    assert capsys.readouterr().out == bench.format_table(records) + "\n"
+
+
+def test_table_refuses_what_is_not_a_bench_record(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    good = (ROOT / "benchmarks" / "results" / "cpu_shared_pass.jsonl").read_text().splitlines()[0]
+    for content, message in [(None, "cannot read it"), (f"{good}\nnot json\n", "line 2 is not JSON"),
+                             (f'{good}\n\n{{"experiment": "x"}}\n', "line 3 is not a bench record (no implementation,"),
+                             ("[1, 2]\n", "line 1 is not a bench record (not a JSON object)"),
+                             ("\n", "no records in the file")]:
+        if content is not None:
+            bad.write_text(content)
+        capsys.readouterr()
+        assert cli.main(["bench", "--table", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "--table" in err and "Traceback" not in err, err
+
+
 def test_bench_compares_the_shared_generator_pass_with_its_own_flop_count(tmp_path):
     r, shared = _bench_json(tmp_path, "ring8", "--smoke", "--steps", "1", "--windows", "2", "--peak", "1",
                             "--no-compile-timing", "--compare", "jaxgan-shared-pass")
