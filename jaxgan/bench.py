@@ -707,8 +707,8 @@ _TABLE_FIELDS = ("experiment", "implementation", "device_count", "batch", "dtype
 
 def format_table(records: list[dict], markdown: bool = False) -> str:
     """The records as a table, one line per configuration and implementation: aligned plain text, or
-    Markdown (``markdown=True``). A first line names the device, versions and MFU reference of each
-    distinct setting among the records."""
+    Markdown (``markdown=True``). Above it, one line for each distinct setting among the records
+    (backend, device kind, jax and flax versions, data, MFU reference)."""
     head = ("experiment", "impl", "dev", "batch", "dtype", "compile cold/warm s", "step ms med/p90",
             "img/s", "vs jaxgan", "GFLOP/step", "HLO/analytic", "TFLOP/s", "MFU", "peak mem GiB")
     rows = [head]
