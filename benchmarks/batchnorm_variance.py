@@ -9,6 +9,7 @@ with every parameter perturbed, and (given a dcgan_mnist workdir) at its trained
 
     python benchmarks/batchnorm_variance.py [DCGAN_MNIST_WORKDIR]      # CPU, about a minute
 """
+import functools
 import sys
 
 import jax
@@ -24,13 +25,15 @@ from jaxgan.data.idx import mnist_idx  # noqa: E402
 from jaxgan.experiment import mnist_dir  # noqa: E402
 
 
+_BATCH_NORM = nn.BatchNorm
+
+
 def networks(fast: bool):
-    def batch_norm(module, train):  # jaxgan's DCGAN BatchNorm, with the variance form chosen here
-        return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, axis_name=None,
-                            scale_init=dc._bn_scale_init, dtype=module.dtype, param_dtype=module.param_dtype,
-                            use_fast_variance=fast)
-    dc._batch_norm = batch_norm
-    return dc.DCGANGenerator(28, 1, ngf=32, axis_name=None), dc.DCGANDiscriminator(28, ndf=32)
+    """dcgan_mnist's networks on one device. Their BatchNorm is built by jaxgan's own
+    ``dcgan._batch_norm``, with only ``use_fast_variance`` set here (this process builds no other
+    network, so the class is swapped for a partial while it traces)."""
+    nn.BatchNorm = functools.partial(_BATCH_NORM, use_fast_variance=fast)
+    return dc.DCGANGenerator(28, 1, ngf=32, axis_name=None), dc.DCGANDiscriminator(28, ndf=32, axis_name=None)
 
 
 def gradients(dtype, fast, gv, dv, x, z):
