@@ -114,8 +114,8 @@ def register(subparsers) -> None:
 
 # -- entry point ----------------------------------------------------------------------------------
 def main(args) -> int:
-    if getattr(args, "table", None):
-        print(format_table(read_records(args.table), markdown=getattr(args, "markdown", False)))
+    if args.table:
+        print(format_table(read_records(args.table), markdown=args.markdown))
         return 0
     compare = [c for c in (args.compare or "").split(",") if c]
     unknown = sorted(set(compare) - set(COMPARE_CHOICES))
@@ -137,7 +137,7 @@ def main(args) -> int:
     if os.environ.get(_CHILD_ENV):
         print("JAXGAN_BENCH_RECORDS " + json.dumps(records))
     else:
-        print(format_table(records, markdown=getattr(args, "markdown", False)))
+        print(format_table(records, markdown=args.markdown))
     return 0
 
 
