@@ -37,6 +37,7 @@ message. ``--devices N`` on a CPU with fewer devices re-runs the benchmark in a 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -223,10 +224,20 @@ def _child_argv(args, n: int) -> list[str]:
 
 
 def _run_here(args, n_devices: int | None, compare: list[str]) -> list[dict]:
+    """The configurations on this process's devices, through the persistent compilation cache in
+    ``--cache-dir``, else in a fresh temporary folder (so that 'cold' is cold) removed afterwards."""
+    if args.cache_dir:
+        pathlib.Path(args.cache_dir).mkdir(parents=True, exist_ok=True)
+        with _compilation_cache(args.cache_dir):
+            return _configurations(args, n_devices, compare)
+    with tempfile.TemporaryDirectory(prefix="jaxgan-bench-cache-") as cache_dir:
+        with _compilation_cache(cache_dir):
+            return _configurations(args, n_devices, compare)
+
+
+def _configurations(args, n_devices: int | None, compare: list[str]) -> list[dict]:
     import jax
 
-    cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="jaxgan-bench-cache-")
-    _enable_cache(cache_dir)
     devices = jax.devices()[:n_devices] if n_devices else jax.devices()
     batches = _batch_sizes(args, len(devices))
     dtypes = args.dtype or [None]
@@ -247,18 +258,33 @@ def _batch_sizes(args, n_devices: int) -> list[int | None]:
     return args.batch or [None]
 
 
-def _enable_cache(directory: str) -> None:
-    """The persistent compilation cache in ``directory``, caching every compilation."""
+_CACHE_OPTIONS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+                  "jax_persistent_cache_min_entry_size_bytes")
+
+
+@contextlib.contextmanager
+def _compilation_cache(directory: str):
+    """The persistent compilation cache in ``directory``, caching every compilation, for the ``with``
+    block; the process's own cache settings come back afterwards.
+
+    jax opens its cache folder once per process, at the first compilation that uses it, and keeps
+    it even when ``jax_compilation_cache_dir`` changes later. ``reset_cache`` on the way in makes the
+    benchmark use ``directory`` (not a folder an earlier ``jaxgan train`` in this process opened,
+    whose entries would make 'cold' warm) and on the way out lets the folder be deleted.
+    """
     import jax
+    from jax.experimental.compilation_cache import compilation_cache
 
+    before = {name: getattr(jax.config, name) for name in _CACHE_OPTIONS}
+    compilation_cache.reset_cache()
+    for name, value in zip(_CACHE_OPTIONS, (directory, 0.0, -1)):
+        jax.config.update(name, value)
     try:
-        from jaxgan import compile_cache  # the runner's own switch, where it exists
-
-        compile_cache.enable(directory)
-    except ImportError:
-        jax.config.update("jax_compilation_cache_dir", directory)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+        yield
+    finally:
+        compilation_cache.reset_cache()
+        for name, value in before.items():
+            jax.config.update(name, value)
 
 
 # -- one configuration ----------------------------------------------------------------------------

@@ -5,13 +5,14 @@ No timing is asserted: only that the fields exist, are sane and agree with each 
 import json
 import math
 import pathlib
+import tempfile
 
 import chex
 import jax
 import numpy as np
 import pytest
 
-from jaxgan import bench, cli, config as config_lib, flops, run as run_lib, sharding
+from jaxgan import bench, cli, compile_cache, config as config_lib, flops, run as run_lib, sharding
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -30,9 +31,25 @@ def _bench_json(tmp_path, *args):
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
-def test_bench_json_has_every_field_with_sane_values(tmp_path):
+def test_bench_json_has_every_field_with_sane_values(tmp_path, monkeypatch):
+    temp = tmp_path / "temp"  # where the default, temporary compilation cache goes
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    # a cache this process opened before (as `jaxgan train` does), which the benchmark must not use
+    earlier = tmp_path / "earlier_cache"
+    compile_cache.enable(earlier, min_compile_time_s=0)
+    jax.jit(lambda x: x * 3.0)(np.ones(3, np.float32)).block_until_ready()
+    entries = sorted(earlier.iterdir())
+    assert entries, "the earlier cache should hold the small program"
+    options = {name: getattr(jax.config, name) for name in bench._CACHE_OPTIONS}
     r, hw = _bench_json(tmp_path, "ring8", "--smoke", "--steps", "2", "--windows", "3", "--peak", "0.5",
                         "--compare", "handwritten")
+    # the fresh cache served the warm compile, was removed afterwards, and the settings came back
+    assert r["compile_s"]["warm_cache_hit"] is True
+    assert list(temp.iterdir()) == []
+    assert {name: getattr(jax.config, name) for name in bench._CACHE_OPTIONS} == options
+    assert sorted(earlier.iterdir()) == entries
+    compile_cache.disable()
     assert r["implementation"] == "jaxgan" and r["experiment"] == "ring8"
     assert r["backend"] == "cpu" and isinstance(r["device_kind"], str)
     assert r["device_count"] == 1 and r["process_count"] == 1

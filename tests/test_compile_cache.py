@@ -42,3 +42,26 @@ def test_an_unwritable_directory_leaves_the_cache_off(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     assert compile_cache.enable(blocker / "xla") is None
+
+
+def test_enabling_another_folder_in_the_same_process_moves_the_cache(tmp_path):
+    """jax keeps the first cache folder it opens for the process's life; ``enable`` makes the next
+    compilation use the folder it names, and ``disable`` stops the writing."""
+    import jax
+    import numpy as np
+
+    x = np.ones(4, np.float32)
+    try:
+        first = compile_cache.enable(tmp_path / "a", min_compile_time_s=0)
+        jax.jit(lambda v: v + 1.0)(x).block_until_ready()
+        in_first = sorted(first.iterdir())
+        assert in_first
+        second = compile_cache.enable(tmp_path / "b", min_compile_time_s=0)
+        jax.jit(lambda v: v * 5.0)(x).block_until_ready()
+        assert any(second.iterdir()) and sorted(first.iterdir()) == in_first
+        compile_cache.disable()
+        in_second = sorted(second.iterdir())
+        jax.jit(lambda v: v - 7.0)(x).block_until_ready()
+        assert sorted(second.iterdir()) == in_second and sorted(first.iterdir()) == in_first
+    finally:
+        compile_cache.disable()
