@@ -165,6 +165,9 @@ def read_records(path: str | os.PathLike) -> list[dict]:
         missing = [k for k in _TABLE_FIELDS if k not in record]
         if missing:
             raise UserError(f"--table {path}: line {number} is not a bench record (no {', '.join(missing)})")
+        wrong = _wrong_table_values(record)
+        if wrong:
+            raise UserError(f"--table {path}: line {number} is not a bench record ({'; '.join(wrong)})")
         records.append(record)
     if not records:
         raise UserError(f"--table {path}: no records in the file")
@@ -729,6 +732,27 @@ def _torch_timed(name, spec_fields, backend: str, threads: int | None = None) ->
 # -- the table ------------------------------------------------------------------------------------
 _TABLE_FIELDS = ("experiment", "implementation", "device_count", "batch", "dtype", "step_ms", "images_per_sec",
                  "images_per_sec_vs_jaxgan", "backend", "device_kind", "versions", "data")
+
+
+def _wrong_table_values(record: dict) -> list[str]:
+    """What in a record the table cannot show (a field of the wrong kind), named for the error."""
+    def number(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    wrong = []
+    for key in ("device_count", "batch", "images_per_sec", "images_per_sec_vs_jaxgan"):
+        if not number(record[key]):
+            wrong.append(f"{key} is {record[key]!r}, not a number")
+    step_ms = record["step_ms"]
+    if not (isinstance(step_ms, dict) and all(number(step_ms.get(k)) for k in ("median", "p90"))):
+        wrong.append(f"step_ms is {step_ms!r}, not {{'median': ms, 'p90': ms, ...}}")
+    versions = record["versions"]
+    if not (isinstance(versions, dict) and all(k in versions for k in ("jax", "flax"))):
+        wrong.append(f"versions is {versions!r}, not {{'jax': ..., 'flax': ...}}")
+    for key in ("compile_s", "flops_per_step", "memory"):
+        if record.get(key) is not None and not isinstance(record[key], dict):
+            wrong.append(f"{key} is {record[key]!r}, not an object")
+    return wrong
 
 
 def format_table(records: list[dict], markdown: bool = False) -> str:

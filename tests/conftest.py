@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from jaxgan import experiment as experiment_lib
+from jaxgan import compile_cache, experiment as experiment_lib
 
 # The MNIST location exactly as the experiments read it ($JAXGAN_MNIST_DIR, else ../shared/data/mnist).
 MNIST_DIR = pathlib.Path(experiment_lib.mnist_dir())
@@ -65,3 +65,18 @@ def random_inception_weights(tmp_path_factory):
         return made[input_handling]
 
     return make
+
+
+@pytest.fixture
+def restore_compile_cache():
+    """For tests that move or turn off the persistent compilation cache: the settings the process had
+    before the test come back afterwards (and the folder jax opened during the test is forgotten)."""
+    import jax
+
+    options = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+               "jax_persistent_cache_min_entry_size_bytes")
+    before = {name: getattr(jax.config, name) for name in options}
+    yield
+    compile_cache.disable()  # also forgets the folder jax opened
+    for name, value in before.items():
+        jax.config.update(name, value)

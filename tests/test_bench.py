@@ -31,7 +31,7 @@ def _bench_json(tmp_path, *args):
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
-def test_bench_json_has_every_field_with_sane_values(tmp_path, monkeypatch):
+def test_bench_json_has_every_field_with_sane_values(tmp_path, monkeypatch, restore_compile_cache):
     temp = tmp_path / "temp"  # where the default, temporary compilation cache goes
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
@@ -49,7 +49,6 @@ def test_bench_json_has_every_field_with_sane_values(tmp_path, monkeypatch):
     assert list(temp.iterdir()) == []
     assert {name: getattr(jax.config, name) for name in bench._CACHE_OPTIONS} == options
     assert sorted(earlier.iterdir()) == entries
-    compile_cache.disable()
     assert r["implementation"] == "jaxgan" and r["experiment"] == "ring8"
     assert r["backend"] == "cpu" and isinstance(r["device_kind"], str)
     assert r["device_count"] == 1 and r["process_count"] == 1
@@ -103,12 +102,19 @@ def test_table_reprints_saved_records_as_text_or_markdown(tmp_path, capsys):
     assert capsys.readouterr().out == bench.format_table(records) + "\n"
 
 
+def _edited(line: str, **fields) -> str:
+    return json.dumps({**json.loads(line), **fields}) + "\n"
+
+
 def test_table_refuses_what_is_not_a_bench_record(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     good = (ROOT / "benchmarks" / "results" / "cpu_shared_pass.jsonl").read_text().splitlines()[0]
     for content, message in [(None, "cannot read it"), (f"{good}\nnot json\n", "line 2 is not JSON"),
                              (f'{good}\n\n{{"experiment": "x"}}\n', "line 3 is not a bench record (no implementation,"),
                              ("[1, 2]\n", "line 1 is not a bench record (not a JSON object)"),
+                             (_edited(good, step_ms=3.2), "line 1 is not a bench record (step_ms is 3.2, not {"),
+                             (_edited(good, batch="64", versions={"jax": "0.10"}),
+                              "line 1 is not a bench record (batch is '64', not a number; versions is"),
                              ("\n", "no records in the file")]:
         if content is not None:
             bad.write_text(content)

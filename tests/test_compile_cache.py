@@ -12,6 +12,8 @@ HERE = pathlib.Path(__file__).parent
 
 def probe(directory, *extra):
     env = {**os.environ, "PYTHONPATH": str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    for name in ("JAX_COMPILATION_CACHE_DIR", "JAXGAN_COMPILE_CACHE"):  # a cache the caller's shell set
+        env.pop(name, None)
     proc = subprocess.run([sys.executable, str(HERE / "compile_cache_probe.py"), str(directory), *extra],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -44,24 +46,21 @@ def test_an_unwritable_directory_leaves_the_cache_off(tmp_path):
     assert compile_cache.enable(blocker / "xla") is None
 
 
-def test_enabling_another_folder_in_the_same_process_moves_the_cache(tmp_path):
+def test_enabling_another_folder_in_the_same_process_moves_the_cache(tmp_path, restore_compile_cache):
     """jax keeps the first cache folder it opens for the process's life; ``enable`` makes the next
     compilation use the folder it names, and ``disable`` stops the writing."""
     import jax
     import numpy as np
 
     x = np.ones(4, np.float32)
-    try:
-        first = compile_cache.enable(tmp_path / "a", min_compile_time_s=0)
-        jax.jit(lambda v: v + 1.0)(x).block_until_ready()
-        in_first = sorted(first.iterdir())
-        assert in_first
-        second = compile_cache.enable(tmp_path / "b", min_compile_time_s=0)
-        jax.jit(lambda v: v * 5.0)(x).block_until_ready()
-        assert any(second.iterdir()) and sorted(first.iterdir()) == in_first
-        compile_cache.disable()
-        in_second = sorted(second.iterdir())
-        jax.jit(lambda v: v - 7.0)(x).block_until_ready()
-        assert sorted(second.iterdir()) == in_second and sorted(first.iterdir()) == in_first
-    finally:
-        compile_cache.disable()
+    first = compile_cache.enable(tmp_path / "a", min_compile_time_s=0)
+    jax.jit(lambda v: v + 1.0)(x).block_until_ready()
+    in_first = sorted(first.iterdir())
+    assert in_first
+    second = compile_cache.enable(tmp_path / "b", min_compile_time_s=0)
+    jax.jit(lambda v: v * 5.0)(x).block_until_ready()
+    assert any(second.iterdir()) and sorted(first.iterdir()) == in_first
+    compile_cache.disable()
+    in_second = sorted(second.iterdir())
+    jax.jit(lambda v: v - 7.0)(x).block_until_ready()
+    assert sorted(second.iterdir()) == in_second and sorted(first.iterdir()) == in_first
