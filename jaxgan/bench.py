@@ -271,21 +271,22 @@ def _compilation_cache(directory: str):
     block; the process's own cache settings come back afterwards.
 
     jax opens its cache folder once per process, at the first compilation that uses it, and keeps
-    it even when ``jax_compilation_cache_dir`` changes later. ``reset_cache`` on the way in makes the
+    it even when ``jax_compilation_cache_dir`` changes later. ``compile_cache.reset`` on the way in makes the
     benchmark use ``directory`` (not a folder an earlier ``jaxgan train`` in this process opened,
     whose entries would make 'cold' warm) and on the way out lets the folder be deleted.
     """
     import jax
-    from jax.experimental.compilation_cache import compilation_cache
+
+    from jaxgan import compile_cache
 
     before = {name: getattr(jax.config, name) for name in _CACHE_OPTIONS}
-    compilation_cache.reset_cache()
+    compile_cache.reset()
     for name, value in zip(_CACHE_OPTIONS, (directory, 0.0, -1)):
         jax.config.update(name, value)
     try:
         yield
     finally:
-        compilation_cache.reset_cache()
+        compile_cache.reset()
         for name, value in before.items():
             jax.config.update(name, value)
 

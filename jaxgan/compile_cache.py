@@ -53,7 +53,7 @@ def enable(directory: str | os.PathLike | None = None, *, min_compile_time_s: fl
         log.warning("compilation cache off: cannot create %s (%s); pass --compile-cache DIR or "
                     "--no-compile-cache", path, e.strerror or e)
         return None
-    _reset()  # jax opens its cache folder once per process: make it open this one
+    reset()  # jax opens its cache folder once per process: make it open this one
     jax.config.update("jax_compilation_cache_dir", str(path.resolve()))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_time_s))
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -64,13 +64,18 @@ def disable() -> None:
     """Turns the persistent cache off for this process (e.g. for a cold compile-time measurement)."""
     import jax
 
-    _reset()
+    reset()
     jax.config.update("jax_compilation_cache_dir", None)
 
 
-def _reset() -> None:
+def reset() -> None:
     """Forgets the cache folder jax opened (it keeps the first one for the process's life, even
-    when ``jax_compilation_cache_dir`` changes), so that the next compilation opens the configured one."""
+    when ``jax_compilation_cache_dir`` changes), so that the next compilation opens the configured one.
+    A jax without ``compilation_cache.reset_cache`` (documented since 0.4) is left as it is."""
     from jax.experimental.compilation_cache import compilation_cache
 
-    compilation_cache.reset_cache()
+    reset_cache = getattr(compilation_cache, "reset_cache", None)
+    if reset_cache is None:
+        log.debug("this jax has no compilation_cache.reset_cache: the cache folder it opened stays")
+        return
+    reset_cache()
