@@ -261,34 +261,24 @@ def _batch_sizes(args, n_devices: int) -> list[int | None]:
     return args.batch or [None]
 
 
-_CACHE_OPTIONS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-                  "jax_persistent_cache_min_entry_size_bytes")
-
-
 @contextlib.contextmanager
 def _compilation_cache(directory: str):
     """The persistent compilation cache in ``directory``, caching every compilation, for the ``with``
     block; the process's own cache settings come back afterwards.
 
     jax opens its cache folder once per process, at the first compilation that uses it, and keeps
-    it even when ``jax_compilation_cache_dir`` changes later. ``compile_cache.reset`` on the way in makes the
+    it even when ``jax_compilation_cache_dir`` changes later. ``compile_cache.enable`` makes the
     benchmark use ``directory`` (not a folder an earlier ``jaxgan train`` in this process opened,
-    whose entries would make 'cold' warm) and on the way out lets the folder be deleted.
+    whose entries would make 'cold' warm) and ``compile_cache.restoring`` lets the folder be deleted.
     """
     import jax
 
     from jaxgan import compile_cache
 
-    before = {name: getattr(jax.config, name) for name in _CACHE_OPTIONS}
-    compile_cache.reset()
-    for name, value in zip(_CACHE_OPTIONS, (directory, 0.0, -1)):
-        jax.config.update(name, value)
-    try:
+    with compile_cache.restoring():
+        compile_cache.enable(directory, min_compile_time_s=0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
         yield
-    finally:
-        compile_cache.reset()
-        for name, value in before.items():
-            jax.config.update(name, value)
 
 
 # -- one configuration ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ at a shared one that every host may write.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pathlib
@@ -19,6 +20,9 @@ import pathlib
 log = logging.getLogger("jaxgan")
 
 OFF_VALUES = {"off", "0", "false", "no", "none", ""}
+# the jax options that enable() and disable() set
+OPTIONS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+           "jax_persistent_cache_min_entry_size_bytes")
 
 
 def default_directory() -> pathlib.Path | None:
@@ -79,3 +83,18 @@ def reset() -> None:
         log.debug("this jax has no compilation_cache.reset_cache: the cache folder it opened stays")
         return
     reset_cache()
+
+
+@contextlib.contextmanager
+def restoring():
+    """The process's cache settings (:data:`OPTIONS`) as they were before the ``with`` block, put back
+    after it, and the folder jax opened inside it forgotten (so that it may be deleted)."""
+    import jax
+
+    before = {name: getattr(jax.config, name) for name in OPTIONS}
+    try:
+        yield
+    finally:
+        reset()
+        for name, value in before.items():
+            jax.config.update(name, value)

@@ -71,12 +71,5 @@ def random_inception_weights(tmp_path_factory):
 def restore_compile_cache():
     """For tests that move or turn off the persistent compilation cache: the settings the process had
     before the test come back afterwards (and the folder jax opened during the test is forgotten)."""
-    import jax
-
-    options = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-               "jax_persistent_cache_min_entry_size_bytes")
-    before = {name: getattr(jax.config, name) for name in options}
-    yield
-    compile_cache.disable()  # also forgets the folder jax opened
-    for name, value in before.items():
-        jax.config.update(name, value)
+    with compile_cache.restoring():
+        yield

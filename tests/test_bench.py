@@ -41,13 +41,13 @@ def test_bench_json_has_every_field_with_sane_values(tmp_path, monkeypatch, rest
     jax.jit(lambda x: x * 3.0)(np.ones(3, np.float32)).block_until_ready()
     entries = sorted(earlier.iterdir())
     assert entries, "the earlier cache should hold the small program"
-    options = {name: getattr(jax.config, name) for name in bench._CACHE_OPTIONS}
+    options = {name: getattr(jax.config, name) for name in compile_cache.OPTIONS}
     r, hw = _bench_json(tmp_path, "ring8", "--smoke", "--steps", "2", "--windows", "3", "--peak", "0.5",
                         "--compare", "handwritten")
     # the fresh cache served the warm compile, was removed afterwards, and the settings came back
     assert r["compile_s"]["warm_cache_hit"] is True
     assert list(temp.iterdir()) == []
-    assert {name: getattr(jax.config, name) for name in bench._CACHE_OPTIONS} == options
+    assert {name: getattr(jax.config, name) for name in compile_cache.OPTIONS} == options
     assert sorted(earlier.iterdir()) == entries
     assert r["implementation"] == "jaxgan" and r["experiment"] == "ring8"
     assert r["backend"] == "cpu" and isinstance(r["device_kind"], str)
