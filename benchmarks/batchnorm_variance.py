@@ -36,11 +36,28 @@ from jaxgan.experiment import mnist_dir  # noqa: E402
 _BATCH_NORM = nn.BatchNorm
 
 
+def _use_variance(fast: bool) -> None:
+    """Networks built from here on get flax's BatchNorm with ``use_fast_variance=fast`` (this process
+    builds no other network, so the class is swapped for a partial while they trace)."""
+    nn.BatchNorm = functools.partial(_BATCH_NORM, use_fast_variance=fast)
+
+
+def _digits() -> np.ndarray:
+    """The first 64 real test digits, float64 in [-1, 1]."""
+    return np.asarray(mnist_idx(mnist_dir(), 0, split="test").get_batch(0, 64)["x"], np.float64)
+
+
+def _perturbed(rs, tree, scale: float):
+    """Every parameter moved by ``scale`` x its leaf's mean magnitude (None stays None)."""
+    if tree is None:
+        return None
+    return jax.tree.map(lambda a: a + scale * rs.randn(*a.shape) * (np.abs(a).mean() + 1e-3), tree)
+
+
 def networks(fast: bool):
     """dcgan_mnist's networks on one device. Their BatchNorm is built by jaxgan's own
-    ``dcgan._batch_norm``, with only ``use_fast_variance`` set here (this process builds no other
-    network, so the class is swapped for a partial while it traces)."""
-    nn.BatchNorm = functools.partial(_BATCH_NORM, use_fast_variance=fast)
+    ``dcgan._batch_norm``, with only ``use_fast_variance`` set here."""
+    _use_variance(fast)
     return dc.DCGANGenerator(28, 1, ngf=32, axis_name=None), dc.DCGANDiscriminator(28, ndf=32, axis_name=None)
 
 
@@ -67,7 +84,7 @@ def relative_error(a, b):
 
 
 def main():
-    x = np.asarray(mnist_idx(mnist_dir(), 0, split="test").get_batch(0, 64)["x"], np.float64)
+    x = _digits()
     z = np.random.RandomState(1).randn(64, 100)
     print(f"digit batch: mean {x.mean():.3f}, std {x.std():.3f}")
     g, d = networks(True)
@@ -75,9 +92,8 @@ def main():
     dv = d.init(jax.random.PRNGKey(1), jnp.zeros((1, 28, 28, 1)), train=False)
     rs = np.random.RandomState(2)
     cases = []
-    for scale in (0.0, 0.05, 0.2):  # every parameter moved by scale x its leaf's mean magnitude
-        shift = lambda t: jax.tree.map(lambda a: a + scale * rs.randn(*a.shape) * (np.abs(a).mean() + 1e-3), t)
-        cases.append((f"initial, perturbed {scale:4.2f}", shift(gv), shift(dv)))
+    for scale in (0.0, 0.05, 0.2):
+        cases.append((f"initial, perturbed {scale:4.2f}", _perturbed(rs, gv, scale), _perturbed(rs, dv, scale)))
     if len(sys.argv) > 1:
         cases.append(trained(sys.argv[1]))
     for name, gs, ds in cases:
@@ -109,17 +125,17 @@ def other_family(family: str):
     from jaxgan.nets.resnet import ResNetGenerator
     from jaxgan.nets.srgan import SRResNet, VGGDiscriminator
 
-    digits = np.asarray(mnist_idx(mnist_dir(), 0, split="test").get_batch(0, 64)["x"], np.float64)
+    digits = _digits()
     if family == "srgan":
         def nets(fast):
-            nn.BatchNorm = functools.partial(_BATCH_NORM, use_fast_variance=fast)
+            _use_variance(fast)
             return (SRResNet(1, 4, features=32, n_blocks=6, axis_name=None),
                     VGGDiscriminator(ndf=32, n_stages=3, axis_name=None))
         g_in = digits.reshape(64, 7, 4, 7, 4, 1).mean(axis=(2, 4))  # 4x average pooling
         target = digits
     else:
         def nets(fast):
-            nn.BatchNorm = functools.partial(_BATCH_NORM, use_fast_variance=fast)
+            _use_variance(fast)
             return ResNetGenerator(32, 1, width=32, axis_name=None), None
         g_in = np.random.RandomState(1).randn(64, 128)
         target = np.random.RandomState(3).randn(64, 32, 32, 1)  # the fixed R of mean(G(z) * R)
@@ -174,9 +190,8 @@ def other_family(family: str):
         return ", ".join(f"{k} {v:.1f}" for k, v in sorted(worst.items(), reverse=True))
 
     rs = np.random.RandomState(2)
-    for scale in (0.0, 0.05, 0.2):  # every parameter moved by scale x its leaf's mean magnitude
-        shift = lambda t: t and jax.tree.map(lambda a: a + scale * rs.randn(*a.shape) * (np.abs(a).mean() + 1e-3), t)
-        gs, ds = shift(gv), shift(dv)
+    for scale in (0.0, 0.05, 0.2):
+        gs, ds = _perturbed(rs, gv, scale), _perturbed(rs, dv, scale)
         ref_d, ref_g = grads(jnp.float64, False, gs, ds)
         print(f"initial, perturbed {scale:4.2f}: largest mean^2/var of a BatchNorm input channel: "
               f"{cancellation(jax.tree.map(np.float64, gs), ds and jax.tree.map(np.float64, ds))}")
