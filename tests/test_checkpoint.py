@@ -161,6 +161,110 @@ def test_corrupt_newest_step_is_skipped_and_moved_aside(ckpt_dir, caplog, corrup
     assert (ckpt_dir / "corrupt" / "2").is_dir()
 
 
+def big_state(seed):
+    """make_state with a 32x32 kernel: arrays over 1 KiB live in data files, outside orbax's checksummed
+    b-tree nodes (smaller ones are inlined there)."""
+    kernel = np.random.RandomState(seed).randn(32, 32).astype(np.float32)
+    return make_state(seed).replace(d_params={"kernel": jnp.asarray(kernel)})
+
+
+def _data_file(step_dir):
+    """The largest array data file of a step (zstd-compressed chunks, no checksum of their own)."""
+    files = [p for p in (step_dir / "state").rglob("*") if p.is_file() and p.parent.name == "d"]
+    return max(files, key=lambda p: p.stat().st_size)
+
+
+def _flip_bytes(path, n=64):
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + n] = bytes(b ^ 0xFF for b in data[middle:middle + n])
+    path.write_bytes(bytes(data))
+
+
+def _edit_meta(step_dir, edit):
+    path = step_dir / "meta" / "metadata"
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))
+
+
+def _stale_arrays(step_dir):
+    """The arrays of another step (a well-formed checkpoint, wrong values) under this step's meta."""
+    shutil.rmtree(step_dir / "state")
+    shutil.copytree(step_dir.parent / "1" / "state", step_dir / "state")
+
+
+SILENT_CORRUPTIONS = {
+    "flip_64_bytes_of_array_data": lambda step_dir: _flip_bytes(_data_file(step_dir)),
+    "flip_1_byte_of_array_data": lambda step_dir: _flip_bytes(_data_file(step_dir), 1),
+    "arrays_of_another_step": _stale_arrays,
+    "edited_data_position": lambda step_dir: _edit_meta(step_dir, lambda m: m["data_position"].update(step=9)),
+    "edited_config": lambda step_dir: _edit_meta(step_dir, lambda m: m["config"].update(lr=1.0)),
+}
+
+
+@pytest.mark.parametrize("corrupt", SILENT_CORRUPTIONS.values(), ids=SILENT_CORRUPTIONS.keys())
+def test_silent_corruption_is_caught_by_the_digest_and_set_aside(ckpt_dir, caplog, corrupt):
+    """Damage that orbax reads without an error (its checks cover structure, not values)."""
+    with Checkpointer(ckpt_dir, keep=3) as ckpt:
+        for s in (1, 2):
+            ckpt.save(s, big_state(s), data_position={"step": s}, config=CONFIG)
+    corrupt(ckpt_dir / "2")
+    caplog.set_level(logging.WARNING, logger="jaxgan.checkpoint")
+    with Checkpointer(ckpt_dir, keep=3) as ckpt:
+        restored, position, config = ckpt.restore(abstract(big_state(0), mesh_of()))
+        assert ckpt.all_steps() == [1]
+    chex.assert_trees_all_equal(restored, big_state(1))
+    assert position == {"step": 1} and config == CONFIG
+    assert (ckpt_dir / "corrupt" / "2").is_dir()
+    assert any("step 2" in r.getMessage() and "digest" in r.getMessage() for r in caplog.records)
+
+
+def test_a_read_only_restore_falls_back_past_a_silently_corrupt_step(ckpt_dir):
+    with Checkpointer(ckpt_dir) as ckpt:
+        for s in (1, 2):
+            ckpt.save(s, big_state(s), data_position={"step": s}, config=CONFIG)
+    _flip_bytes(_data_file(ckpt_dir / "2"))
+    with Checkpointer(ckpt_dir, read_only=True) as ckpt:
+        restored, _, _ = ckpt.restore(abstract(big_state(0), mesh_of()))
+        with pytest.raises(ValueError, match=r"step 2's array values do not match the digest.*d_params"):
+            ckpt.restore(abstract(big_state(0), mesh_of()), step=2)
+    chex.assert_trees_all_equal(restored, big_state(1))
+    assert (ckpt_dir / "2").is_dir() and not (ckpt_dir / "corrupt").exists()  # read-only: nothing moved
+
+
+def test_a_step_saved_before_digests_restores_and_says_it_is_unverified(ckpt_dir, caplog):
+    with Checkpointer(ckpt_dir) as ckpt:
+        save_steps(ckpt, [1])
+    _edit_meta(ckpt_dir / "1", lambda meta: meta.pop("digest"))  # as an older jaxgan wrote it
+    caplog.set_level(logging.INFO, logger="jaxgan.checkpoint")
+    with Checkpointer(ckpt_dir) as ckpt:
+        restored, _, config = ckpt.restore(abstract(make_state(), mesh_of()))
+    chex.assert_trees_all_equal(restored, make_state(1))
+    assert config == CONFIG
+    assert any("has no digest" in r.getMessage() and "not verified" in r.getMessage() for r in caplog.records)
+
+
+def test_the_digest_sees_every_bit_and_position_and_not_the_sharding():
+    from jaxgan.checkpoint import state_digest
+
+    x = np.random.RandomState(0).randn(8, 6).astype(np.float32)
+    tree = {"x": x, "step": np.int32(3), "half": x.astype(jnp.bfloat16), "key": jax.random.key(1),
+            "mask": x > 0}
+    base = state_digest(tree)
+    assert set(base) == {"['x']", "['step']", "['half']", "['key']", "['mask']"}
+    one_bit = x.copy()
+    one_bit.view(np.uint32)[5, 4] ^= 1  # the lowest mantissa bit of one value
+    swapped = x.copy()
+    swapped[[0, 1]] = swapped[[1, 0]]
+    transposed = np.ascontiguousarray(x.T).reshape(x.shape)  # the same values, other places
+    for other in (one_bit, swapped, transposed, -x, np.zeros_like(x)):
+        assert state_digest({**tree, "x": other})["['x']"] != base["['x']"]
+    assert state_digest({**tree, "mask": ~(x > 0)})["['mask']"] != base["['mask']"]
+    sharded = jax.device_put(x, NamedSharding(mesh_of(), P("data")))
+    assert state_digest({**tree, "x": sharded}) == base
+
+
 def test_nothing_moved_when_no_step_restores(ckpt_dir):
     with Checkpointer(ckpt_dir) as ckpt:
         save_steps(ckpt, [1, 2])  # saved without EMA; the target below has one
@@ -187,7 +291,11 @@ def test_incomplete_steps_are_ignored(ckpt_dir, caplog):
 def _worker(directory):
     """Saves on 4 devices and restores on 1 and 2; saves on 1 and restores on 4."""
     assert jax.device_count() == 4, jax.devices()
-    out = {}
+    from jaxgan.checkpoint import state_digest
+
+    x = np.arange(48, dtype=np.float32).reshape(8, 6)
+    out = {"digest_4_shards": state_digest(jax.device_put(x, NamedSharding(mesh_of(4), P("data")))) ==
+           state_digest(x)}
     for save_n, restore_ns in ((4, (1, 2)), (1, (4,))):
         path = pathlib.Path(directory) / f"from{save_n}"
         state = make_state(save_n, ema=True, mesh=mesh_of(save_n))
@@ -213,7 +321,7 @@ def test_restore_onto_other_device_counts(tmp_path):
                           text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out == {"4->1": "ok", "4->2": "ok", "1->4": "ok"}
+    assert out == {"digest_4_shards": True, "4->1": "ok", "4->2": "ok", "1->4": "ok"}
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
