@@ -37,6 +37,7 @@ message. ``--devices N`` on a CPU with fewer devices re-runs the benchmark in a 
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import importlib.util
@@ -49,6 +50,8 @@ import sys
 import tempfile
 import time
 from typing import Any
+
+from jaxgan.cli import _at_least_one  # the command line's integer >= 1 (flag named on error)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BENCHMARKS_DIR = ROOT / "benchmarks"
@@ -79,6 +82,17 @@ COMPARE_CHOICES = ("handwritten", "handwritten-batchnoise", "torch", "torch-comp
                    SHARED_PASS)
 
 
+def _device_counts(text: str) -> list[int]:
+    """``--devices``: one device count or a comma-separated list of them, each an integer >= 1."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected device counts >= 1 such as 8 or 1,2,4,8, got {text!r}")
+    return counts
+
+
 def register(subparsers) -> None:
     b = subparsers.add_parser("bench", help="benchmark an experiment's train step (compile time, "
                               "images/s, FLOPs, MFU, memory), optionally beside hand-written JAX and PyTorch")
@@ -86,15 +100,17 @@ def register(subparsers) -> None:
                    help="a name in experiments/ or a path to an experiment file (default dcgan_mnist)")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     b.add_argument("--smoke", action="store_true", help="the experiment's tiny variant")
-    b.add_argument("--batch", type=int, nargs="+", help="global batch size(s) (default: the config's)")
-    b.add_argument("--per-device-batch", type=int,
+    b.add_argument("--batch", type=_at_least_one, nargs="+", help="global batch size(s) (default: the config's)")
+    b.add_argument("--per-device-batch", type=_at_least_one,
                    help="batch per device: the global batch grows with --devices (constant work per device)")
-    b.add_argument("--steps", type=int, default=10, help="steps per timed window (default 10)")
-    b.add_argument("--windows", type=int, default=5, help="timed windows; the median is reported (default 5)")
+    b.add_argument("--steps", type=_at_least_one, default=10, help="steps per timed window (default 10)")
+    b.add_argument("--windows", type=_at_least_one, default=5,
+                   help="timed windows; the median is reported (default 5)")
     b.add_argument("--dtype", nargs="+", choices=("bfloat16", "float32"),
                    help="compute dtype(s) (default: the config's, 'auto' = bfloat16 on accelerators)")
     b.add_argument("--data", choices=("synthetic", "real"), default="synthetic")
-    b.add_argument("--devices", help="device count(s), e.g. 8 or 1,2,4,8 (default: all devices)")
+    b.add_argument("--devices", type=_device_counts,
+                   help="device count(s), e.g. 8 or 1,2,4,8 (default: all devices)")
     b.add_argument("--compare", default="", help=f"comma-separated, from {', '.join(COMPARE_CHOICES)}")
     b.add_argument("--json", help="append one JSON object per configuration and implementation to FILE")
     b.add_argument("--peak", default="auto",
@@ -102,7 +118,7 @@ def register(subparsers) -> None:
                         "or a number in TFLOP/s")
     b.add_argument("--cache-dir", help="persistent compilation cache directory (default: a fresh "
                    "temporary one, so that 'cold' is cold)")
-    b.add_argument("--torch-threads", type=int,
+    b.add_argument("--torch-threads", type=_at_least_one,
                    help="PyTorch intra-op threads (default: PyTorch's); on a loaded CPU, OpenMP's spinning "
                         "barriers make 2 threads far slower than 1")
     b.add_argument("--no-compile-timing", action="store_true",
@@ -122,9 +138,7 @@ def main(args) -> int:
     unknown = sorted(set(compare) - set(COMPARE_CHOICES))
     if unknown:
         raise ValueError(f"--compare {','.join(unknown)}: choose from {', '.join(COMPARE_CHOICES)}")
-    if args.steps < 1 or args.windows < 1:
-        raise ValueError("--steps and --windows must be at least 1")
-    device_counts = [int(n) for n in args.devices.split(",")] if args.devices else [None]
+    device_counts = args.devices or [None]
     if args.json and not os.environ.get(_CHILD_ENV):  # before the run, so that no result is lost at the end
         pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     records = []

@@ -373,9 +373,15 @@ def main(argv=None) -> int:
     except Exception as e:  # noqa: BLE001 - the one error boundary of the command line
         if _traceback_wanted(args):
             raise
-        from jaxgan.errors import describe
+        from jaxgan.config import describe_experiment_error, experiment_frame
+        from jaxgan.errors import UserError, describe
 
         message, is_user = describe(e)
+        frame = None if isinstance(e, UserError) else experiment_frame(e)
+        if frame is not None:  # raised while the experiment file's own code ran: the file's error
+            print(f"{command}: error: {describe_experiment_error(e, '')} (fix the file; --debug shows "
+                  "the traceback)", file=sys.stderr)
+            return EXIT_USER_ERROR
         if is_user:
             print(f"{command}: error: {message}", file=sys.stderr)
             return EXIT_USER_ERROR

@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import importlib.util
 import json
+import linecache
 import os
 import pathlib
 import types
@@ -25,6 +26,10 @@ from typing import Any
 from jaxgan.errors import ExperimentError, OverrideError
 
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+# A global of every module load_experiment imports: the frames of experiment code carry it, so an
+# error can be told apart as the experiment file's (see experiment_frame).
+EXPERIMENT_MARK = "__jaxgan_experiment_file__"
+GAME_METHODS = ("init", "d_loss", "g_loss", "generate")  # jaxgan.game.Game
 
 
 class Config(dict):
@@ -40,7 +45,10 @@ class Config(dict):
         try:
             return self[name]
         except KeyError:
-            raise AttributeError(f"config has no field {name!r}; fields: {', '.join(sorted(self))}") from None
+            raise AttributeError(_no_field(name, self)) from None
+
+    def __missing__(self, name: str) -> Any:  # config["hiden"]: the same message as config.hiden
+        raise MissingFieldError(_no_field(name, self))
 
     def __setattr__(self, name: str, value: Any) -> None:
         self[name] = Config(value) if isinstance(value, dict) else value
@@ -50,6 +58,19 @@ class Config(dict):
 
     def to_json(self) -> str:
         return json.dumps(self, indent=2, sort_keys=True)
+
+
+class MissingFieldError(KeyError):
+    """``config["name"]`` of a field the config lacks (a KeyError whose text is the message, unquoted)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _no_field(name: Any, node: dict) -> str:
+    close = difflib.get_close_matches(str(name), [str(k) for k in node], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"config has no field {name!r}{hint}; fields: {', '.join(sorted(map(str, node))) or '(none)'}"
 
 
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
@@ -181,13 +202,14 @@ def load_experiment(name_or_path: str, module_name: str | None = None) -> types.
     path = find_experiment(name_or_path)
     spec = importlib.util.spec_from_file_location(module_name or f"jaxgan_experiment_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
+    setattr(module, EXPERIMENT_MARK, str(path))
     try:
         spec.loader.exec_module(module)
     except SyntaxError as e:
         raise ExperimentError(f"experiment file {path} has a syntax error at line {e.lineno}: {e.msg}; "
                               "fix the file") from e
     except Exception as e:  # noqa: BLE001 - any error in the user's file is reported as theirs
-        raise ExperimentError(f"importing experiment file {path} failed: {type(e).__name__}: {e}") from e
+        raise ExperimentError(describe_experiment_error(e, f"importing experiment file {path}")) from e
     for fn in ("get_config", "build"):
         if not callable(getattr(module, fn, None)):
             raise ExperimentError(f"experiment file {path} defines no {fn}(): an experiment defines "
@@ -199,11 +221,11 @@ def experiment_config(module: types.ModuleType, smoke: bool) -> Config:
     """``module.get_config(smoke=smoke)`` as a Config; a clear error if it fails or is not a dict."""
     try:
         raw = module.get_config(smoke=smoke)
-    except (ValueError, KeyError) as e:
-        raise ExperimentError(f"get_config(smoke={smoke}) of {module.__file__} failed: {e}") from e
-    except Exception as e:  # noqa: BLE001
-        raise ExperimentError(f"get_config(smoke={smoke}) of {module.__file__} failed: "
-                              f"{type(e).__name__}: {e}") from e
+    except ExperimentError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any error in the user's file is reported as theirs
+        raise ExperimentError(describe_experiment_error(e, f"get_config(smoke={smoke}) of {module.__file__}")
+                              ) from e
     if not isinstance(raw, dict):
         raise ExperimentError(f"get_config() of {module.__file__} returned a {type(raw).__name__}, not a dict: "
                               "return jaxgan.experiment.base_config(...) or a dict")
@@ -213,6 +235,69 @@ def experiment_config(module: types.ModuleType, smoke: bool) -> Config:
         raise ExperimentError(f"the config of {module.__file__} is not plain JSON data ({e}): configs hold "
                               "only dicts, lists, str, numbers, bools and None") from e
     return Config(copy.deepcopy(raw))
+
+
+def build_experiment(module: types.ModuleType, config: Config, info) -> tuple:
+    """``module.build(config, info)``, checked: it must return ``(game, g_tx, d_tx)``.
+
+    Raises ExperimentError naming the file when build returns something else (None, a game alone,
+    optimisers that are not optax GradientTransformations); errors raised inside build propagate
+    (the command line reports them as the file's, see :func:`experiment_frame`).
+    """
+    result = module.build(config, info)
+    where = f"build() of experiment file {getattr(module, '__file__', module.__name__)}"
+    fix = "return (game, g_tx, d_tx), e.g. jaxgan.experiment.standard_gan(config, generator, discriminator)"
+    if not isinstance(result, (tuple, list)) or len(result) != 3:
+        got = f"a {len(result)}-tuple" if isinstance(result, (tuple, list)) else repr(result)
+        if len(got) > 80:
+            got = f"a {type(result).__name__}"
+        raise ExperimentError(f"{where} returned {got}: {fix}")
+    game, *txs = result
+    missing = [m for m in GAME_METHODS if not callable(getattr(game, m, None))]
+    if missing:
+        raise ExperimentError(f"{where} returned a {type(game).__name__} as the game, without "
+                              f"{', '.join(missing)}: the game is a jaxgan.game.Game such as jaxgan.game.GAN; {fix}")
+    for name, tx in zip(("g_tx", "d_tx"), txs):
+        if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+            raise ExperimentError(f"{where} returned a {type(tx).__name__} as {name}, not an optax "
+                                  f"GradientTransformation (e.g. optax.adam(2e-4)): {fix}")
+    return tuple(result)
+
+
+def experiment_frame(error: BaseException) -> tuple[str, int, str] | None:
+    """Where experiment code was running when ``error`` was raised: ``(file, line, function)``.
+
+    The innermost frame of the traceback (or of an explicit ``raise ... from`` cause's) that runs
+    code of a file :func:`load_experiment` imported; None when no experiment code was on the stack
+    (the failure is jaxgan's or a library's alone).
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        found, tb = None, error.__traceback__
+        while tb is not None:
+            path = tb.tb_frame.f_globals.get(EXPERIMENT_MARK)
+            if path is not None:
+                found = (path, tb.tb_lineno, tb.tb_frame.f_code.co_name)
+            tb = tb.tb_next
+        if found:
+            return found
+        error = error.__cause__
+    return None
+
+
+def describe_experiment_error(error: BaseException, doing: str) -> str:
+    """One line for an error raised while experiment code ran: where (``experiment file F, line N,
+    in FUNCTION``, from :func:`experiment_frame`; else ``doing``), the error's type and message
+    (a bare ``assert``'s statement when it has no message)."""
+    frame = experiment_frame(error)
+    kind = "KeyError" if isinstance(error, MissingFieldError) else type(error).__name__
+    text = str(error)  # a KeyError's is its key's repr ('hiden'); a MissingFieldError's its message
+    if not text and frame is not None:
+        statement = linecache.getline(frame[0], frame[1]).strip()
+        text = f"`{statement}` failed" if statement else ""
+    where = f"experiment file {frame[0]}, line {frame[1]}, in {frame[2]}" if frame else doing
+    return f"{where}: {kind}{': ' + text if text else ''}"
 
 
 def resolve(name_or_path: str, overrides: list[str] = (), smoke: bool = False

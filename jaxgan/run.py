@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxgan import data as data_lib
 from jaxgan import sharding
-from jaxgan.config import Config
+from jaxgan.config import Config, build_experiment
 from jaxgan.experiment import images_per_step, total_steps
 from jaxgan.step import TrainStep
 
@@ -51,7 +51,7 @@ def build(config: Config, module: types.ModuleType, devices=None, source=None) -
     images of the configured shape when the data are absent).
     """
     source = data_lib.make_run_source(config) if source is None else source
-    game, g_tx, d_tx = module.build(config, source.info)
+    game, g_tx, d_tx = build_experiment(module, config, source.info)
     mesh = sharding.make_mesh(devices)
     sharding.check_divisible(config.train.batch_size, mesh.size)  # mesh.size is a multiple of processes
     t = config.train

@@ -9,6 +9,8 @@ bad values too) and raises :class:`jaxgan.errors.ConfigError` naming the dotted 
   names, ``eval.num_samples >= 1``, ...;
 * network sizes under ``model`` (``latent_dim``, ``hidden``, ``ngf``, ``ndf``, ``*_dim``,
   ``widths``, ...): integers >= 1;
+* the views of the data specs ``data``, ``data_b`` and ``eval.data`` (``part = [k, n]``,
+  ``transform``, ``sr_factor``);
 * every float anywhere in the config: finite (no NaN, no infinity);
 * then the experiment's own ``validate(config)``, when its file defines one, for its own fields.
 
@@ -88,6 +90,29 @@ def optional(check: Check) -> Check:
 def string(field: str, v: Any) -> None:
     if not isinstance(v, str):
         raise ConfigError(field, v, "must be a string")
+
+
+def data_part(field: str, v: Any) -> None:
+    """A data spec's ``part`` view: ``[k, n]``, two integers with ``0 <= k < n`` (examples ``i % n == k``)."""
+    if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(map(_is_int, v)) and 0 <= v[0] < v[1]):
+        raise ConfigError(field, v, "must be [k, n], two integers with 0 <= k < n (the examples i with "
+                          "i % n == k), e.g. [0, 2] and [1, 2] for two disjoint halves")
+
+
+def data_transform(field: str, v: Any) -> None:
+    """A data spec's ``transform`` view: a name of :data:`jaxgan.data.pairs.TRANSFORMS` or a list of them."""
+    from jaxgan.data.pairs import TRANSFORMS
+
+    names = [v] if isinstance(v, str) else v
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) and n in TRANSFORMS for n in names):
+        raise ConfigError(field, v, f"must be a transform name or a list of them, from {', '.join(sorted(TRANSFORMS))}")
+
+
+# Views any data spec may carry (jaxgan.data.factory.VIEW_OPTIONS), checked when set; the factory
+# takes these values as "not set".
+VIEW_RULES: dict[str, Check] = {"part": data_part, "transform": data_transform, "sr_factor": int_at_least(2)}
+VIEW_UNSET = (None, "", [], 0)
+DATA_SPECS = ("data", "data_b", "eval.data")  # the config fields that hold data specs
 
 
 # Fields the runner reads. Required ones must be present; the others are checked when present.
@@ -174,6 +199,17 @@ def _check_model_sizes(config: dict, custom: set) -> None:
         int_at_least(0)("model.depth", model["depth"])
 
 
+def _check_data_views(config: dict, custom: set) -> None:
+    for spec_field in DATA_SPECS:
+        present, spec = _get(config, spec_field)
+        if not present or not isinstance(spec, dict):
+            continue
+        for key, check in VIEW_RULES.items():
+            field = f"{spec_field}.{key}"
+            if field not in custom and spec.get(key) not in VIEW_UNSET:
+                check(field, spec[key])
+
+
 def _check_length(config: dict) -> None:
     from jaxgan.experiment import images_per_step
 
@@ -207,6 +243,7 @@ def validate(config: dict, module: types.ModuleType | None = None) -> None:
             continue
         check(field, value)
     _check_model_sizes(config, custom)
+    _check_data_views(config, custom)
     _check_length(config)
     extra = getattr(module, "validate", None)
     if callable(extra):

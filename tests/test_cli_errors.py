@@ -137,6 +137,111 @@ def test_bad_experiment_files(text, message, tmp_path, capsys):
     assert not wd.exists()
 
 
+# Mistakes in the user's own experiment code: reported as that file's (its path, the line, what went
+# wrong), exit 2, never as jaxgan's internal error. (id, the body of build, message)
+_SMOKE_RING8 = ("from jaxgan.experiment import base_config, mlp_gan\n"
+                "def get_config(smoke=False):\n"
+                "    return base_config(data={'name': 'ring8'}, model={'hidden': 8, 'depth': 1},\n"
+                "                       train={'batch_size': 8, 'total_kimg': 0.016})\n")
+USER_CODE_ERRORS = [
+    ("build_returns_none", "    game = mlp_gan(config, info)\n",
+     "build() of experiment file {path} returned None: return (game, g_tx, d_tx)"),
+    ("build_returns_game_only", "    return mlp_gan(config, info)[0]\n",
+     "build() of experiment file {path} returned"),
+    ("misspelled_field_item", "    width = config['model']['hiden']\n    return mlp_gan(config, info)\n",
+     "experiment file {path}, line 6, in build: KeyError: config has no field 'hiden' (did you mean 'hidden'?)"),
+    ("misspelled_field_attribute", "    width = config.model.hiden\n    return mlp_gan(config, info)\n",
+     "experiment file {path}, line 6, in build: AttributeError: config has no field 'hiden' (did you mean"),
+    ("plain_key_error", "    width = {'a': 1}['b']\n    return mlp_gan(config, info)\n",
+     "experiment file {path}, line 6, in build: KeyError: 'b' (fix the file; --debug shows the traceback)"),
+    ("assertion_with_message", "    assert config.model.hidden >= 32, 'need 32 units'\n    return mlp_gan(config, info)\n",
+     "experiment file {path}, line 6, in build: AssertionError: need 32 units"),
+    ("bare_assertion", "    assert config.model.hidden >= 32\n    return mlp_gan(config, info)\n",
+     "line 6, in build: AssertionError: `assert config.model.hidden >= 32` failed"),
+    ("optimiser_not_optax", "    game, g_tx, d_tx = mlp_gan(config, info)\n    return game, g_tx, 0.001\n",
+     "returned a float as d_tx, not an optax GradientTransformation"),
+]
+
+
+@pytest.mark.parametrize("body, message", [c[1:] for c in USER_CODE_ERRORS], ids=[c[0] for c in USER_CODE_ERRORS])
+def test_errors_in_the_users_experiment_code_name_the_file_and_line(body, message, tmp_path, capsys):
+    path = _experiment(tmp_path, _SMOKE_RING8 + "def build(config, info):\n" + body)
+    code, _, err = run_cli(["train", path, "--workdir", tmp_path / "wd"], capsys)
+    assert_one_clear_line(code, err, message.format(path=path.resolve()))
+    assert "internal error" not in err and "a bug" not in err
+
+
+def test_errors_in_the_users_validate_and_get_config_name_the_file_and_line(tmp_path, capsys):
+    path = _experiment(tmp_path, _SMOKE_RING8 + "build = mlp_gan\ndef validate(config):\n"
+                       "    assert config.model.hidden > 100\n")
+    code, _, err = run_cli(["train", path, "--dry-run"], capsys)
+    assert_one_clear_line(code, err, f"experiment file {path.resolve()}, line 7, in validate: AssertionError: "
+                                     "`assert config.model.hidden > 100` failed")
+    path = _experiment(tmp_path, "from jaxgan.experiment import base_config, mlp_gan\nbuild = mlp_gan\n"
+                       "def get_config(smoke=False):\n    config = base_config()\n"
+                       "    config.train.batch_size = config.train.batchsize * 2\n    return config\n")
+    code, _, err = run_cli(["train", path, "--dry-run"], capsys)
+    assert_one_clear_line(code, err, f"experiment file {path.resolve()}, line 5, in get_config: AttributeError: "
+                                     "config has no field 'batchsize' (did you mean 'batch_size'?)")
+
+
+# data.part and the other views of a data spec: (--set, message); cyclegan_mnist has data.part = [0, 2]
+DATA_VIEW_SETS = [
+    ("part_float", "data.part=[0.5,2]", "data.part = [0.5, 2]: must be [k, n], two integers with 0 <= k < n"),
+    ("part_three", "data.part=[0,2,1]", "data.part = [0, 2, 1]: must be [k, n]"),
+    ("part_text", 'data.part=[0,"two"]', "data.part = [0, 'two']: must be [k, n]"),
+    ("part_k_too_big", "data_b.part=[2,2]", "data_b.part = [2, 2]: must be [k, n]"),
+    ("part_negative", "data.part=[-1,2]", "data.part = [-1, 2]"),
+    ("part_bool", "data.part=[true,2]", "data.part = [True, 2]"),
+    ("transform_unknown", 'data_b.transform=["thick"]', "data_b.transform = ['thick']: must be a transform name"),
+]
+
+
+@pytest.mark.parametrize("assignment, message", [c[1:] for c in DATA_VIEW_SETS], ids=[c[0] for c in DATA_VIEW_SETS])
+def test_bad_data_views(assignment, message, tmp_path, capsys):
+    code, _, err = run_cli(["train", "cyclegan_mnist", "--smoke", "--dry-run", "--set", assignment], capsys)
+    assert_one_clear_line(code, err, message)
+
+
+def test_data_views_are_checked_when_a_source_is_made_directly():
+    from jaxgan.data import make_source
+
+    with pytest.raises(errors.ConfigError, match=r"part = \[0.5, 2\]: must be \[k, n\]"):
+        make_source({"name": "npy", "path": "unused.npy", "part": [0.5, 2]}, seed=0)
+    with pytest.raises(errors.ConfigError, match="sr_factor = 1: must be an integer >= 2"):
+        make_source({"name": "npy", "path": "unused.npy", "sr_factor": 1}, seed=0)
+
+
+def test_an_unknown_tfds_name_is_a_short_line_with_the_closest_names(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    from jaxgan.data import make_source
+
+    with pytest.raises(ValueError) as err:
+        make_source({"name": "tfds", "dataset": "mnits", "data_dir": str(tmp_path)}, seed=0)
+    message, is_user = errors.describe(err.value)
+    assert is_user and len(message) < 300, message
+    assert "no data set 'mnits'" in message and "did you mean 'mnist'" in message and "list_builders" in message
+
+
+BENCH_ARGS = [
+    ("batch0", ["--batch", "0"], "argument --batch: expected an integer >= 1, got 0"),
+    ("batch_text", ["--batch", "64", "x"], "argument --batch: expected an integer >= 1, got 'x'"),
+    ("per_device_batch0", ["--per-device-batch", "0"], "argument --per-device-batch: expected an integer >= 1, got 0"),
+    ("devices_text", ["--devices", "two"], "argument --devices: expected device counts >= 1 such as 8 or 1,2,4,8, "
+                                           "got 'two'"),
+    ("devices0", ["--devices", "1,0"], "argument --devices: expected device counts >= 1"),
+    ("steps0", ["--steps", "0"], "argument --steps: expected an integer >= 1, got 0"),
+    ("windows_text", ["--windows", "many"], "argument --windows: expected an integer >= 1"),
+]
+
+
+@pytest.mark.parametrize("argv, message", [c[1:] for c in BENCH_ARGS], ids=[c[0] for c in BENCH_ARGS])
+def test_bad_bench_arguments(argv, message, capsys):
+    code, out, err = run_cli(["bench", "ring8", "--smoke", *argv], capsys)
+    assert_one_clear_line(code, err, message)
+    assert out == ""  # nothing was benchmarked
+
+
 @pytest.mark.parametrize("case", ["missing_path", "unknown_name", "not_py", "workdir_file", "workdir_parent_file",
                                   "unknown_data", "partial_distributed"])
 def test_bad_train_invocations(case, tmp_path, capsys, monkeypatch):
@@ -228,6 +333,38 @@ def test_bad_sample_and_eval(argv, setup, message, trained, tmp_path, capsys):
     code, _, err = run_cli(argv, capsys)
     assert_one_clear_line(code, err, message)
     assert listing(wd) == before, "sample/eval changed the workdir"
+
+
+IMAGE_INPUTS = [  # jaxgan translate / upscale: (id, --input array or None for a missing file, --out, message)
+    ("nan", np.full((2, 8, 8, 1), np.nan, np.float32), "o.npy", "2 of 2 images hold NaN or infinite values"),
+    ("inf", np.concatenate([np.zeros((2, 8, 8), np.float32), np.full((1, 8, 8), np.inf, np.float32)]), "o.npy",
+     "1 of 3 images hold NaN or infinite values"),
+    ("empty", np.zeros((0, 8, 8), np.uint8), "o.npy", "holds no images (shape (0, 8, 8, 1)): give at least one"),
+    ("out_of_range", np.full((1, 8, 8), 3.0, np.float32), "o.npy", "float images must be in [-1, 1]"),
+    ("int64", np.zeros((1, 8, 8), np.int64), "o.npy", "holds int64 values: give uint8 [0, 255] or float [-1, 1]"),
+    ("shape", np.zeros((8, 8), np.uint8), "o.npy", "expected images (N, H, W) or (N, H, W, C)"),
+    ("missing", None, "o.npy", "no such file"),
+    ("out_suffix", np.zeros((1, 8, 8), np.uint8), "o.png", "--out {tmp}/o.png: use a .npy file name or a folder"),
+]
+
+
+@pytest.mark.parametrize("command", ["translate", "upscale"])
+@pytest.mark.parametrize("array, out, message", [c[1:] for c in IMAGE_INPUTS], ids=[c[0] for c in IMAGE_INPUTS])
+def test_bad_image_inputs_are_labelled_with_their_command(command, array, out, message, trained, tmp_path, capsys):
+    if array is not None:
+        np.save(tmp_path / "in.npy", array)
+    code, _, err = run_cli([command, trained, "--input", tmp_path / "in.npy", "--out", tmp_path / out], capsys)
+    assert_one_clear_line(code, err, message.format(tmp=tmp_path))
+    assert err.startswith(f"jaxgan {command}: error: --"), err
+    assert not (tmp_path / out).exists()
+
+
+@pytest.mark.parametrize("command, needs", [("translate", "a CycleGAN run"), ("upscale", "an SRGAN/SRResNet run")])
+def test_translate_and_upscale_label_their_lines(command, needs, trained, tmp_path, capsys):
+    np.save(tmp_path / "in.npy", np.zeros((1, 8, 8), np.uint8))
+    code, _, err = run_cli([command, trained, "--input", tmp_path / "in.npy", "--out", tmp_path / "o.npy"], capsys)
+    assert_one_clear_line(code, err, f"holds a GAN run: `jaxgan {command}` needs {needs}")
+    assert all(line.startswith(f"jaxgan {command}: ") for line in err.splitlines() if line.strip()), err
 
 
 def test_a_full_disk_is_one_line(trained, tmp_path, capsys):

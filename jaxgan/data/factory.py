@@ -35,6 +35,7 @@ from jaxgan.data.pairs import SuperResolutionSource, Subset, Transformed, Unpair
 from jaxgan.data.stacked import stacked_mnist
 from jaxgan.data.tfds import TfdsSource
 from jaxgan.data.toy import grid25, ring8
+from jaxgan.validate import VIEW_RULES, VIEW_UNSET
 
 SOURCES: dict[str, Callable[..., Source]] = {
     "ring8": ring8,
@@ -75,7 +76,7 @@ def make_source(spec: Mapping[str, Any] | str, seed: int) -> Source:
         raise ValueError(f"a data spec is a source name or a dict with a 'name' key, got {spec!r}; "
                          f"names: {sorted(SOURCES)}")
     options = dict(spec)
-    views = {k: options.pop(k) for k in VIEW_OPTIONS if options.get(k) not in (None, "", [], 0)}
+    views = {k: options.pop(k) for k in VIEW_OPTIONS if options.get(k) not in VIEW_UNSET}
     options = {k: v for k, v in options.items() if k not in VIEW_OPTIONS}
     name = options.pop("name")
     if name not in SOURCES:
@@ -92,6 +93,8 @@ def make_source(spec: Mapping[str, Any] | str, seed: int) -> Source:
                if p != "seed" and v.default is inspect.Parameter.empty and p not in options]
     if missing:
         raise ValueError(f"data source {name!r} needs option(s) {missing} (got {sorted(options)})")
+    for key, value in views.items():  # the config's validation names the spec; a direct call gets these
+        VIEW_RULES[key](key, value)
     source = build(seed=seed, **options)
     if "part" in views:
         source = Subset(source, views["part"], seed=seed)

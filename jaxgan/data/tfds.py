@@ -8,11 +8,36 @@ without it. The data must already be prepared in the ArrayRecord format, e.g.
 """
 from __future__ import annotations
 
+import difflib
+
 import numpy as np
 
 from jaxgan.data.arrays import FiniteSource, check_finite
 from jaxgan.data.base import DataInfo
 from jaxgan.data.images import ImageOptions, as_nhwc, preprocess
+
+
+def open_error(tfds, dataset: str, split: str, data_dir: str | None, error: Exception) -> str:
+    """One short line for a TFDS data set that cannot be opened: an unknown name gets the closest
+    registered names (TFDS's own message lists every data set, 4,000 characters); other failures
+    the first line of TFDS's message and how to prepare the data."""
+    name = dataset.split(":")[0].split("/")[0]
+    if type(error).__name__ == "DatasetNotFoundError":
+        try:
+            known = tfds.list_builders(with_community_datasets=False)  # local: no network
+        except Exception:  # noqa: BLE001 - the hint is optional
+            known = []
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+        return (f"TFDS has no data set {name!r}: {hint}set 'dataset' to a TFDS name (python -c "
+                "\"import tensorflow_datasets as tfds; print(tfds.list_builders())\" lists them)")
+    first = next((line.strip().rstrip(":") for line in str(error).splitlines() if line.strip()),
+                 type(error).__name__)
+    if len(first) > 300:
+        first = first[:300] + "..."
+    return (f"TFDS could not open {dataset!r} split {split!r} (data_dir={data_dir or 'TFDS default'}): {first}; "
+            f"prepare it on a machine with network: tfds build {name} --file_format=array_record"
+            f"{' --data_dir ' + str(data_dir) if data_dir else ''}, or set download=True")
 
 
 class TfdsSource(FiniteSource):
@@ -44,10 +69,7 @@ class TfdsSource(FiniteSource):
         try:
             self.data = tfds.data_source(dataset, split=split, data_dir=data_dir, download=download)
         except Exception as e:  # tfds raises many types (AssertionError, DatasetNotFoundError, ...)
-            raise ValueError(
-                f"TFDS could not open {dataset!r} split {split!r} (data_dir={data_dir or 'TFDS default'}): {e}\n"
-                f"Prepare it on a machine with network: tfds build {dataset.split(':')[0]} --file_format=array_record"
-                f"{' --data_dir ' + str(data_dir) if data_dir else ''}; or pass download=True") from e
+            raise ValueError(open_error(tfds, dataset, split, data_dir, e)) from e
         features = self.data.dataset_info.features
         if image_key not in features:
             raise ValueError(f"TFDS {dataset!r} has no feature {image_key!r}; its features are {sorted(features)}: "
