@@ -42,7 +42,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -269,28 +269,105 @@ def read_config(directory: str | os.PathLike) -> dict | None:
         mngr.close()
 
 
-def _is_closed_loop_noise(unraisable) -> bool:
-    exc = getattr(unraisable, "exc_value", None)
-    return isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"
+def run_differences(saved: dict, config: dict, *, may_differ=()) -> list[str]:
+    """How the run that saved a checkpoint (its config ``saved``) differs from the run ``config``.
 
+    A checkpoint carries its run's identity: the resolved config it was saved with, which includes the
+    experiment file's path and sha256. Two configs are the same run when every top-level field is
+    equal except ``may_differ`` (fields that can change on resume: logging, checkpointing, evaluation),
+    ``train.total_kimg`` (a run may be extended), ``experiment``, compared by file name (a moved
+    checkout is the same run), and ``experiment_sha256``, which callers compare with the file that
+    builds the model (an edited experiment may resume).
 
-def quiet_orbax_shutdown_noise() -> None:
-    """Drops the "Event loop is closed" reports left by a checkpoint read that failed.
-
-    When orbax's read of a corrupt step fails, tensorstore still completes the read's other futures
-    later; their callbacks find orbax's event loop closed and Python reports each as an unraisable
-    exception (dozens of tracebacks after the clean message). Only those are dropped; every other
-    unraisable exception goes to the previous hook. Idempotent; for command-line entry points.
+    Returns:
+      ``"field: saved X, now Y"`` for each difference (empty: the same run).
     """
-    previous = sys.unraisablehook
-    if getattr(previous, "_jaxgan_quiet", False):
+    def same(key):
+        a, b = saved.get(key), config.get(key)
+        if key == "experiment":
+            return os.path.basename(str(a or "")) == os.path.basename(str(b or ""))
+        if key == "train" and isinstance(a, dict) and isinstance(b, dict):
+            return {k: v for k, v in a.items() if k != "total_kimg"} == {k: v for k, v in b.items()
+                                                                           if k != "total_kimg"}
+        return a == b
+
+    skip = set(may_differ) | {"experiment_sha256"}
+    return [f"{k}: saved {saved.get(k)!r}, now {config.get(k)!r}" for k in sorted(set(saved) | set(config))
+            if k not in skip and not same(k)]
+
+
+def _is_failed_read_noise(unraisable) -> bool:
+    """Whether an unraisable-exception report is the residue of an orbax read that failed: a late
+    tensorstore callback finding orbax's event loop closed, or one of orbax's read coroutines that
+    raised and was never awaited (collected during the restore, or at exit)."""
+    exc = getattr(unraisable, "exc_value", None)
+    if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
+        return True
+    code = getattr(getattr(unraisable, "object", None), "cr_code", None)
+    return code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename
+
+
+class _OrbaxErrorRecords(logging.Filter):
+    """Drops orbax's error records (it logs through absl) and the tracebacks of its other records.
+
+    Every orbax failure that matters is raised again in jaxgan's own thread (a failed background save
+    at the next ``wait``, a failed read by ``restore``), where the command line turns it into its one
+    line; orbax's threads would otherwise log the same failure with tracebacks, also after that line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return False
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+class _OrbaxAsyncioResidue(logging.Filter):
+    """Drops asyncio's "exception was never retrieved" records of futures that failed inside orbax
+    (left behind by a failed read and reported when collected, often at exit)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        tb = record.exc_info[2] if record.exc_info else None
+        while tb is not None:
+            if f"{os.sep}orbax{os.sep}" in tb.tb_frame.f_code.co_filename:
+                return False
+            tb = tb.tb_next
+        return True
+
+
+_ORBAX_ERROR_RECORDS, _ORBAX_ASYNCIO_RESIDUE = _OrbaxErrorRecords(), _OrbaxAsyncioResidue()
+
+
+def quiet_orbax_failures(quiet: bool = True) -> None:
+    """Keeps orbax's reports of a failure that jaxgan raises itself off stderr (``quiet=False`` undoes it).
+
+    When a checkpoint read fails (a corrupt step, or arrays that no longer fit the model), orbax's
+    read coroutines and tensorstore's futures are left behind, and Python reports each as an
+    unraisable exception or an asyncio "exception was never retrieved" record when they are
+    collected: dozens of tracebacks, up to after the command's last line. A failed background save (a
+    full disk) is logged by orbax's threads with tracebacks. Quiet, those reports are dropped (every
+    other unraisable one goes to the previous hook, every other record is logged) and orbax's error
+    records are dropped (see :class:`_OrbaxErrorRecords`); jaxgan's error says what failed. For command-line entry points (``--debug`` shows everything); idempotent.
+    """
+    current = sys.unraisablehook
+    installed = getattr(current, "_jaxgan_previous", None)
+    absl, asyncio_log = logging.getLogger("absl"), logging.getLogger("asyncio")
+    if not quiet:
+        if installed is not None:
+            sys.unraisablehook = installed
+        absl.removeFilter(_ORBAX_ERROR_RECORDS)
+        asyncio_log.removeFilter(_ORBAX_ASYNCIO_RESIDUE)
+        return
+    absl.addFilter(_ORBAX_ERROR_RECORDS)  # idempotent: a logger's filters are a set
+    asyncio_log.addFilter(_ORBAX_ASYNCIO_RESIDUE)
+    if installed is not None:
         return
 
     def hook(unraisable):
-        if not _is_closed_loop_noise(unraisable):
-            previous(unraisable)
+        if not _is_failed_read_noise(unraisable):
+            current(unraisable)
 
-    hook._jaxgan_quiet = True  # type: ignore[attr-defined]
+    hook._jaxgan_previous = current  # type: ignore[attr-defined]
     sys.unraisablehook = hook
 
 
@@ -330,6 +407,25 @@ def is_io_error(e: BaseException) -> bool:
             return True
         e = e.__cause__ or e.__context__
     return False
+
+
+# tensorstore's status text -> the errno it stands for (its errors are ValueErrors without one).
+_MARKER_ERRNOS = (("No space left", errno.ENOSPC), ("RESOURCE_EXHAUSTED", errno.ENOSPC),
+                  ("Disk quota exceeded", errno.EDQUOT), ("Read-only file system", errno.EROFS),
+                  ("Permission denied", errno.EACCES), ("PERMISSION_DENIED", errno.EACCES),
+                  ("Input/output error", errno.EIO))
+
+
+def _as_os_error(e: Exception, directory: epath.Path) -> Exception:
+    """``e`` as an ``OSError`` with an errno when it is a storage failure that tensorstore reported as
+    text (so the command line says "the disk is full" rather than a tensorstore spec); else ``e``."""
+    if isinstance(e, OSError) or not is_io_error(e):
+        return e
+    text = str(e)
+    code = next((n for marker, n in _MARKER_ERRNOS if marker in text), None)
+    if code is None:
+        return e
+    return OSError(code, os.strerror(code), str(directory))
 
 
 def _agree(outcome: int) -> int:
@@ -376,7 +472,10 @@ class Checkpointer:
         meta["digest"] = {"algorithm": DIGEST_ALGORITHM, "arrays": state_digest(state),
                           "meta_sha256": _meta_sha256(meta)}
         args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
-        saved = self._mngr.save(step, args=args, force=force)
+        try:
+            saved = self._mngr.save(step, args=args, force=force)
+        except Exception as e:  # noqa: BLE001 - e.g. the previous background save failed: as in wait()
+            raise _as_os_error(e, self.directory) from e
         if not saved:
             _log.warning("orbax declined to save step %d in %s (newest is %s): pass force=True",
                          step, self.directory, self._mngr.latest_step())
@@ -405,13 +504,17 @@ class Checkpointer:
         self._move_aside({s: "unreadable" for s in bad})
         return bad
 
-    def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict, dict]:
+    def restore(self, abstract_state: Any, step: int | None = None, *,
+                check: Callable[[dict, int], None] | None = None) -> tuple[Any, dict, dict]:
         """Restores ``(state, data_position, config)`` placed as ``abstract_state``'s shardings say.
 
         Args:
           abstract_state: the state's pytree of ``jax.ShapeDtypeStruct`` with shardings.
           step: a step to restore, or None for the newest step that restores. Newer steps that fail
             are skipped with a warning and, once an older one has restored, moved to ``corrupt/``.
+          check: called as ``check(saved_config, step)`` before a step's arrays are read; what it
+            raises (e.g. "this checkpoint belongs to another run", see :func:`run_differences`) ends
+            the restore as is: such a step is not corrupt, and nothing is moved.
 
         Raises:
           FileNotFoundError: no checkpoint at all, or ``step`` is not among the saved steps.
@@ -426,15 +529,36 @@ class Checkpointer:
             if int(step) not in steps:
                 raise FileNotFoundError(f"checkpoint step {step} is not in {self.directory}: "
                                         f"available steps are {steps}")
+            self._check(int(step), check, [])
             return self._restore_step(abstract_state, int(step))
-        return self._restore_newest(abstract_state, steps[::-1])
+        return self._restore_newest(abstract_state, steps[::-1], check)
 
-    def _restore_newest(self, abstract_state: Any, steps: list[int]) -> tuple[Any, dict, dict]:
+    def _check(self, step: int, check: Callable[[dict, int], None] | None, passed: list[dict]) -> None:
+        """Runs ``check`` on the step's saved config unless it is among the configs that ``passed``
+        (appended to; a step whose meta does not read is left to the restore, which counts it as
+        corrupt; a storage failure raises CheckpointIOError)."""
+        if check is None:
+            return
+        try:
+            meta = _read_meta(self._mngr, step)
+        except Exception as e:  # noqa: BLE001 - classified: storage failure, or a bad step for later
+            if is_io_error(e):
+                raise CheckpointIOError(f"reading checkpoint step {step} in {self.directory} failed with an "
+                                        f"I/O error ({_reason(e)}): fix the storage and run again") from e
+            return
+        if meta["config"] not in passed:
+            check(meta["config"], step)
+            passed.append(meta["config"])
+
+    def _restore_newest(self, abstract_state: Any, steps: list[int],
+                        check: Callable[[dict, int], None] | None = None) -> tuple[Any, dict, dict]:
         """Tries steps newest first. Every process must restore the same step: after each attempt the
         processes agree (one all-gather) whether all of them succeeded, and an I/O error anywhere
         stops all of them without moving anything."""
         failed: dict[int, str] = {}
+        passed: list[dict] = []  # configs already checked: each is checked once
         for step in steps:
+            self._check(step, check, passed)
             out, outcome, reason = self._attempt(abstract_state, step)
             outcome = _agree(outcome)
             if outcome == _IO_ERROR:
@@ -443,11 +567,14 @@ class Checkpointer:
                     f"({reason or 'on another process'}); nothing was moved or deleted. Fix the storage "
                     "(disk full, permissions, a flaky network file system) and run again")
             if outcome == _RESTORED:
+                for failed_step, failed_reason in failed.items():  # said once an older step restored: when
+                    _log.warning("checkpoint step %d in %s does not restore, restored step %d instead: %s",
+                                 failed_step, self.directory, step, failed_reason)  # none does, the error does
                 self._move_aside(failed)
                 return out
             failed[step] = reason or "did not restore on another process"
-            _log.warning("checkpoint step %d in %s does not restore, trying an older one: %s",
-                         step, self.directory, failed[step])
+            _log.debug("checkpoint step %d in %s does not restore, trying an older one: %s",
+                       step, self.directory, failed[step])
         reasons = "\n".join(f"  step {s}: {r}" for s, r in failed.items())
         raise RuntimeError(f"no checkpoint in {self.directory} restores; nothing was moved or deleted. "
                            "If the model, optimiser or EMA setting changed since they were saved, the "
@@ -465,7 +592,7 @@ class Checkpointer:
                 if is_io_error(e):
                     return None, _IO_ERROR, reason
                 if attempt == 0:
-                    _log.info("checkpoint step %d did not restore (%s); trying it once more", step, reason)
+                    _log.debug("checkpoint step %d did not restore (%s); trying it once more", step, reason)
         return None, _CORRUPT, reason
 
     def _restore_step(self, abstract_state: Any, step: int) -> tuple[Any, dict, dict]:
@@ -504,8 +631,12 @@ class Checkpointer:
                      "by hand when done)", step, dst)
 
     def wait(self) -> None:
-        """Blocks until every save in flight is durable on disk (re-raises a failed save's error)."""
-        self._mngr.wait_until_finished()
+        """Blocks until every save in flight is durable on disk (re-raises a failed save's error; a
+        storage failure as an ``OSError`` with its errno, e.g. ENOSPC for a full disk)."""
+        try:
+            self._mngr.wait_until_finished()
+        except Exception as e:  # noqa: BLE001 - re-raised, as an OSError where the storage failed
+            raise _as_os_error(e, self.directory) from e
 
     def close(self) -> None:
         """Waits for saves in flight and releases orbax's threads."""

@@ -157,11 +157,43 @@ def _load_run(workdir: pathlib.Path, overrides=(), experiment: str | None = None
     validate(config, module)
     _note(command, f"experiment file: {workdir_lib.describe_experiment(used)}")
     run = run_lib.build(config, module)
-    return run, _restore_read_only(run, workdir / "checkpoints") if restore else None
+    if not restore:
+        return run, None
+    return run, _restore_read_only(run, workdir / "checkpoints", config_lib.file_sha256(used))
 
 
-def _restore_read_only(run, directory: pathlib.Path):
-    """The newest good state in ``directory``, reading only (a shared or read-only workdir is fine)."""
+def _same_run_check(config, experiment_sha256: str | None):
+    """``check(saved_config, step)`` for :meth:`Checkpointer.restore`: refuses a checkpoint saved by
+    another run (another experiment or config; see :func:`jaxgan.checkpoint.run_differences`) or by
+    another version of the experiment file than the one that builds the model, naming both."""
+    from jaxgan.checkpoint import run_differences
+    from jaxgan.errors import WorkdirError
+    from jaxgan.train import RESUMABLE_FIELDS
+
+    def describe(c, sha):
+        return f"{pathlib.Path(str(c.get('experiment') or '?')).name} (sha256 {(sha or 'unknown')[:12]})"
+
+    def check(saved: dict, step: int) -> None:
+        diffs = run_differences(saved, dict(config), may_differ=RESUMABLE_FIELDS)
+        if diffs:
+            raise WorkdirError(
+                f"checkpoint step {step} belongs to another run: it was saved by "
+                f"{describe(saved, saved.get('experiment_sha256'))}, this workdir's run is "
+                f"{describe(config, experiment_sha256)} ({'; '.join(diffs)}). Were the checkpoints copied "
+                "from another workdir? Use the workdir they were trained in")
+        old = saved.get("experiment_sha256")
+        if old and experiment_sha256 and old != experiment_sha256:
+            raise WorkdirError(
+                f"checkpoint step {step} was saved by {describe(saved, old)}, but the model is built from "
+                f"{describe(config, experiment_sha256)}: the file changed since that save (a run resumed "
+                "with an edited file saves with it from its next checkpoint). Pass the file it was "
+                "trained with (--experiment FILE), or let jaxgan train save a new checkpoint")
+    return check
+
+
+def _restore_read_only(run, directory: pathlib.Path, experiment_sha256: str | None = None):
+    """The newest good state in ``directory``, reading only (a shared or read-only workdir is fine);
+    a checkpoint of another run, or of another version of the experiment file, is refused."""
     import jax
 
     from jaxgan import run as run_lib
@@ -172,7 +204,8 @@ def _restore_read_only(run, directory: pathlib.Path):
         raise WorkdirError(f"{directory} does not exist: the run has no checkpoint yet (train it first)")
     example = jax.tree.map(lambda x: x[0], run_lib.example_batch(run))
     with Checkpointer(directory, read_only=True) as ckpt:
-        state, _, _ = ckpt.restore(run.step.abstract_state(example))
+        state, _, _ = ckpt.restore(run.step.abstract_state(example),
+                                   check=_same_run_check(run.config, experiment_sha256))
     return state
 
 
@@ -346,13 +379,15 @@ def _traceback_wanted(args) -> bool:
     return bool(getattr(args, "debug", False)) or env not in ("", "0")
 
 
-def _quiet_libraries() -> None:
+def _quiet_libraries(quiet_failures: bool = True) -> None:
+    """Library logs at WARNING and above; unless ``quiet_failures`` is off (--debug), orbax's own reports
+    of a failure jaxgan raises itself stay off stderr, so the command's one line is its last."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     for noisy in ("absl", "orbax", "jax._src"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from jaxgan.checkpoint import quiet_orbax_shutdown_noise
+    from jaxgan.checkpoint import quiet_orbax_failures
 
-    quiet_orbax_shutdown_noise()
+    quiet_orbax_failures(quiet_failures)
 
 
 def main(argv=None) -> int:
@@ -360,7 +395,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     command = f"jaxgan {args.command}"
     try:
-        _quiet_libraries()
+        _quiet_libraries(not _traceback_wanted(args))
         _init_distributed()
         handler = getattr(args, "handler", None) or {"train": cmd_train, "sample": cmd_sample,
                                                       "eval": cmd_eval}[args.command]

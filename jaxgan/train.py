@@ -20,7 +20,7 @@ import numpy as np
 
 from jaxgan import samples as samples_lib
 from jaxgan import sharding, workdir as workdir_lib, writers as writers_lib
-from jaxgan.checkpoint import Checkpointer, read_config
+from jaxgan.checkpoint import Checkpointer
 from jaxgan.config import Config
 from jaxgan.errors import WorkdirLocked
 from jaxgan.evaluate import evaluate
@@ -116,10 +116,10 @@ def _restore_or_init(run: Run, ckpt: Checkpointer, workdir: pathlib.Path, is_mai
             _truncate_metrics(workdir, 0)  # lines of an earlier attempt that never checkpointed
             _set_aside_results(workdir)
         return run.step.init_state(run.config.seed, example), 0
-    saved = read_config(workdir / "checkpoints")
-    if saved is not None:  # refuse a different config before touching any arrays
-        _check_resumable(saved, run.config)
-    state, position, _ = ckpt.restore(run.step.abstract_state(example))
+    # the config saved with each step tried is checked before its arrays are read: a different config
+    # (e.g. another run's checkpoints copied here) is refused, naming both, and never taken for corrupt
+    state, position, _ = ckpt.restore(run.step.abstract_state(example),
+                                      check=lambda saved, _: _check_resumable(saved, run.config))
     start = int(state.step)
     if position.get("examples_seen") != start * run.images_per_step:
         raise RuntimeError(f"checkpoint at step {start} records data position {position}, but step "
