@@ -19,7 +19,9 @@ For each configuration (batch x dtype x device count) it builds the run with jax
   count of :mod:`jaxgan.flops` (DCGAN and MLP families), with their ratio; ``model`` is the analytic
   count where there is one, else the HLO's: achieved TFLOP/s and MFU divide it (the model's FLOPs,
   not extra products a convolution form may do) by the step time, against the device's dense peak
-  (:data:`PEAK_TFLOPS`) or a measured matmul peak (``--peak measure``);
+  (:data:`PEAK_TFLOPS`) or a measured matmul peak (``--peak measure``, and ``auto`` on a device
+  without a table entry), timed in the same interleaved rounds as the steps (median of the rounds);
+  an MFU above 100% is a measurement error and is reported as ``mfu_error``, never as an MFU;
 * memory: the compiled step's argument/output/temp sizes and the device's peak bytes in use where
   the backend reports them.
 
@@ -303,6 +305,7 @@ class Timed:
     name: str
     window: Any
     info: dict
+    calls: int | None = None  # calls per timed window (None: the benchmark's --steps)
 
 
 def bench_configuration(experiment: str, overrides: list[str], *, batch: int | None, dtype: str | None,
@@ -330,12 +333,14 @@ def bench_configuration(experiment: str, overrides: list[str], *, batch: int | N
         except _Skip as e:
             skipped[name] = str(e)
             print(f"jaxgan bench: skipping {name}: {e}", file=sys.stderr)
-    for t in timed:  # warm-up: two steps each, compiled and caches hot
-        t.window(2)
-    times = {t.name: [] for t in timed}
-    for _ in range(windows):  # interleaved rounds
-        for t in timed:
-            times[t.name].append(t.window(steps) / steps)
+    peak_timer = None
+    if needs_measured_peak(peak, record["device_kind"], record["dtype"]):
+        peak_timer = matmul_peak_timed(record["dtype"], devices[0])
+    times = interleaved_rounds(timed + ([peak_timer] if peak_timer else []), windows, steps)
+    measured = None
+    if peak_timer:
+        rates = [peak_timer.info["flops_per_call"] / s / 1e12 for s in times.pop(peak_timer.name)]
+        measured = {"tflops": statistics.median(rates), "rounds": rates}
     out = []
     ips_jaxgan = None
     for t in timed:
@@ -349,7 +354,7 @@ def bench_configuration(experiment: str, overrides: list[str], *, batch: int | N
         # by each implementation's time, so a form that does extra products (DCGAN's sub-pixel
         # transposed convolutions on CPU) is not credited with them
         model = t.info.get("flops_per_step", {}).get("model") or record["flops_per_step"]["model"]
-        r.update(_throughput_fields(model, r["step_ms"]["median"], record, peak, devices))
+        r.update(_throughput_fields(model, r["step_ms"]["median"], record, peak, devices, measured))
         out.append(r)
     for r in out:
         r["images_per_sec_vs_jaxgan"] = r["images_per_sec"] / ips_jaxgan
@@ -376,14 +381,83 @@ def _timing_fields(per_step_s: list[float], images_per_step: int) -> dict:
             "images_per_sec": images_per_step / (median / 1000)}
 
 
-def _throughput_fields(flops: float | None, step_ms: float, record: dict, peak: str, devices) -> dict:
+def interleaved_rounds(timed: list[Timed], windows: int, steps: int) -> dict[str, list[float]]:
+    """Seconds per call of each implementation, timed in ``windows`` interleaved rounds.
+
+    Every implementation runs two warm-up calls, then each round times one window of each in turn
+    (``steps`` calls, or the Timed's own ``calls``), so that a change in the machine's load during
+    the benchmark (a shared CPU) reaches all of them alike, the matmul peak included.
+    """
+    for t in timed:  # warm-up: two calls each, compiled and caches hot
+        t.window(2)
+    times = {t.name: [] for t in timed}
+    for _ in range(windows):
+        for t in timed:
+            k = t.calls or steps
+            times[t.name].append(t.window(k) / k)
+    return times
+
+
+def needs_measured_peak(peak: str, device_kind: str, dtype: str) -> bool:
+    """Whether ``--peak`` asks for a matmul peak measured in the benchmark's rounds."""
+    return peak == "measure" or (peak == "auto" and table_peak(device_kind, dtype)[0] is None)
+
+
+MATMUL_PEAK = "matmul-peak"  # the Timed of the measured peak (not a record)
+
+
+def matmul_peak_timed(dtype: str, device, n: int = 2048, calls: int = 3) -> Timed:
+    """An ``n x n x n`` matmul on ``device`` as a :class:`Timed` of ``calls`` products a window: the
+    practical peak, timed in the same rounds as the steps (a peak timed at another moment of a loaded
+    machine gave an MFU of 2.81)."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.device_put(jnp.ones((n, n), dtype), device)
+    f = jax.jit(lambda x: x @ x)
+
+    def window(k):
+        t0 = time.perf_counter()
+        for _ in range(k):
+            out = f(a)
+        jax.block_until_ready(out)
+        return time.perf_counter() - t0
+
+    return Timed(MATMUL_PEAK, window, {"flops_per_call": 2.0 * n ** 3, "n": n}, calls=calls)
+
+
+def _throughput_fields(flops: float | None, step_ms: float, record: dict, peak: str, devices,
+                       measured: dict | None = None) -> dict:
+    """Achieved TFLOP/s and MFU against ``--peak``; an MFU above 1 is reported as an error, not an MFU.
+
+    ``measured``: the matmul peak timed in the benchmark's rounds (``{'tflops', 'rounds'}``), used
+    where ``--peak`` asks for a measured one.
+    """
     if not flops:
         return {"tflops_per_sec": None, "mfu": None, "peak_tflops": None, "peak_source": None}
     achieved = flops / (step_ms / 1000) / 1e12
-    peak_tflops, source = peak_per_device(peak, record["device_kind"], record["dtype"], devices)
+    if measured and needs_measured_peak(peak, record["device_kind"], record["dtype"]):
+        peak_tflops = measured["tflops"]
+        source = (f"measured: {record['dtype']} matmul on {record['device_kind']}, median of "
+                  f"{len(measured['rounds'])} rounds interleaved with the steps")
+    else:
+        peak_tflops, source = peak_per_device(peak, record["device_kind"], record["dtype"], devices)
     total_peak = None if peak_tflops is None else peak_tflops * len(devices)
-    return {"tflops_per_sec": achieved, "peak_tflops": total_peak, "peak_source": source,
-            "mfu": None if total_peak is None else achieved / total_peak}
+    out = {"tflops_per_sec": achieved, "peak_tflops": total_peak, "peak_source": source,
+           "mfu": None if total_peak is None else achieved / total_peak}
+    if measured:
+        out["peak_rounds_tflops"] = measured["rounds"]
+    return {**out, **mfu_check(out["mfu"])}
+
+
+def mfu_check(mfu: float | None) -> dict:
+    """``{}`` for a possible MFU; for one above 1, ``{'mfu': None, 'mfu_error': ...}``: a step cannot
+    beat the peak, so the figure is a measurement error (the peak and the step timed under different
+    conditions, a wrong stated peak, or a FLOP model that counts more than the step does)."""
+    if mfu is None or mfu <= 1.0:
+        return {}
+    return {"mfu": None, "mfu_error": f"measured {100 * mfu:.0f}% of the peak: above 100% is a measurement "
+                                      "error (the peak or the FLOP count does not hold for this step), not an MFU"}
 
 
 def _jaxgan_timed(config, module, devices, data: str, warm_compile: bool) -> tuple[Timed, dict]:
@@ -415,7 +489,7 @@ def _jaxgan_timed(config, module, devices, data: str, warm_compile: bool) -> tup
     per_device = float(cost["flops"]) if cost and "flops" in cost else None
     hlo = per_device and per_device * len(devices)
     analytic = flops_lib.step_flops_for_config(config, run.source.info.shape)
-    dtype = _dtype_name(config)
+    dtype = _dtype_name(config, run.platform)
     record = {
         "experiment": pathlib.Path(config.experiment).stem,
         **_platform(devices),
@@ -508,12 +582,14 @@ class _SyntheticSource:
         return {"x": rs.uniform(-1, 1, (size, *self.info.shape)).astype(np.float32)}
 
 
-def _dtype_name(config) -> str:
+def _dtype_name(config, platform: str | None = None) -> str:
+    """The compute dtype's name for ``platform`` (a run's; None: the default devices', which are the
+    ones bench times)."""
     import jax.numpy as jnp
 
     from jaxgan.precision import compute_dtype
 
-    return jnp.dtype(compute_dtype(config.compute_dtype)).name
+    return jnp.dtype(compute_dtype(config.compute_dtype, platform)).name
 
 
 def _platform(devices) -> dict:
@@ -581,13 +657,19 @@ def peak_per_device(peak: str, device_kind: str, dtype: str, devices) -> tuple[f
         except ValueError:
             raise ValueError(f"--peak {peak!r}: use 'auto', 'table', 'measure' or a number in TFLOP/s") from None
     if peak in ("auto", "table"):
-        for name, by_dtype in PEAK_TFLOPS:
-            if name.lower() in device_kind.lower() and dtype in by_dtype:
-                return by_dtype[dtype], f"table: {name} {dtype} dense"
-        if peak == "table":
-            return None, None
+        value, source = table_peak(device_kind, dtype)
+        if value is not None or peak == "table":
+            return value, source
     value = measured_matmul_peak(dtype, devices[0])
     return value, f"measured: {dtype} matmul on {device_kind}"
+
+
+def table_peak(device_kind: str, dtype: str) -> tuple[float | None, str | None]:
+    """(dense peak TFLOP/s from :data:`PEAK_TFLOPS`, its source), or (None, None) for another device."""
+    for name, by_dtype in PEAK_TFLOPS:
+        if name.lower() in device_kind.lower() and dtype in by_dtype:
+            return by_dtype[dtype], f"table: {name} {dtype} dense"
+    return None, None
 
 
 _MEASURED: dict = {}
@@ -778,7 +860,7 @@ def format_table(records: list[dict], markdown: bool = False) -> str:
             f"{r['step_ms']['median']:.1f}/{r['step_ms']['p90']:.1f}",
             f"{r['images_per_sec']:.1f}", f"{r['images_per_sec_vs_jaxgan']:.2f}x",
             _num(flops and flops / 1e9, ".2f"), _num(ratio and 1 / ratio, ".3f"),
-            _num(r.get("tflops_per_sec"), ".4f"), _num(r.get("mfu") and 100 * r["mfu"], ".2f", "%"),
+            _num(r.get("tflops_per_sec"), ".4f"), ("error >100%" if r.get("mfu_error") else _num(r.get("mfu") and 100 * r["mfu"], ".2f", "%")),
             _num(peak_bytes and peak_bytes / 2**30, ".2f"),
         ))
     settings = list(dict.fromkeys(

@@ -29,7 +29,7 @@ READ_SIDE_PREFIXES = ("sample.", "eval.")
 # Commands that live in their own modules: each defines ``register(subparsers)``, which adds its
 # sub-parser with ``set_defaults(handler=fn)``; ``fn(args) -> int``. Importing them must be cheap
 # (no jax at module level): the parser is built on every invocation.
-EXTRA_COMMANDS: tuple[str, ...] = ("jaxgan.bench", "jaxgan.image2image")
+EXTRA_COMMANDS: tuple[str, ...] = ("jaxgan.bench", "jaxgan.image2image", "jaxgan.aot")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a config field by its dotted name, e.g. train.batch_size=128")
     t.add_argument("--smoke", action="store_true", help="the experiment's tiny CPU variant (for tests)")
     t.add_argument("--dry-run", action="store_true", help="validate and print the resolved config, then exit")
+    t.add_argument("--topology", metavar="GEN:SHAPE",
+                   help="with --dry-run: also compile the step for this Cloud TPU slice (e.g. v5e:2x4) and "
+                        "print jaxgan compile's report (needs libtpu: pip install 'jaxgan[tpu]'; no TPU)")
     cache = t.add_mutually_exclusive_group()
     cache.add_argument("--compile-cache", metavar="DIR",
                        help="persistent compilation cache folder (default: jaxgan.compile_cache's)")
@@ -238,8 +241,19 @@ def cmd_train(args) -> int:
     if note:
         _note("train", note)
     _note("train", f"experiment file: {workdir_lib.describe_experiment(pathlib.Path(config.experiment))}")
+    if args.topology and not args.dry_run:
+        from jaxgan.errors import UserError
+
+        raise UserError("--topology compiles for a TPU slice without training: add --dry-run "
+                        "(or use jaxgan compile)")
     if args.dry_run:
+        if args.topology:
+            from jaxgan import aot
+
+            aot.chip_for(args.topology)  # a bad name fails before the config is printed
         print(config.to_json())
+        if args.topology:
+            return aot.report_for_args(config, module, args)
         return 0
     workdir = pathlib.Path(args.workdir) if args.workdir else _default_workdir(config, args.smoke)
     workdir_lib.check_usable(workdir)

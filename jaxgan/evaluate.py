@@ -76,7 +76,7 @@ def evaluate_samples(run: Run, samples: np.ndarray) -> dict[str, Any]:
         results.update(_digit_metrics(run, samples, n))
     elif run.config.data.get("name") == "stacked_mnist":
         results.update(_stacked_metrics(run, samples, n))
-    weights = inception_weights(run.config)
+    weights = inception_weights(run.config, getattr(run, "platform", None))
     if info.kind == "image" and weights:
         results.update(_inception_metrics(run, samples, n, weights))
     elif info.kind == "image":
@@ -94,10 +94,11 @@ def is_digit_data(info) -> bool:
             and info.num_classes == 10 and bool(info.num_examples))
 
 
-def inception_weights(config) -> str | None:
+def inception_weights(config, platform: str | None = None) -> str | None:
     """The FID Inception weights evaluation uses: ``eval.inception_weights``, else (on an accelerator)
     the converted NVIDIA weights in the cache where present; None for none (or
-    ``eval.inception_weights=off``). On CPU the cached weights are used only when named explicitly."""
+    ``eval.inception_weights=off``). On CPU the cached weights are used only when named explicitly.
+    ``platform``: the run's (``Run.platform``); None: the default devices'."""
     from jaxgan.eval.inception import NVIDIA_WEIGHTS_FILENAME
 
     setting = str(config.eval.get("inception_weights") or "")
@@ -108,9 +109,9 @@ def inception_weights(config) -> str | None:
     default = cache_dir() / NVIDIA_WEIGHTS_FILENAME
     if not default.is_file():
         return None
-    import jax
+    from jaxgan.precision import default_platform
 
-    if jax.default_backend() == "cpu":  # ~0.7 s an image on a 2-core CPU: 10k samples take hours
+    if (platform or default_platform()) == "cpu":  # ~0.7 s an image on a 2-core CPU: 10k samples take hours
         log.info("FID Inception weights found at %s but not used on CPU (hours for 10k samples): set "
                  "eval.inception_weights=%s to use them", default, default)
         return None

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgan import data as data_lib
-from jaxgan import sharding
+from jaxgan import precision, sharding
 from jaxgan.config import Config, build_experiment
 from jaxgan.experiment import images_per_step, total_steps
 from jaxgan.step import TrainStep
@@ -29,6 +29,7 @@ class Run:
     game: Any
     step: TrainStep
     mesh: Any
+    platform: str  # 'cpu', 'gpu' or 'tpu': the mesh's, what 'auto' config values were resolved for
 
     @functools.cached_property
     def generate_fn(self):
@@ -47,18 +48,24 @@ class Run:
 def build(config: Config, module: types.ModuleType, devices=None, source=None) -> Run:
     """Builds the run described by ``config`` with the experiment ``module``'s ``build``.
 
+    ``devices``: the devices the step is built for (default: all devices of all processes); they
+    need not be this host's: ``jaxgan compile`` passes a TPU topology's. Platform-dependent choices
+    (``compute_dtype='auto'``, DCGAN's ``model.upsample='auto'``) are made for them
+    (:func:`jaxgan.precision.resolve_config`); ``Run.config`` keeps the config as given (what
+    ``config.json`` records and resumption compares).
     ``source``: a data source to use instead of the config's (``jaxgan bench`` passes synthetic
     images of the configured shape when the data are absent).
     """
     source = data_lib.make_run_source(config) if source is None else source
-    game, g_tx, d_tx = build_experiment(module, config, source.info)
     mesh = sharding.make_mesh(devices)
+    platform = precision.platform_of(mesh.devices.flat)
+    game, g_tx, d_tx = build_experiment(module, precision.resolve_config(config, platform), source.info)
     sharding.check_divisible(config.train.batch_size, mesh.size)  # mesh.size is a multiple of processes
     t = config.train
     step = TrainStep(game, g_tx, d_tx, mesh, n_critic=t.n_critic,
                      ema_half_life_kimg=t.ema_half_life_kimg or None, ema_rampup=t.ema_rampup or None,
                      max_traces=1, share_generator_pass=bool(t.get("share_generator_pass", False)))
-    return Run(config=config, source=source, game=game, step=step, mesh=mesh)
+    return Run(config=config, source=source, game=game, step=step, mesh=mesh, platform=platform)
 
 
 def host_batch(run: Run, step: int) -> dict:

@@ -208,7 +208,7 @@ def _compile(run: Run, state, workdir: pathlib.Path, is_main: bool):
     batch = sharding.global_batch(run.mesh, example_batch(run))
     lowered = run.step.lower(state, batch)
     compiled = lowered.compile()
-    info = {"devices": run.mesh.size, "backend": jax.default_backend(), "jax": jax.__version__}
+    info = {"devices": run.mesh.size, "backend": run.platform, "jax": jax.__version__}
     cost = lowered.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     if cost and "flops" in cost:

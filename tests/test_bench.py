@@ -5,6 +5,7 @@ No timing is asserted: only that the fields exist, are sane and agree with each 
 import json
 import math
 import pathlib
+import statistics
 import tempfile
 
 import chex
@@ -151,6 +152,51 @@ def test_bench_devices_reruns_with_emulated_devices_and_constant_work_per_device
     assert f["hlo_lowered"] == 2 * f["hlo_lowered_per_device"]
     assert 0.7 < f["ratio"] < 1.3  # analytic (global batch) vs HLO x devices; smoke nets: elementwise-heavy
     assert _positive(r["images_per_sec"])
+
+
+def test_an_mfu_above_one_is_flagged_as_a_measurement_error():
+    """A step cannot beat the peak: 2 TFLOP/s against a stated 0.5 is an error, not an MFU of 400%."""
+    record = {"device_kind": "cpu", "dtype": "float32"}
+    bad = bench._throughput_fields(2e12, 1000.0, record, "0.5", [None])
+    assert bad["tflops_per_sec"] == pytest.approx(2.0) and bad["peak_tflops"] == 0.5
+    assert bad["mfu"] is None and "measurement error" in bad["mfu_error"] and "400%" in bad["mfu_error"]
+    good = bench._throughput_fields(0.25e12, 1000.0, record, "0.5", [None])
+    assert good["mfu"] == pytest.approx(0.5) and "mfu_error" not in good
+    base = {"experiment": "x", "implementation": "jaxgan", "device_count": 1, "batch": 8, "dtype": "float32",
+            "step_ms": {"median": 1000.0, "p90": 1000.0}, "images_per_sec": 8.0, "images_per_sec_vs_jaxgan": 1.0,
+            "backend": "cpu", "device_kind": "cpu", "versions": {"jax": "0", "flax": "0"}, "data": "synthetic"}
+    table = bench.format_table([{**base, **bad}, {**base, **good}])
+    assert "error >100%" in table.splitlines()[-2] and "50.00%" in table.splitlines()[-1]
+
+
+def test_the_matmul_peak_is_timed_in_the_same_rounds_as_the_steps():
+    """Each round times a window of every implementation and then one of the matmul peak, so a load
+    change on a shared machine reaches both (the peak timed apart gave an MFU of 2.81)."""
+    order = []
+
+    def timed(name, calls=None):
+        return bench.Timed(name, lambda k: order.append((name, k)) or 0.5 * k, {}, calls=calls)
+
+    times = bench.interleaved_rounds([timed("jaxgan"), timed("handwritten"), timed(bench.MATMUL_PEAK, 3)],
+                                     windows=3, steps=10)
+    warmup = [("jaxgan", 2), ("handwritten", 2), (bench.MATMUL_PEAK, 2)]
+    assert order == warmup + [("jaxgan", 10), ("handwritten", 10), (bench.MATMUL_PEAK, 3)] * 3
+    assert times == {name: [0.5] * 3 for name in ("jaxgan", "handwritten", bench.MATMUL_PEAK)}
+    assert bench.needs_measured_peak("auto", "cpu", "float32") and bench.needs_measured_peak("measure", "TPU v4", "bfloat16")
+    assert not bench.needs_measured_peak("auto", "TPU v4", "bfloat16") and not bench.needs_measured_peak("2", "cpu", "float32")
+
+
+def test_bench_measures_the_peak_in_its_rounds(tmp_path):
+    (r,) = _bench_json(tmp_path, "ring8", "--smoke", "--steps", "1", "--windows", "2", "--peak", "measure",
+                       "--no-compile-timing")
+    rounds = r["peak_rounds_tflops"]
+    assert len(rounds) == 2 and all(_positive(x) for x in rounds)
+    assert r["peak_tflops"] == pytest.approx(statistics.median(rounds))  # one device
+    assert "interleaved with the steps" in r["peak_source"]
+    if r["mfu"] is None:  # flagged, never printed as an MFU above 100%
+        assert "measurement error" in r["mfu_error"]
+    else:
+        assert 0 < r["mfu"] <= 1 and r["mfu"] == pytest.approx(r["tflops_per_sec"] / r["peak_tflops"])
 
 
 def test_peak_table_and_errors():

@@ -13,8 +13,10 @@ convolution of the forward and backward pass is stride 1 and undilated; it does 
 products (the zero taps of the 3x3 phase kernels) and still runs forward + backward 4-13x faster
 there. The function equals ``lax.conv_transpose`` to float rounding (tests/test_nets.py), so
 parameters and checkpoints are the same whichever form a network uses; only speed differs, and it
-differs by backend: 'auto' picks the sub-pixel form on CPU only (on GPU, cuDNN has native
-transposed-convolution kernels; which form wins there is unmeasured).
+differs by platform: 'auto' picks the sub-pixel form on CPU only (on GPU, cuDNN has native
+transposed-convolution kernels; which form wins there is unmeasured; on TPU the extra products are
+counted and run). A run decides for the devices it is built for, not for the host's default backend
+(``jaxgan.precision.resolve_config``), so a TPU program compiled on a CPU host gets the TPU's form.
 
 The discriminator's stride-2 convolution needs no such form: its gradients run at 2-4x its forward
 on XLA CPU, and a space-to-depth rewrite of it measured no faster (0.94-1.34x the time of the
@@ -30,12 +32,24 @@ DN = ("NHWC", "HWIO", "NHWC")
 FORMS = ("auto", "transpose", "phases")
 
 
-def resolve_form(form: str) -> str:
-    """'auto' -> 'phases' on CPU (measured faster there), 'transpose' (``lax.conv_transpose``) elsewhere."""
+def default_form(platform: str) -> str:
+    """'phases' on CPU (measured faster there), 'transpose' (``lax.conv_transpose``) on GPU and TPU.
+
+    On a TPU the sub-pixel form costs 2.25x the products of the layer (the zero taps), which XLA:TPU
+    counts and runs: DCGAN-64's step compiled for v5e counted 1.39x the analytic FLOPs with it.
+    """
+    return "phases" if platform == "cpu" else "transpose"
+
+
+def resolve_form(form: str, platform: str | None = None) -> str:
+    """'auto' -> :func:`default_form` of ``platform`` (None: the default devices', for networks used
+    outside a run; a run resolves 'auto' for its own devices in ``jaxgan.precision.resolve_config``)."""
     if form not in FORMS:
         raise ValueError(f"unknown convolution form {form!r}: use one of {FORMS}")
     if form == "auto":
-        return "phases" if jax.default_backend() == "cpu" else "transpose"
+        from jaxgan.precision import default_platform
+
+        return default_form(platform or default_platform())
     return form
 
 

@@ -1,0 +1,446 @@
+"""``jaxgan compile``: an experiment's train step compiled for a Cloud TPU slice, on any host, no TPU needed.
+
+    jaxgan compile EXPERIMENT --topology v5e:2x4 [--set KEY=VALUE ...] [--smoke] [--batch N]
+                   [--no-generate] [--json FILE] [--hlo DIR]
+    jaxgan train EXPERIMENT --dry-run --topology v5e:2x4      (the same report)
+
+libtpu (``pip install 'jaxgan[tpu]'``) holds XLA's TPU compiler, and it compiles for a named slice
+without the chips: ``jax.experimental.topologies.get_topology_desc`` describes the slice's devices
+(several hosts for a multi-host slice such as ``v5e:4x4``), the run is built for them with jaxgan's
+own builder (``jaxgan.run.build``: the step compiled is the step trained, with every platform choice
+made for TPU, see :func:`jaxgan.precision.resolve_config`), and ``jit(...).lower(...).compile()``
+returns the XLA:TPU executable that would run. maxtext (``train_compile.py``) and axlearn
+(``run_aot_compilation.py``) check pod-slice jobs the same way before paying for them.
+
+The report, per chip (every chip runs the same SPMD program):
+
+* HBM: arguments, outputs (less those aliased to donated arguments), temporaries and code, against
+  the chip's HBM (:data:`CHIPS`), and whether it fits;
+* FLOPs: XLA's count of the optimised program beside the analytic model (``jaxgan.flops``, DCGAN and
+  MLP families), and bytes accessed; their ratio (FLOP/byte) against the chip's ridge point
+  (peak FLOP/s / HBM bandwidth): below it the step is memory-bound by the compiler's own count;
+* a roofline *bound* on the step time, ``max(FLOPs / peak, bytes / bandwidth)`` (Williams, Waterman
+  & Patterson, "Roofline", 2009), with the images/s and MFU it implies: a bound from the compiler's
+  count and the datasheet, never a measurement (XLA's own ``optimal_seconds`` is not used: for these
+  programs the TPU cost model returns negative values);
+* the collectives in the optimised HLO, each with its bytes;
+* the compile time (lowering + compilation, on this host).
+
+The generator forward that ``jaxgan sample``/``eval`` run (``Run.generate_fn``, a chunk of 1,000
+latents) is compiled and reported too, unless ``--no-generate``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import re
+import sys
+import time
+from jaxgan.errors import UserError
+
+GiB = 2 ** 30
+
+
+@dataclasses.dataclass(frozen=True)
+class Chip:
+    """One TPU chip's datasheet figures.
+
+    Attributes:
+      name: the generation as topology names spell it (``'v5e'`` in ``'v5e:2x2'``).
+      device_kind: what libtpu calls its devices (``jax.Device.device_kind``).
+      peak_flops: dense bfloat16 peak, FLOP/s per chip.
+      hbm_bytes: HBM capacity per chip.
+      hbm_bytes_per_s: HBM bandwidth per chip.
+      megacore: the chip's two TensorCores act as one device (v4, v5p), as JAX runs them by default;
+        libtpu's topology description then needs ``chip_config_name='megacore'`` (else it lists one
+        device per core).
+    """
+
+    name: str
+    device_kind: str
+    peak_flops: float
+    hbm_bytes: int
+    hbm_bytes_per_s: float
+    megacore: bool = False
+
+    @property
+    def ridge(self) -> float:
+        """FLOP per byte at which the chip turns from memory-bound to compute-bound."""
+        return self.peak_flops / self.hbm_bytes_per_s
+
+
+# Per chip, from Google Cloud's system-architecture pages (cloud.google.com/tpu/docs/v4, /v5e, /v5p,
+# /v6e, read 2026-12): v4 275 TFLOP/s bf16, 32 GiB HBM2 at 1,200 GB/s; v5e 197 TFLOP/s, 16 GB HBM2
+# at 819 GB/s; v5p 459 TFLOP/s, 95 GB HBM2e at 2,765 GB/s; v6e (Trillium) 918 TFLOP/s, 32 GB HBM at
+# 1,640 GB/s. Capacities are taken as GiB (what the chips report to XLA, e.g. 16 GiB on v5e, less a
+# little the runtime keeps).
+CHIPS: dict[str, Chip] = {
+    "v4": Chip("v4", "TPU v4", 275e12, 32 * GiB, 1200e9, megacore=True),
+    "v5e": Chip("v5e", "TPU v5 lite", 197e12, 16 * GiB, 819e9),
+    "v5p": Chip("v5p", "TPU v5", 459e12, 95 * GiB, 2765e9, megacore=True),
+    "v6e": Chip("v6e", "TPU v6 lite", 918e12, 32 * GiB, 1640e9),
+}
+EXAMPLE_TOPOLOGIES = ("v5e:2x2", "v5e:2x4", "v5e:4x4", "v4:2x2x1", "v5p:2x2x1", "v6e:2x2")
+GENERATE_CHUNK = 1000  # latents per call of Run.generate_fn in jaxgan.run.generate (sample, eval)
+
+_COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute",
+                "collective-broadcast", "ragged-all-to-all")
+_COLLECTIVE_RE = re.compile(r"^\s*(?:ROOT\s+)?%?(\S+) = (.+?) (" + "|".join(_COLLECTIVES) + r")(-start)?\(")
+_ARRAY_RE = re.compile(r"\b(pred|[suf]\d+|bf16|f8e\w+|c64|c128)\[([\d,]*)\]")
+_ITEM_BITS = {"pred": 8, "bf16": 16, "c64": 64, "c128": 128}
+
+
+class TopologyError(UserError, ValueError):
+    """A topology jaxgan cannot compile for (libtpu absent, an unknown or malformed name)."""
+
+
+# -- the slice ------------------------------------------------------------------------------------
+def libtpu_installed() -> bool:
+    """Whether libtpu (XLA's TPU compiler and runtime) can be imported."""
+    return importlib.util.find_spec("libtpu") is not None
+
+
+def libtpu_version() -> str | None:
+    """The installed libtpu's version, or None where it is absent."""
+    for dist in ("libtpu", "libtpu-nightly"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def chip_for(topology: str) -> Chip:
+    """The :class:`Chip` of a topology name such as ``'v5e:2x4'``; a clear error for another name."""
+    generation, sep, shape = topology.partition(":")
+    if not sep or not re.fullmatch(r"\d+(x\d+){1,2}", shape):
+        raise TopologyError(f"--topology {topology!r}: expected GENERATION:SHAPE, e.g. "
+                          f"{', '.join(EXAMPLE_TOPOLOGIES)}")
+    if generation not in CHIPS:
+        raise TopologyError(f"--topology {topology!r}: unknown TPU generation {generation!r}; jaxgan knows "
+                          f"{', '.join(CHIPS)} (e.g. {', '.join(EXAMPLE_TOPOLOGIES)})")
+    return CHIPS[generation]
+
+
+def topology_devices(topology: str) -> tuple[list, Chip]:
+    """(the slice's devices, its chip) for a topology name, described by libtpu without the chips.
+
+    The devices span every host of a multi-host slice (``d.process_index``); they can be compiled
+    for, not run on. Refuses with one line where libtpu is absent or the shape is not a slice.
+    """
+    chip = chip_for(topology)
+    if not libtpu_installed():
+        raise TopologyError("compiling for a TPU needs libtpu (XLA's TPU compiler, about 210 MB; no TPU "
+                          "is needed): pip install 'jaxgan[tpu]' (or pip install 'jax[tpu]')")
+    os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")  # no GCE metadata server to ask off a TPU VM
+    # libtpu lets one process at a time load it (/tmp/libtpu_lockfile), to guard the chips; compiling
+    # uses none, so two compilations (pytest -n 2, or beside a TPU job on a TPU VM) may run at once
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+    from jax.experimental import topologies
+
+    try:
+        kwargs = {"chip_config_name": "megacore"} if chip.megacore else {}
+        desc = topologies.get_topology_desc(platform="tpu", topology_name=topology, **kwargs)
+    except Exception as e:  # JaxRuntimeError: INVALID_ARGUMENT ... from libtpu
+        reason = str(e).split("\n")[0].removeprefix("INVALID_ARGUMENT: ")
+        raise TopologyError(f"--topology {topology!r} is not a {chip.name} slice libtpu knows ({reason}); "
+                          f"e.g. {', '.join(t for t in EXAMPLE_TOPOLOGIES if t.startswith(chip.name))}") from None
+    devices = list(desc.devices)
+    return devices, chip
+
+
+# -- the report -----------------------------------------------------------------------------------
+def array_bytes(hlo_type: str) -> int:
+    """Bytes of every array in an HLO type string (``bf16[8,128]{1,0}``, or a tuple of them)."""
+    total = 0
+    for dtype, dims in _ARRAY_RE.findall(hlo_type):
+        bits = _ITEM_BITS.get(dtype) or int(re.sub(r"\D", "", dtype) or 8)
+        if dtype.startswith("f8"):
+            bits = 8
+        total += math.prod(int(d) for d in dims.split(",") if d) * bits // 8
+    return total
+
+
+def _tuple_elements(hlo_type: str) -> list[str]:
+    """The top-level elements of an HLO tuple type (the type itself when it is not a tuple)."""
+    t = hlo_type.strip()
+    if not t.startswith("("):
+        return [t]
+    parts, depth, start = [], 0, 1
+    for i, ch in enumerate(t):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 1:
+            parts.append(t[start:i].strip())
+            start = i + 1
+    parts.append(t[start:-1].strip())
+    return parts
+
+
+def collectives(hlo_text: str) -> list[dict]:
+    """The collective operations of an HLO module's text, in program order.
+
+    Returns:
+      ``[{'op', 'name', 'bytes', 'arrays'}]``: ``op`` without the async ``-start`` suffix; ``bytes``
+      the result's (for an async start that is not an all-reduce, the second element of its
+      ``(operands, results, ...)`` tuple); ``arrays`` how many arrays it moves (XLA combines many
+      gradients into one all-reduce). An op inside a loop body is listed once.
+    """
+    out = []
+    for line in hlo_text.splitlines():
+        m = _COLLECTIVE_RE.match(line)
+        if not m:
+            continue
+        name, hlo_type, op, start = m.groups()
+        if start and op != "all-reduce":
+            elements = _tuple_elements(hlo_type)
+            hlo_type = elements[1] if len(elements) > 1 else elements[0]
+        out.append({"op": op, "name": name, "bytes": array_bytes(hlo_type),
+                    "arrays": len(_ARRAY_RE.findall(hlo_type))})
+    return out
+
+
+def _first(cost):
+    return cost[0] if isinstance(cost, (list, tuple)) else cost
+
+
+def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float | None,
+                   images: int | None) -> dict:
+    """The per-chip figures of one compiled SPMD program (see the module docstring).
+
+    Args:
+      compiled: a compiled jax program for the slice (``jit(f).lower(...).compile()``).
+      chip: the slice's chip.
+      compile_s: seconds spent lowering and compiling it.
+      model_flops: the analytic FLOPs of one call per chip, or None where there is no model.
+      images: images one call processes over the whole slice (for the implied images/s), or None.
+    """
+    mem = compiled.memory_analysis()
+    memory = {k: int(getattr(mem, f"{k}_size_in_bytes", 0) or 0)
+              for k in ("argument", "output", "alias", "temp", "generated_code")}
+    memory["total"] = (memory["argument"] + memory["output"] - memory["alias"] + memory["temp"]
+                       + memory["generated_code"])
+    memory["hbm"] = chip.hbm_bytes
+    memory["fits"] = memory["total"] <= chip.hbm_bytes
+    cost = _first(compiled.cost_analysis()) or {}
+    flops = float(cost.get("flops", 0.0))
+    accessed = float(cost.get("bytes accessed", 0.0))
+    intensity = flops / accessed if accessed else None
+    compute_s, memory_s = flops / chip.peak_flops, accessed / chip.hbm_bytes_per_s
+    bound_s = max(compute_s, memory_s)
+    ops = collectives(compiled.as_text())
+    report = {
+        "compile_s": compile_s,
+        "memory": memory,
+        "flops": {"xla": flops, "model": model_flops,
+                  "xla_over_model": (flops / model_flops) if model_flops else None},
+        "bytes_accessed": accessed,
+        "flop_per_byte": intensity,
+        "ridge_flop_per_byte": chip.ridge,
+        "bound": {
+            "what": "roofline lower bound on the time per call from XLA's counts and the datasheet; "
+                    "not a measurement",
+            "seconds": bound_s, "compute_s": compute_s, "memory_s": memory_s,
+            "limited_by": "compute" if compute_s >= memory_s else "memory",
+            "images_per_s": (images / bound_s) if (images and bound_s) else None,
+            "mfu": ((model_flops or flops) / bound_s / chip.peak_flops) if bound_s else None,
+        },
+        "collectives": ops,
+    }
+    return report
+
+
+def compile_for_topology(config, module, topology: str, *, generate: bool = True, hlo_dir=None) -> dict:
+    """Builds ``config``'s run for the TPU slice ``topology`` and compiles its train step (and the
+    generator forward of sample/eval) there; returns the report (see the module docstring).
+
+    Raises:
+      TopologyError (a UserError): libtpu absent, an unknown topology.
+      ValueError: a global batch that does not divide over the slice's chips (``jaxgan.sharding``).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from jaxgan import flops as flops_lib, precision, run as run_lib, sharding
+    from jaxgan.bench import _build  # jaxgan.run.build, with a stand-in source where data are absent
+
+    devices, chip = topology_devices(topology)
+    run = _build(config, module, devices, "synthetic")
+    mesh = run.mesh
+    resolved = precision.resolve_config(config, run.platform)  # what the experiment's build saw
+    example = run_lib.example_batch(run)
+    abstract_batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=sharding.batch_sharding(mesh))
+                      for k, v in example.items()}
+    state = run.step.abstract_state(jax.tree.map(lambda x: x[0], example))
+    n = len(devices)
+    t0 = time.perf_counter()
+    compiled = run.step.lower(state, abstract_batch).compile()
+    step_s = time.perf_counter() - t0
+    analytic = flops_lib.step_flops_for_config(config, run.source.info.shape)
+    programs = {"train_step": program_report(
+        compiled, chip, compile_s=step_s, model_flops=analytic and analytic["total"] / n,
+        images=run.images_per_step)}
+    hlo = {"train_step": compiled.as_text()}
+    if generate:
+        params, model_state = run_lib.sampling_variables(state)
+        z, labels = _abstract_generate_inputs(run, mesh)
+        t0 = time.perf_counter()
+        gen = run.generate_fn.lower(params, model_state, z, labels).compile()
+        programs["generate"] = program_report(gen, chip, compile_s=time.perf_counter() - t0,
+                                              model_flops=None, images=GENERATE_CHUNK)
+        hlo["generate"] = gen.as_text()
+    if hlo_dir:
+        pathlib.Path(hlo_dir).mkdir(parents=True, exist_ok=True)
+        for name, text in hlo.items():
+            (pathlib.Path(hlo_dir) / f"{name}.hlo.txt").write_text(text)
+    return {
+        "experiment": pathlib.Path(config.get("experiment") or "experiment").stem,
+        "topology": topology, "chip": dataclasses.asdict(chip),
+        "chips": n, "hosts": len({d.process_index for d in devices}),
+        "batch": int(config.train.batch_size), "per_chip_batch": int(config.train.batch_size) // n,
+        "n_critic": int(config.train.n_critic),
+        "compute_dtype": jnp.dtype(precision.compute_dtype(resolved.get("compute_dtype"), run.platform)).name,
+        "upsample": (resolved.get("model") or {}).get("upsample"),
+        "versions": {"jax": jax.__version__, "libtpu": libtpu_version(), "python": sys.version.split()[0]},
+        "programs": programs,
+    }
+
+
+def _abstract_generate_inputs(run, mesh):
+    """(z, labels) as sample/eval pass them to ``Run.generate_fn``: a chunk, replicated on the mesh."""
+    import jax
+    import numpy as np
+
+    from jaxgan import sharding
+
+    rep = sharding.replicated(mesh)
+    if hasattr(run.game, "sample_inputs"):  # image-to-image games: inputs drawn from the data
+        x, _ = run.game.sample_inputs(run.source, 1, 0)
+        z = jax.ShapeDtypeStruct((GENERATE_CHUNK, *np.shape(x)[1:]), np.asarray(x).dtype, sharding=rep)
+    else:
+        z = jax.ShapeDtypeStruct((GENERATE_CHUNK, run.game.latent_dim), np.float32, sharding=rep)
+    labels = None
+    if getattr(run.game, "num_classes", None) is not None:
+        labels = jax.ShapeDtypeStruct((GENERATE_CHUNK,), np.int32, sharding=rep)
+    return z, labels
+
+
+# -- the text -------------------------------------------------------------------------------------
+def _gb(x) -> str:
+    """Bytes in the largest decimal unit that keeps a digit before the point (1.2 GB, 340 kB)."""
+    if x is None:
+        return "-"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(x) >= size:
+            return f"{x / size:.3g} {unit}"
+    return f"{x:.0f} B"
+
+
+def format_report(report: dict) -> str:
+    """The report as text: one block per program."""
+    chip = report["chip"]
+    lines = [
+        f"{report['experiment']} on {report['topology']} ({report['chips']} x {chip['device_kind']}, "
+        f"{report['hosts']} host{'s' if report['hosts'] > 1 else ''}): global batch {report['batch']} "
+        f"({report['per_chip_batch']} a chip) x n_critic {report['n_critic']}, compute {report['compute_dtype']}"
+        + (f", upsample {report['upsample']}" if report.get("upsample") else ""),
+        f"jax {report['versions']['jax']}, libtpu {report['versions']['libtpu']}; datasheet: "
+        f"{chip['peak_flops'] / 1e12:g} TFLOP/s bf16, {chip['hbm_bytes'] / GiB:g} GiB HBM at "
+        f"{chip['hbm_bytes_per_s'] / 1e9:g} GB/s (ridge {chip['peak_flops'] / chip['hbm_bytes_per_s']:.0f} FLOP/byte)",
+    ]
+    for name, p in report["programs"].items():
+        m, f, b = p["memory"], p["flops"], p["bound"]
+        ratio = (f" = {f['xla_over_model']:.3f} x the analytic model's {f['model'] / 1e9:.4g}"
+                 if f["xla_over_model"] else " (no analytic model for this program)")
+        ops = p["collectives"]
+        by_op: dict[str, list] = {}
+        for c in ops:
+            by_op.setdefault(c["op"], []).append(c["bytes"])
+        coll = "; ".join(f"{op} x{len(v)}: {', '.join(_gb(x) for x in v)}" for op, v in by_op.items()) or "none"
+        lines += [
+            f"[{name}] per chip, compiled in {p['compile_s']:.1f} s",
+            f"  HBM      {_gb(m['total'])} of {m['hbm'] / GiB:g} GiB: {'fits' if m['fits'] else 'DOES NOT FIT'} "
+            f"(arguments {_gb(m['argument'])}, outputs {_gb(m['output'])} of which {_gb(m['alias'])} aliased, "
+            f"temporaries {_gb(m['temp'])}, code {_gb(m['generated_code'])})",
+            f"  FLOPs    XLA {f['xla'] / 1e9:.4g} GFLOP{ratio}",
+            f"  bytes    {_gb(p['bytes_accessed'])} accessed: {p['flop_per_byte'] or 0:.0f} FLOP/byte vs ridge "
+            f"{p['ridge_flop_per_byte']:.0f} ({b['limited_by']}-bound by XLA's count)",
+            f"  bound    step >= {b['seconds'] * 1e3:.3f} ms (compute {b['compute_s'] * 1e3:.3f}, memory "
+            f"{b['memory_s'] * 1e3:.3f}): at most {b['images_per_s'] or 0:,.0f} images/s, MFU <= "
+            f"{100 * (b['mfu'] or 0):.0f}% (a bound from the compiler's count, not a measurement)",
+            f"  collectives  {coll}",
+        ]
+    return "\n".join(lines)
+
+
+# -- the command ----------------------------------------------------------------------------------
+def register(subparsers) -> None:
+    c = subparsers.add_parser("compile", help="compile an experiment's train step for a Cloud TPU slice "
+                              "without a TPU, and report memory, FLOPs, a roofline bound and collectives per chip")
+    c.add_argument("experiment", nargs="?", default="dcgan_mnist",
+                   help="a name in experiments/ or a path to an experiment file (default dcgan_mnist)")
+    add_topology_arguments(c, required=True)
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    c.add_argument("--smoke", action="store_true", help="the experiment's tiny variant")
+    c.add_argument("--batch", type=int, help="global batch size (default: the config's)")
+    c.set_defaults(handler=main)
+
+
+def add_topology_arguments(parser, required: bool = False) -> None:
+    """``--topology`` and the report's options (shared by ``jaxgan compile`` and ``train --dry-run``)."""
+    parser.add_argument("--topology", required=required, metavar="GEN:SHAPE",
+                        help=f"a Cloud TPU slice: {', '.join(CHIPS)} with its shape, e.g. "
+                             f"{', '.join(EXAMPLE_TOPOLOGIES)} (multi-host slices included)")
+    parser.add_argument("--no-generate", action="store_true",
+                        help="compile the train step only, not the generator forward of sample/eval")
+    parser.add_argument("--json", metavar="FILE", help="append the report to FILE as one JSON line")
+    parser.add_argument("--hlo", metavar="DIR", help="write the optimised HLO of each program to DIR")
+
+
+def prepare_host() -> None:
+    """Compiling for a topology needs no local accelerator: use the CPU backend here (a TPU VM's
+    chips stay free), unless the process chose its platforms already."""
+    import jax
+
+    os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
+    if os.environ.get("JAX_PLATFORMS") or jax.config.jax_platforms:
+        return
+    try:
+        from jax._src import xla_bridge
+
+        if xla_bridge.backends_are_initialized():  # too late to choose: the process keeps its backends
+            return
+    except (ImportError, AttributeError):
+        return
+    jax.config.update("jax_platforms", "cpu")
+
+
+def report_for_args(config, module, args) -> int:
+    """Compiles ``config`` for ``args.topology``, prints the report, appends it to ``--json`` (the
+    options ``jaxgan train --dry-run --topology`` lacks take their defaults)."""
+    chip_for(args.topology)  # a bad name fails before anything is built
+    prepare_host()
+    report = compile_for_topology(config, module, args.topology,
+                                  generate=not getattr(args, "no_generate", False),
+                                  hlo_dir=getattr(args, "hlo", None))
+    print(format_report(report))
+    if getattr(args, "json", None):
+        pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.json, "a") as f:
+            f.write(json.dumps(report) + "\n")
+    return 0
+
+
+def main(args) -> int:
+    from jaxgan import config as config_lib
+
+    sets = list(args.set) + ([f"train.batch_size={args.batch}"] if args.batch else [])
+    config, module = config_lib.resolve(args.experiment, sets, smoke=args.smoke)
+    return report_for_args(config, module, args)
