@@ -69,10 +69,14 @@ def build(config: Config, module: types.ModuleType, devices=None, source=None) -
 
 
 def host_batch(run: Run, step: int) -> dict:
-    """This process's rows of train step ``step``: leaves shaped (n_critic, local_batch, ...)."""
+    """This process's rows of train step ``step``: leaves shaped (n_critic, local_batch, ...).
+
+    Images stay in their stored dtype where the source keeps it (uint8: the step converts them, see
+    :func:`jaxgan.step.as_float`), so they cross to the devices in their stored bytes.
+    """
     n_critic, batch = run.config.train.n_critic, run.config.train.batch_size
     subs = [data_lib.process_batch(run.source, step * n_critic + c, batch, jax.process_index(),
-                                   jax.process_count()) for c in range(n_critic)]
+                                   jax.process_count(), stored=True) for c in range(n_critic)]
     return {k: np.stack([s[k] for s in subs]) for k in subs[0]}
 
 

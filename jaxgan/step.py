@@ -6,6 +6,10 @@ gradients on its slice of the batch and they are averaged with ``lax.pmean``; Ba
 are cross-replica (the networks' ``axis_name``); losses see the global batch's logits. Randomness is
 folded from (run key, step, phase, global example index), so the same seed and global batch give the
 same parameters on 1, 2 or 8 devices. The state argument is donated: its buffers are reused.
+
+Images may arrive as uint8 (a quarter of float32's bytes host -> device): every uint8 leaf of the
+batch is pixels in [0, 255] and becomes float32 in [-1, 1] as the step's first operation
+(:func:`jaxgan.data.images.uint8_to_unit`, the same bits as the host's conversion).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxgan import rng as rng_lib
+from jaxgan.data.images import uint8_to_unit
 from jaxgan.sharding import DATA_AXIS, check_divisible, replicated
 from jaxgan.state import GANState, ema_beta, ema_update, init_state
 
@@ -70,6 +75,11 @@ def _norms(side: str, grads, old_params, params, on) -> dict:
 
 def _without_norms(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k not in NORM_KEYS}
+
+
+def as_float(batch: Any) -> Any:
+    """Every uint8 leaf (pixels in [0, 255]) as float32 in [-1, 1]; other leaves as they are."""
+    return jax.tree.map(lambda x: uint8_to_unit(x, jnp) if x.dtype == jnp.uint8 else x, batch)
 
 
 def seed_key(seed: int) -> jax.Array:
@@ -144,6 +154,7 @@ class TrainStep:
                                  f"{self.max_traces}): a batch shape, dtype or sharding changed between steps")
         local = jax.tree.leaves(batch)[0].shape[1]
         step_key = jax.random.fold_in(state.rng, state.step)
+        batch = as_float(batch)  # uint8 pixels cross to the device as stored and become floats here
 
         if self.share_generator_pass:
             state, metrics = self._shared_pass(state, jax.tree.map(lambda x: x[0], batch), step_key, local, norms)
@@ -236,7 +247,8 @@ class TrainStep:
     def _init_fn(self, example_batch: dict, ema: bool | None):
         """``key -> GANState`` for the data's per-example shapes (shared by the two constructors)."""
         ema = self.ema_half_life_kimg is not None if ema is None else ema
-        example = jax.tree.map(lambda x: jnp.zeros((1,) + tuple(x.shape[1:]), x.dtype), example_batch)
+        example = jax.tree.map(lambda x: jnp.zeros((1,) + tuple(x.shape[1:]),
+                                                   jnp.float32 if x.dtype == jnp.uint8 else x.dtype), example_batch)
         return lambda key: init_state(self.game, self.g_tx, self.d_tx, key, example, ema=ema)
 
     def init_state(self, seed: int, example_batch: dict, *, ema: bool | None = None) -> GANState:

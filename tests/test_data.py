@@ -442,4 +442,63 @@ def test_factory_errors():
     with pytest.raises(ValueError, match="data seed must be >= 0"):
         make_source("ring8", seed=-1)
     assert set(data.SOURCES) == {"ring8", "grid25", "idx", "mnist_idx", "npz", "npy", "folder", "tfds",
-                                 "stacked_mnist"}
+                                 "stacked_mnist", "store"}
+
+
+# --- uint8 batches: stored bytes to the device, the same floats after conversion -----------------
+
+def test_uint8_to_unit_is_the_same_bits_in_numpy_and_in_a_compiled_function():
+    import jax
+    import jax.numpy as jnp
+
+    from jaxgan.data import uint8_to_unit
+    from jaxgan.step import as_float
+
+    x = np.arange(256, dtype=np.uint8).reshape(4, 8, 8, 1)
+    host = uint8_to_unit(x)
+    device = np.asarray(jax.jit(as_float)({"x": x, "label": np.arange(4, dtype=np.int32)})["x"])
+    assert host.dtype == device.dtype == np.float32
+    np.testing.assert_array_equal(host.view(np.uint32), device.view(np.uint32))
+    assert host.min() == -1.0 and host.max() == 1.0 and np.all(np.diff(host.ravel()) > 0)
+    np.testing.assert_allclose(host.ravel(), np.arange(256) / 127.5 - 1, rtol=0, atol=1.2e-7)  # 1 ulp
+    np.testing.assert_array_equal(preprocess(x, ImageOptions()).view(np.uint32), host.view(np.uint32))
+    assert jnp.issubdtype(jax.eval_shape(as_float, {"x": x})["x"].dtype, jnp.floating)
+
+
+def _grey_npz(tmp_path):
+    x, y = small_arrays()
+    np.savez(tmp_path / "g.npz", images=x, y=y)
+    return {"name": "npz", "path": str(tmp_path / "g.npz"), "x_key": "images", "label_key": "y",
+            "resolution": 6, "channels": 3}
+
+
+@pytest.mark.parametrize("make", [_npz, _grey_npz, _folder,
+                                  lambda p: {**_folder(p), "resolution": 4, "crop": "center", "part": [1, 2]}],
+                         ids=["npz", "grey-npz-resized-to-rgb", "folder", "folder-part"])
+def test_stored_batches_convert_to_the_float_batches_bit_for_bit(make, tmp_path):
+    from jaxgan.data import stored_batch, uint8_to_unit
+
+    src = make_source(make(tmp_path), seed=2)
+    for start, size in ((0, 5), (9, 11)):
+        floats, stored = src.get_batch(start, size), stored_batch(src, start, size)
+        assert stored["x"].dtype == np.uint8 and stored["x"].shape == floats["x"].shape
+        np.testing.assert_array_equal(uint8_to_unit(stored["x"]).view(np.uint32), floats["x"].view(np.uint32))
+        assert stored.keys() == floats.keys()
+        for k in set(floats) - {"x"}:
+            np.testing.assert_array_equal(stored[k], floats[k])
+    stored = process_batch(src, 1, 4, process_index=1, process_count=2, stored=True)
+    np.testing.assert_array_equal(stored["x"], stored_batch(src, 6, 2)["x"])
+
+
+def test_float_sources_and_float_transforms_stay_float(tmp_path):
+    from jaxgan.data import stored_batch
+
+    np.save(tmp_path / "f.npy", np.random.default_rng(0).random((6, 4, 4, 3), dtype=np.float32))
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)
+    np.save(tmp_path / "rgb.npy", rgb)
+    for spec in ({"name": "npy", "path": str(tmp_path / "f.npy")},
+                 {"name": "npy", "path": str(tmp_path / "rgb.npy"), "channels": 1},  # luma: computed in float32
+                 {"name": "npy", "path": str(tmp_path / "rgb.npy"), "transform": "invert"},
+                 {"name": "npy", "path": str(tmp_path / "rgb.npy"), "sr_factor": 2}, "ring8"):
+        src = make_source(spec, seed=0)
+        assert_batches_equal(stored_batch(src, 3, 4), src.get_batch(3, 4))

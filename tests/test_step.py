@@ -328,3 +328,23 @@ def test_seeds_above_32_bits_give_their_own_keys():
     assert len(keys) == 5
     with pytest.raises(ValueError, match=r"\[0, 2\*\*64\)"):
         seed_key(2**64)
+
+
+
+def test_uint8_batches_train_exactly_as_their_float_conversion():
+    """A uint8 batch crosses as uint8 (its stored bytes) and the step's result is the float batch's."""
+    from jaxgan.data import uint8_to_unit
+
+    rs = np.random.RandomState(0)
+    stored = [{"x": rs.randint(0, 256, (1, 8, 6, 6, 3)).astype(np.uint8),
+               "label": rs.randint(0, 3, (1, 8)).astype(np.int32)} for _ in range(2)]
+    floats = [{"x": uint8_to_unit(b["x"]), "label": b["label"]} for b in stored]
+    results = []
+    for data in (stored, floats):
+        g, d = tiny_mlp((6, 6, 3), num_classes=3, output_activation="tanh")
+        game = game_lib.GAN(g, d, latent_dim=4, num_classes=3)
+        step, state, hist = train(game, data)
+        results.append(jax.device_get((state, hist)))
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), *results)
+    batch = sharding.global_batch(sharding.make_mesh(), stored[0])
+    assert batch["x"].dtype == jnp.uint8 and batch["x"].nbytes == 8 * 6 * 6 * 3  # the stored bytes cross

@@ -15,7 +15,8 @@ import pathlib
 import numpy as np
 
 from jaxgan.data.base import DataInfo, EpochShuffle
-from jaxgan.data.images import ImageOptions, as_nhwc, check_value_range, preprocess
+from jaxgan.data.images import (ImageOptions, as_nhwc, check_value_range, keeps_uint8, preprocess,
+                                stored_pixels)
 
 
 class FiniteSource(abc.ABC):
@@ -34,9 +35,21 @@ class FiniteSource(abc.ABC):
     def examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         """The batch made of examples ``indices`` (in that order), unshuffled addressing."""
 
+    def stored_examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`examples` with images in their stored dtype (uint8) where the source keeps it.
+
+        The default is :meth:`examples`; a source of uint8 images overrides it so that
+        ``uint8_to_unit`` of its ``'x'`` equals ``examples(indices)['x']`` bit for bit.
+        """
+        return self.examples(indices)
+
     def get_batch(self, start: int, size: int) -> dict[str, np.ndarray]:
         """Examples with global indices ``start .. start+size-1`` of the infinite, shuffled stream."""
         return self.examples(self.shuffle(start, size))
+
+    def get_stored_batch(self, start: int, size: int) -> dict[str, np.ndarray]:
+        """:meth:`get_batch` with images in their stored dtype (see :meth:`stored_examples`)."""
+        return self.stored_examples(self.shuffle(start, size))
 
 
 def check_labels(labels, n: int, what: str, num_classes: int | None = None) -> tuple[np.ndarray, int]:
@@ -126,6 +139,17 @@ class ArraySource(FiniteSource):
             x = preprocess(x, self.options, self.value_range)
         else:
             x = x.astype(np.float32)
+        return self._with_labels(x, indices)
+
+    def stored_examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        if self.kind != "image" or self.x.dtype != np.uint8 or not keeps_uint8(self.options, self.x.shape[-1]):
+            return self.examples(indices)
+        x = self.x[indices]
+        if self.options.crop or self.options.resolution or self.options.channels:
+            x = stored_pixels(x, self.options)
+        return self._with_labels(x, indices)
+
+    def _with_labels(self, x: np.ndarray, indices: np.ndarray) -> dict[str, np.ndarray]:
         batch = {"x": x}
         if self.labels is not None:
             batch["label"] = self.labels[indices]

@@ -15,6 +15,11 @@ position ``p = j % N``, example ``perm_e[p]`` with
 Batches are dicts of host-local numpy arrays: ``{'x': float32, 'label': int32}`` (``'label'`` only
 when the source has labels). Images are NHWC float32 in [-1, 1]; points are (B, D) float32 in their
 natural coordinates.
+
+Stored batches: a source of uint8 images may also offer ``get_stored_batch(start, size)``, the same
+examples with images left uint8 in [0, 255] (:func:`stored_batch`). The training step is fed those
+(a quarter of the bytes) and converts every uint8 leaf with
+:func:`jaxgan.data.images.uint8_to_unit`, which gives the float batch bit for bit.
 """
 from __future__ import annotations
 
@@ -144,8 +149,18 @@ class EpochShuffle:
         return out
 
 
+def stored_batch(source: Source, start: int, size: int) -> dict[str, np.ndarray]:
+    """Examples ``start .. start+size-1`` with images in their stored dtype where the source keeps it.
+
+    ``source.get_stored_batch`` where the source has one (uint8 image leaves, converted by the
+    consumer with :func:`jaxgan.data.images.uint8_to_unit`), else ``source.get_batch``.
+    """
+    get = getattr(source, "get_stored_batch", None)
+    return get(start, size) if get is not None else source.get_batch(start, size)
+
+
 def process_batch(source: Source, step: int, global_batch: int, process_index: int = 0,
-                  process_count: int = 1) -> dict[str, np.ndarray]:
+                  process_count: int = 1, *, stored: bool = False) -> dict[str, np.ndarray]:
     """This process's rows of global batch ``step``.
 
     Global batch ``step`` is stream indices ``step * global_batch .. (step + 1) * global_batch - 1``;
@@ -158,6 +173,7 @@ def process_batch(source: Source, step: int, global_batch: int, process_index: i
       global_batch: examples per step, summed over all processes.
       process_index: ``jax.process_index()``.
       process_count: ``jax.process_count()``.
+      stored: images in their stored dtype (:func:`stored_batch`) instead of float32.
 
     Returns:
       ``source.get_batch(step * global_batch + process_index * local, local)``.
@@ -186,4 +202,5 @@ def process_batch(source: Source, step: int, global_batch: int, process_index: i
             f"global batch {global_batch} is not divisible by {process_count} processes: use a "
             f"multiple of {process_count} (e.g. {hint})")
     local = global_batch // process_count
-    return source.get_batch(step * global_batch + process_index * local, local)
+    start = step * global_batch + process_index * local
+    return stored_batch(source, start, local) if stored else source.get_batch(start, local)

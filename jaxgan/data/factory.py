@@ -14,6 +14,7 @@ stacked_mnist  ``dir``, ``split``: three MNIST digits as RGB, label 100 d0 + 10 
 npz, npy       ``path``, ``x_key``, ``label_key``, ``labels_path``, ``value_range``, ``num_classes``
 folder         ``path``
 tfds           ``dataset``, ``split``, ``data_dir``, ``download``, ``image_key``, ``label_key``
+store          ``path`` (made by ``jaxgan prepare``), ``verify``: uint8 images read by index, no decoding
 =============  ==========================================================================
 
 Any spec may also carry the view options of :mod:`jaxgan.data.pairs`, applied in this order:
@@ -33,6 +34,7 @@ from jaxgan.data.folder import FolderSource
 from jaxgan.data.idx import idx_source, mnist_idx
 from jaxgan.data.pairs import SuperResolutionSource, Subset, Transformed, UnpairedSource
 from jaxgan.data.stacked import stacked_mnist
+from jaxgan.data.store import store_source
 from jaxgan.data.tfds import TfdsSource
 from jaxgan.data.toy import grid25, ring8
 from jaxgan.validate import VIEW_RULES, VIEW_UNSET
@@ -47,6 +49,7 @@ SOURCES: dict[str, Callable[..., Source]] = {
     "npy": npz_source,
     "folder": FolderSource,
     "tfds": TfdsSource,
+    "store": store_source,
 }
 
 # Options any spec may carry: views of the named source (see jaxgan.data.pairs).

@@ -19,7 +19,7 @@ from PIL import Image
 
 from jaxgan.data.arrays import FiniteSource
 from jaxgan.data.base import DataInfo
-from jaxgan.data.images import ImageOptions, preprocess
+from jaxgan.data.images import ImageOptions, stored_pixels, uint8_to_unit
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 _HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
@@ -110,16 +110,21 @@ class FolderSource(FiniteSource):
                 raise ValueError(f"{path} is {pixels.shape[1]}x{pixels.shape[0]} (WxH) but {self.paths[0]} is "
                                  f"{self._stored_hw[1]}x{self._stored_hw[0]}: set `resolution` to resize all images "
                                  f"to one size")
-        # Crop and resize each image now, since a batch of different sizes cannot be stacked.
-        return preprocess(pixels[None], self.options)[0]
+        # Crop and resize each image now, since a batch of different sizes cannot be stacked. The
+        # mode conversion above made the channels, so the pixels stay uint8 (stored_pixels).
+        return stored_pixels(pixels[None], self.options)[0]
 
-    def examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        h, w, c = self.info.shape
+    def stored_examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """The examples ``indices`` decoded, cropped and resized, as uint8."""
         if len(indices) == 0:
-            x = np.zeros((0, h, w, c), np.float32)
+            x = np.zeros((0,) + self.info.shape, np.uint8)
         else:
             x = np.stack([self._decode(self.paths[i]) for i in indices])
         batch = {"x": x}
         if self.labels is not None:
             batch["label"] = self.labels[indices]
         return batch
+
+    def examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        batch = self.stored_examples(indices)
+        return {**batch, "x": uint8_to_unit(batch["x"])}

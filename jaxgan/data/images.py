@@ -9,6 +9,10 @@ calls :func:`preprocess` per batch, so one set of options means the same thing f
   downsampling); ``None`` keeps the stored size.
 * ``channels``: 1 or 3; grey -> RGB repeats the channel, RGB -> grey uses the ITU-R 601 luma weights
   (as PIL's ``convert('L')``); ``None`` keeps the stored channels.
+
+uint8 images are kept uint8 as long as the options allow (:func:`stored_pixels`: crop, resize and
+grey -> RGB all stay in uint8), so a batch can cross to the device in its stored bytes and become
+floats inside the compiled step with :func:`uint8_to_unit`, the one formula host and device share.
 """
 from __future__ import annotations
 
@@ -109,6 +113,78 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
     return np.stack(chans, axis=-1)
 
 
+def uint8_to_unit(x, xp=np):
+    """uint8 pixels in [0, 255] -> float32 in [-1, 1]: ``(x - 127.5) * float32(1 / 127.5)``.
+
+    The one conversion of uint8 pixels, on the host (``xp=numpy``) and inside the compiled step
+    (``xp=jax.numpy``), and the same bits on both: ``x - 127.5`` is exact in float32, so the result
+    has one rounding (the multiply), which no backend can fuse into anything else. (The earlier host
+    formula ``x * float32(2 / 255) - 1`` is a multiply-add that XLA contracts into an FMA, so it gives
+    other bits on the device; the two differ by at most 1 ulp, 6e-8, at 222 of the 256 values.)
+
+    Args:
+      x: integer array of pixel values in [0, 255] (any shape).
+      xp: ``numpy`` or ``jax.numpy``.
+
+    Returns:
+      float32 array of ``x``'s shape, in [-1, 1] (0 -> -1, 255 -> 1 exactly).
+
+    Example:
+      >>> uint8_to_unit(np.array([0, 255], np.uint8)).tolist()
+      [-1.0, 1.0]
+    """
+    y = (x.astype(xp.float32) - xp.float32(127.5)) * xp.float32(1.0 / 127.5)
+    return xp.clip(y, xp.float32(-1.0), xp.float32(1.0))  # a no-op for 0..255; kept as a guarantee
+
+
+def keeps_uint8(options: ImageOptions, stored_channels: int) -> bool:
+    """Whether uint8 images with ``stored_channels`` stay uint8 under ``options``.
+
+    Everything but RGB -> grey does: its luma weights need floats (rounding them to uint8 would
+    change the values), so that one conversion is done on the host in float32.
+    """
+    return not (options.channels == 1 and stored_channels == 3)
+
+
+def stored_pixels(images: np.ndarray, options: ImageOptions) -> np.ndarray:
+    """uint8 NHWC images -> uint8 NHWC, cropped, resized and grey -> RGB as ``options`` say.
+
+    ``uint8_to_unit(stored_pixels(x, o))`` equals ``preprocess(x, o)`` bit for bit.
+
+    Args:
+      images: (N, H, W, C) uint8, C in {1, 3}, with ``keeps_uint8(options, C)``.
+      options: the crop / resolution / channels to apply.
+
+    Returns:
+      uint8 array of shape (N,) + options.output_shape(H, W, C).
+    """
+    if images.ndim != 4 or images.shape[-1] not in (1, 3) or images.dtype != np.uint8:
+        raise ValueError(f"stored_pixels expects uint8 NHWC images with 1 or 3 channels, got "
+                         f"{images.dtype} {images.shape}")
+    if not keeps_uint8(options, images.shape[-1]):
+        raise ValueError("RGB -> grey (channels=1 on RGB images) is computed in float32: use preprocess")
+    images = _crop_resize(images, options)
+    if options.channels == 3 and images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return images
+
+
+def _crop_resize(images: np.ndarray, options: ImageOptions) -> np.ndarray:
+    """Centre crop and resize (the spatial options), in the images' dtype family."""
+    n, h, w, c = images.shape
+    if options.crop == "center" and h != w:
+        m = min(h, w)
+        top, left = (h - m) // 2, (w - m) // 2
+        images = images[:, top:top + m, left:left + m]
+        h = w = m
+    if options.resolution is not None and (h, w) != (options.resolution,) * 2:
+        if images.dtype != np.uint8:
+            images = images.astype(np.float32, copy=False)
+        images = (np.stack([_resize(im, options.resolution) for im in images]) if n
+                  else np.zeros((0, options.resolution, options.resolution, c), images.dtype))
+    return images
+
+
 def preprocess(images: np.ndarray, options: ImageOptions, value_range=UINT8_RANGE) -> np.ndarray:
     """Raw NHWC pixels -> NHWC float32 in [-1, 1], cropped, resized and channel-converted.
 
@@ -127,20 +203,16 @@ def preprocess(images: np.ndarray, options: ImageOptions, value_range=UINT8_RANG
     """
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(f"preprocess expects NHWC images with 1 or 3 channels, got shape {images.shape}")
-    n, h, w, c = images.shape
-    if options.crop == "center" and h != w:
-        m = min(h, w)
-        top, left = (h - m) // 2, (w - m) // 2
-        images = images[:, top:top + m, left:left + m]
-        h = w = m
-    if options.resolution is not None and (h, w) != (options.resolution,) * 2:
-        if images.dtype != np.uint8:
-            images = images.astype(np.float32, copy=False)
-        images = (np.stack([_resize(im, options.resolution) for im in images]) if n
-                  else np.zeros((0, options.resolution, options.resolution, c), images.dtype))
-    lo, hi = value_range
-    x = images.astype(np.float32)
-    x = (x - np.float32(lo)) * np.float32(2.0 / (hi - lo)) - np.float32(1.0)
+    c = images.shape[-1]
+    if images.dtype == np.uint8 and keeps_uint8(options, c):
+        return uint8_to_unit(stored_pixels(images, options))
+    images = _crop_resize(images, options)
+    if images.dtype == np.uint8:
+        x = uint8_to_unit(images)
+    else:
+        lo, hi = value_range
+        x = images.astype(np.float32)
+        x = (x - np.float32(lo)) * np.float32(2.0 / (hi - lo)) - np.float32(1.0)
     if options.channels == 3 and c == 1:
         x = np.repeat(x, 3, axis=-1)
     elif options.channels == 1 and c == 3:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from jaxgan.data.base import DataInfo, EpochShuffle, Source
+from jaxgan.data.base import DataInfo, EpochShuffle, Source, stored_batch
 
 
 # ------------------------------------------------------------------------------------ resampling
@@ -99,8 +99,15 @@ class Subset:
     def examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         return self.source.examples(self.indices[np.asarray(indices)])
 
+    def stored_examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        stored = getattr(self.source, "stored_examples", self.source.examples)
+        return stored(self.indices[np.asarray(indices)])
+
     def get_batch(self, start: int, size: int) -> dict[str, np.ndarray]:
         return self.examples(self.shuffle(start, size))
+
+    def get_stored_batch(self, start: int, size: int) -> dict[str, np.ndarray]:
+        return self.stored_examples(self.shuffle(start, size))
 
 
 class Transformed:
@@ -153,7 +160,13 @@ class UnpairedSource:
         self.info_b = b.info
 
     def get_batch(self, start: int, size: int) -> dict[str, np.ndarray]:
-        a, b = self.a.get_batch(start, size), self.b.get_batch(start, size)
+        return self._join(self.a.get_batch(start, size), self.b.get_batch(start, size))
+
+    def get_stored_batch(self, start: int, size: int) -> dict[str, np.ndarray]:
+        return self._join(stored_batch(self.a, start, size), stored_batch(self.b, start, size))
+
+    @staticmethod
+    def _join(a: dict, b: dict) -> dict:
         out = {"x": a["x"], "x_b": b["x"]}
         if "label" in a:
             out["label"] = a["label"]

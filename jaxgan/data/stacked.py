@@ -24,7 +24,7 @@ import numpy as np
 from jaxgan.data.arrays import check_labels
 from jaxgan.data.base import DataInfo, check_range, check_seed
 from jaxgan.data.idx import find_mnist_files, read_idx
-from jaxgan.data.images import ImageOptions, as_nhwc, preprocess
+from jaxgan.data.images import ImageOptions, as_nhwc, stored_pixels, uint8_to_unit
 from jaxgan.data.toy import counter_uniforms
 
 NUM_MODES = 1000
@@ -79,11 +79,16 @@ class StackedMNIST:
     def get_batch(self, start: int, size: int) -> dict[str, np.ndarray]:
         """Examples ``start .. start+size-1``: ``{'x': (size, H, W, 3) float32 in [-1, 1], 'label': (size,)
         int32 = 100 d0 + 10 d1 + d2}``."""
+        batch = self.get_stored_batch(start, size)
+        return {**batch, "x": uint8_to_unit(batch["x"])}
+
+    def get_stored_batch(self, start: int, size: int) -> dict[str, np.ndarray]:
+        """:meth:`get_batch` with the images left uint8 in [0, 255]."""
         idx = self.digit_indices(start, size)
         stacked = np.moveaxis(self.digits[idx], 1, -1)  # (size, 3, H, W) -> (size, H, W, 3)
         digit = self.labels[idx]
         label = digit[:, 0] * 100 + digit[:, 1] * 10 + digit[:, 2]
-        return {"x": preprocess(stacked, self.options), "label": label.astype(np.int32)}
+        return {"x": stored_pixels(stacked, self.options), "label": label.astype(np.int32)}
 
 
 def stacked_mnist(dir, seed: int, split: str = "train", resolution: int | None = None,  # noqa: A002 (config key)

@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxgan.data.arrays import FiniteSource, check_finite
 from jaxgan.data.base import DataInfo
-from jaxgan.data.images import ImageOptions, as_nhwc, preprocess
+from jaxgan.data.images import ImageOptions, as_nhwc, keeps_uint8, preprocess, stored_pixels
 
 
 def open_error(tfds, dataset: str, split: str, data_dir: str | None, error: Exception) -> str:
@@ -93,11 +93,22 @@ class TfdsSource(FiniteSource):
         if None in shape[:2] and self.options.resolution is None:
             raise ValueError(f"TFDS {dataset!r} has images of varying size {shape}: set `resolution`")
         h, w, c = shape
+        dtype = getattr(features[image_key], "np_dtype", None)
+        self._keeps_uint8 = dtype is not None and np.dtype(dtype) == np.uint8 and keeps_uint8(self.options, c)
         super().__init__(len(self.data), seed)
         self.info = DataInfo(shape=self.options.output_shape(h or 0, w or 0, c), num_classes=num_classes, kind="image",
                              num_examples=len(self.data), name=f"{dataset}_{split}")
 
     def examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        return self._read(indices, preprocess)
+
+    def stored_examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """uint8 images stay uint8 (cropped, resized); other dtypes are converted as :meth:`examples`."""
+        if not self._keeps_uint8:
+            return self.examples(indices)
+        return self._read(indices, stored_pixels)
+
+    def _read(self, indices: np.ndarray, convert) -> dict[str, np.ndarray]:
         # One record at a time: the batched __getitems__ is not implemented by tfds's mock data.
         records = [self.data[int(i)] for i in indices]
         for i, r in zip(indices, records):  # random access: checked as records are read, not all at load
@@ -105,11 +116,11 @@ class TfdsSource(FiniteSource):
                                                          f"{self.image_key!r}")
         images = [as_nhwc(np.asarray(r[self.image_key])[None], f"TFDS feature {self.image_key!r}") for r in records]
         if len(images) == 0:
-            x = np.zeros((0,) + self.info.shape, np.float32)
+            x = np.zeros((0,) + self.info.shape, np.uint8 if convert is stored_pixels else np.float32)
         elif all(im.shape == images[0].shape for im in images):
-            x = preprocess(np.concatenate(images), self.options)
+            x = convert(np.concatenate(images), self.options)
         else:
-            x = np.concatenate([preprocess(im, self.options) for im in images])
+            x = np.concatenate([convert(im, self.options) for im in images])
         batch = {"x": x}
         if self.label_key is not None:
             batch["label"] = np.array([r[self.label_key] for r in records], dtype=np.int32)
