@@ -255,13 +255,18 @@ def cmd_train(args) -> int:
         if args.topology:
             return aot.report_for_args(config, module, args)
         return 0
-    workdir = pathlib.Path(args.workdir) if args.workdir else _default_workdir(config, args.smoke)
-    workdir_lib.check_usable(workdir)
-    _enable_compile_cache(args)
-    from jaxgan import train as train_lib
+    from jaxgan.periodic import StopSignal
 
-    train_lib.train(config, module, workdir)
-    print(f"workdir: {workdir.resolve()} (config.json, metrics.jsonl, samples/, checkpoints/, eval.json)")
+    # SIGTERM/Ctrl-C/SIGHUP from here to the exit end in a saved checkpoint or "nothing to save yet", exit 0
+    with StopSignal() as stop:
+        workdir = pathlib.Path(args.workdir) if args.workdir else _default_workdir(config, args.smoke)
+        workdir_lib.check_usable(workdir)
+        _enable_compile_cache(args)
+        from jaxgan import train as train_lib
+
+        train_lib.train(config, module, workdir, stop=stop)
+    if not stop.requested:  # a stopped run's last line says what was saved and where
+        print(f"workdir: {workdir.resolve()} (config.json, metrics.jsonl, samples/, checkpoints/, eval.json)")
     return 0
 
 

@@ -100,21 +100,80 @@ class Throughput:
             self._excluded += self._clock() - t0
 
 
-class StopSignal:
-    """Turns SIGTERM and SIGINT into a stop request, so the loop can checkpoint and exit cleanly.
+class Stopped(BaseException):
+    """Raised inside :meth:`StopSignal.interruptible` when a stop is requested: the work there is dropped.
 
-    Inside the ``with`` block a signal sets :attr:`requested` (and :attr:`signal_name`, e.g.
-    ``"SIGTERM"``) instead of killing the process; a second SIGINT (Ctrl-C) while a stop is
-    pending raises ``KeyboardInterrupt`` as usual. The previous handlers are restored on exit.
-    Outside the main thread (where Python cannot install handlers) it installs nothing and
-    :attr:`requested` stays False.
+    A ``BaseException`` (as ``KeyboardInterrupt`` is), so no ``except Exception`` on the way swallows it.
     """
 
-    def __init__(self, signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)):
+
+# Signals that mean "stop": a preemption notice or ``kill`` (SIGTERM), Ctrl-C (SIGINT), the terminal
+# or SSH session going away (SIGHUP).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+class StopSignal:
+    """Turns SIGTERM, SIGINT and SIGHUP into a stop request, so a run can checkpoint and exit cleanly.
+
+    Inside the ``with`` block a signal sets :attr:`requested` (and :attr:`signal_name`, e.g.
+    ``"SIGTERM"``) instead of killing the process; the code checks the flag where stopping is safe.
+    Inside :meth:`interruptible` (work that a rerun redoes anyway, such as a final evaluation) a stop
+    raises :class:`Stopped` at once instead. A second SIGINT (Ctrl-C) while a stop is pending raises
+    ``KeyboardInterrupt`` as usual; a second SIGTERM or SIGHUP is only logged.
+
+    A signal that is ignored (``SIG_IGN``) when the block is entered stays ignored: ``nohup`` ignores
+    SIGHUP, and a shell script's background job (``cmd &``) ignores SIGINT so that Ctrl-C in the
+    script's terminal does not reach it; whoever started the process asked for that (Python itself
+    keeps an ignored SIGINT ignored). The previous handlers are restored on exit. Entering the same
+    object again (a caller's block around the run's own) is allowed; only the outermost installs
+    and restores. Outside the main thread (where Python cannot install handlers) it installs nothing
+    and :attr:`requested` stays False.
+
+    :meth:`phase` names what the program is doing (the stop's log line says it) and calls
+    ``on_phase(name, step)``: a hook that tests use to send a signal at a chosen moment, never by
+    sleeping.
+
+    Args:
+      signals: the signals that request a stop.
+      on_phase: called at every :meth:`phase` with its name and step (or None).
+    """
+
+    def __init__(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS,
+                 on_phase: Callable[[str, int | None], object] | None = None):
         self.signals = tuple(signals)
         self.requested = False
         self.signal_name: str | None = None
+        self.phase_name: str | None = None  # the phase the stop was requested in, once requested
+        self._current: str | None = None
+        self._on_phase = on_phase
+        self._interruptible = 0
+        self._depth = 0
         self._previous: dict[signal.Signals, object] = {}
+
+    def phase(self, name: str, step: int | None = None) -> None:
+        """Records that the program enters phase ``name`` (at ``step``) and calls the ``on_phase`` hook."""
+        self._current = name
+        if self._on_phase is not None:
+            self._on_phase(name, step)
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """A block a stop request abandons at once: raises :class:`Stopped` on entry if a stop is
+        already pending, or from the signal handler when one arrives inside it.
+
+        Also on a normal exit of the block when a stop came inside it: Python may run the handler
+        inside a garbage-collection callback, which swallows what it raises (as an "unraisable"
+        exception), so the block always ends the same way whatever it was running.
+        """
+        if self.requested:
+            raise Stopped(self.signal_name)
+        self._interruptible += 1
+        try:
+            yield
+        finally:
+            self._interruptible -= 1
+        if self.requested:
+            raise Stopped(self.signal_name)
 
     def _handle(self, signum: int, frame) -> None:
         del frame
@@ -124,17 +183,30 @@ class StopSignal:
                 raise KeyboardInterrupt
             _logger.warning("%s received; a stop (%s) is already pending", name, self.signal_name)
             return
-        self.requested, self.signal_name = True, name
-        _logger.warning("%s received: stopping after this step (Ctrl-C again to abort at once)", name)
+        self.requested, self.signal_name, self.phase_name = True, name, self._current
+        where = f" during {self._current}" if self._current else ""
+        if self._interruptible:
+            _logger.warning("%s received%s: abandoning it and stopping (Ctrl-C again to abort at once)",
+                            name, where)
+            raise Stopped(name)
+        _logger.warning("%s received%s: stopping at the next safe point (Ctrl-C again to abort at once)",
+                        name, where)
 
     def __enter__(self) -> "StopSignal":
-        if threading.current_thread() is threading.main_thread():
+        self._depth += 1
+        if self._depth == 1 and threading.current_thread() is threading.main_thread():
             for sig in self.signals:
-                self._previous[sig] = signal.getsignal(sig)
+                previous = signal.getsignal(sig)
+                if previous is signal.SIG_IGN:
+                    continue  # ignored by whoever started us (nohup, a background job): stays ignored
+                self._previous[sig] = previous
                 signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
+        self._depth -= 1
+        if self._depth:
+            return
         for sig, previous in self._previous.items():
             # None: the handler was not installed from Python; the default is the closest we can restore.
             signal.signal(sig, signal.SIG_DFL if previous is None else previous)

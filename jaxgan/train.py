@@ -6,6 +6,7 @@ Only process 0 writes files other than checkpoints (which every process writes c
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ from jaxgan.errors import WorkdirLocked
 from jaxgan.evaluate import evaluate
 from jaxgan.experiment import kimg_to_steps
 from jaxgan.pipeline import Prefetcher
-from jaxgan.periodic import Every, StopSignal, Throughput
+from jaxgan.periodic import Every, StopSignal, Stopped, Throughput
 from jaxgan.run import Run, build, example_batch, generate, host_batch, sample_inputs
 from jaxgan.step import NORM_KEYS
 from jaxgan.validate import validate
@@ -44,22 +45,40 @@ class NonFiniteError(FloatingPointError):
     """A logged metric became NaN or infinite; the run stopped without saving that state."""
 
 
-def train(config: Config, module, workdir: str | pathlib.Path, *, stream=None) -> Any:
-    """Trains (or resumes) the run ``config`` in ``workdir``; returns the final GANState.
+def train(config: Config, module, workdir: str | pathlib.Path, *, stream=None,
+          stop: StopSignal | None = None) -> Any:
+    """Trains (or resumes) the run ``config`` in ``workdir``; returns the final GANState (None when
+    stopped before one existed).
 
     The workdir is locked for the whole run (:class:`jaxgan.workdir.WorkdirLock`, held by process 0);
-    a run that fails before writing anything leaves no workdir behind.
+    a run that fails or is stopped before writing anything leaves no workdir behind (only one it made).
+
+    A stop signal (SIGTERM, SIGINT, SIGHUP: :class:`jaxgan.periodic.StopSignal`) is honoured from the
+    first line to the return, in every phase: before the first step the run ends saying there is
+    nothing to save yet; from the first step on, the newest state is in a committed checkpoint when
+    ``train`` returns (a save in flight is finished, never cut off); a final evaluation is abandoned
+    (the rerun does it). The rerun continues exactly as an uninterrupted run would.
+
+    Args:
+      stop: the :class:`StopSignal` to use (a caller's, already entered, covers its own start-up; its
+        ``on_phase`` hook sees each phase); default a new one.
     """
-    workdir = pathlib.Path(workdir)
-    is_main = jax.process_index() == 0
-    validate(config, module)
-    workdir_lib.check_usable(workdir)
-    lock = workdir_lib.WorkdirLock(workdir)
-    with workdir_lib.removed_if_unused(workdir, enabled=is_main):
+    stop = StopSignal() if stop is None else stop
+    with stop:
+        stop.phase("start-up")
+        workdir = pathlib.Path(workdir)
+        is_main = jax.process_index() == 0
+        if _stop_now(stop):  # already requested in the caller's start-up (jaxgan train's, say)
+            return _nothing_to_save(stop, None)
+        validate(config, module)
+        workdir_lib.check_usable(workdir)
+        lock = workdir_lib.WorkdirLock(workdir)
         _lock_on_main(lock, is_main)
         try:
-            return _train_locked(config, module, workdir, is_main, stream)
+            return _train_locked(config, module, workdir, is_main, stream, stop)
         finally:
+            if is_main:
+                lock.remove_if_unused()  # only a workdir this run made and left empty (failed or stopped early)
             lock.release()
 
 
@@ -77,20 +96,45 @@ def _lock_on_main(lock: "workdir_lib.WorkdirLock", is_main: bool) -> None:
         raise WorkdirLocked(f"process 0 could not lock workdir {lock.workdir} (its log says why)")
 
 
-def _train_locked(config: Config, module, workdir: pathlib.Path, is_main: bool, stream) -> Any:
+def _train_locked(config: Config, module, workdir: pathlib.Path, is_main: bool, stream,
+                  stop: StopSignal) -> Any:
     run = build(config, module)
+    if _stop_now(stop):
+        return _nothing_to_save(stop, None)
+    stop.phase("restore")
     with Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints) as ckpt:
         state, start = _restore_or_init(run, ckpt, workdir, is_main)
+        if _stop_now(stop):
+            return _nothing_to_save(stop, start, state)
         writer = writers_lib.create_writers(workdir, total_steps=run.total_steps, is_main=is_main,
                                             stream=sys.stderr if stream is None else stream)
         try:
             if start >= run.total_steps:
-                return _finish(run, state, start, writer, workdir, is_main)
+                return _finish(run, state, start, writer, workdir, is_main, stop, ckpt)
+            stop.phase("compile")
             compiled = _compile(run, state, workdir, is_main)
-            return _loop(run, compiled, state, start, ckpt, writer, workdir, is_main)
+            if _stop_now(stop):
+                return _nothing_to_save(stop, start, state)
+            return _loop(run, compiled, state, start, ckpt, writer, workdir, is_main, stop)
         finally:
             writer.close()
             ckpt.wait()
+
+
+def _stop_now(stop: StopSignal) -> bool:
+    """Whether any process was asked to stop (a collective with several processes: call it at the same
+    point on every process)."""
+    return stop.requested if jax.process_count() == 1 else _any_process(stop.requested)
+
+
+def _nothing_to_save(stop: StopSignal, start: int | None, state=None):
+    """The one line of a stop before the first step: this process trained nothing, so nothing is lost."""
+    why = f"{stop.signal_name} during {stop.phase_name}" if stop.signal_name else "a stop request on another process"
+    newest = (f"the checkpoint of step {start} is the newest" if start else
+              "the run has no checkpoint yet" if start == 0 else "nothing was restored or trained")
+    log.warning("%s: stopped before the first step, nothing to save yet (%s); run the same command to "
+                "continue", why, newest)
+    return state
 
 
 def _write_run_files(run: Run, workdir: pathlib.Path) -> None:
@@ -228,7 +272,7 @@ def _compile(run: Run, state, workdir: pathlib.Path, is_main: bool):
 MAX_IN_FLIGHT = 2  # train steps dispatched ahead of the one the host waits for
 
 
-def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main):
+def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main, stop: StopSignal):
     cfg, total = run.config, run.total_steps
     log_every, sample_every = Every(cfg.log_every_steps), Every(cfg.sample_every_steps)
     ckpt_every = Every(cfg.checkpoint_every_steps)
@@ -239,8 +283,9 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main)
     step, stopping = start, False
     place = lambda s: sharding.global_batch(run.mesh, host_batch(run, s))
     in_flight = collections.deque()  # one output of each step dispatched and perhaps not yet run
-    with StopSignal() as stop, Prefetcher(place, start, total) as batches:  # built ahead, off the step
+    with Prefetcher(place, start, total) as batches:  # built ahead, off the step
         while step < total and not stopping:
+            stop.phase("training", step)
             _, batch = next(batches)
             # the six gradient/update/parameter norms only where they are read: log and save steps
             norms = log_every(step + 1) or ckpt_every(step + 1) or step + 1 == total
@@ -257,38 +302,57 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main)
                 speed.reset(step, step * run.images_per_step)
             if log_every(step) or step == total:
                 _log(run, writer, speed, step, metrics)
+            # a stop in these phases finishes them (their files belong to this step) and then saves it
             if sample_every(step) or step == total:
+                stop.phase("samples", step)
                 with speed.paused():
                     _write_samples(run, state, z, labels, step, writer, workdir, is_main, real_grid)
             if ckpt_every(step):
+                stop.phase("save", step)
                 _save(run, ckpt, state, step, metrics)
             if eval_every(step) and step < total:
+                stop.phase("evaluation", step)
                 with speed.paused():
                     _evaluate(run, state, step, writer, workdir, is_main)
             stopping = _stop_agreed(stop.requested, step)
     if stopping:
         log.warning("%s: stopping at step %d and saving a checkpoint", stop.signal_name or "a stop request "
                     "on another process", step)
-    _save(run, ckpt, state, step, metrics)
-    if stopping:
-        _report_saved(ckpt, step)
-    if step == total and not stopping:
-        _finish(run, state, step, writer, workdir, is_main)
+    else:
+        stop.phase("final save", step)
+    _save(run, ckpt, state, step, metrics)  # returns with the write in flight; the handler stays installed
+    if stopping or _stop_now(stop):  # a stop during the final save: the checkpoint is finished, not cut off
+        _report_saved(ckpt, step, "" if stopping else "; the final evaluation is left for the rerun")
+    elif step == total:
+        _finish(run, state, step, writer, workdir, is_main, stop, ckpt)
     return state
 
 
-def _report_saved(ckpt: Checkpointer, step: int) -> None:
+def _report_saved(ckpt: Checkpointer, step: int, note: str = "") -> None:
     """Waits until the checkpoint of ``step`` is durable and says so (stop requests end here)."""
     ckpt.wait()
-    log.warning("saved checkpoint at step %d in %s", step, ckpt.directory)
+    log.warning("saved checkpoint at step %d in %s%s", step, ckpt.directory, note)
 
 
-def _finish(run: Run, state, step: int, writer, workdir: pathlib.Path, is_main: bool):
-    """The final evaluation (also when a run was stopped after its last checkpoint, before it)."""
+def _finish(run: Run, state, step: int, writer, workdir: pathlib.Path, is_main: bool, stop: StopSignal,
+            ckpt: Checkpointer):
+    """The final evaluation (also when a run was stopped after its last checkpoint, before it).
+
+    A stop abandons it (with one process; several finish it together): the evaluation is not saved
+    state, and the rerun, finding the run complete but not evaluated, evaluates it. The line says so
+    once the checkpoint of ``step`` is durable.
+    """
     if _decided_by_main(_evaluated_at(workdir, step) if is_main else False):
         log.info("the run in %s is complete (step %d) and evaluated (eval.json)", workdir, step)
         return state
-    results = _evaluate(run, state, step, writer, workdir, is_main)
+    stop.phase("final evaluation", step)
+    try:
+        results = _evaluate(run, state, step, writer, workdir, is_main, stop=stop)
+    except Stopped:
+        ckpt.wait()
+        log.warning("%s during the final evaluation: abandoned it; the checkpoint of step %d is saved in %s; "
+                    "run the same command to evaluate", stop.signal_name, step, ckpt.directory)
+        return state
     if is_main:
         _write_atomic(workdir / "eval.json", json_dumps({"step": step, **results}))
     return state
@@ -327,9 +391,16 @@ def _any_process(flag: bool) -> bool:
     return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))
 
 
-def _evaluate(run: Run, state, step: int, writer, workdir: pathlib.Path, is_main: bool) -> dict:
-    """Evaluates, appends the results to the metrics, and keeps the best checkpoint if configured."""
-    results = evaluate(run, state)
+def _evaluate(run: Run, state, step: int, writer, workdir: pathlib.Path, is_main: bool,
+              stop: StopSignal | None = None) -> dict:
+    """Evaluates, appends the results to the metrics, and keeps the best checkpoint if configured.
+
+    With ``stop`` (and one process) a stop request raises :class:`Stopped` out of the evaluation
+    itself, before anything is written.
+    """
+    abandon = stop is not None and jax.process_count() == 1  # with several, all must leave it together
+    with stop.interruptible() if abandon else contextlib.nullcontext():
+        results = evaluate(run, state)
     writer.write_scalars(step, {k: v for k, v in results.items()
                                 if isinstance(v, (int, float)) and math.isfinite(v)})  # not the 'note'
     log.info("eval at step %d: %s", step, results)

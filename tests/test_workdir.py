@@ -5,6 +5,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -56,6 +57,113 @@ def test_the_lock_is_exclusive_within_a_process_and_released(tmp_path):
     first.release()
     WorkdirLock(tmp_path / "w").acquire().release()
     assert json.loads((tmp_path / "w" / LOCK_NAME).read_text())["pid"] == os.getpid()
+
+
+def _refused(wd):
+    with pytest.raises(WorkdirLocked):
+        WorkdirLock(wd).acquire()
+
+
+def _same_file(lock):
+    st, fd = os.stat(lock.path), os.fstat(lock._fd)
+    return (st.st_dev, st.st_ino) == (fd.st_dev, fd.st_ino)
+
+
+def test_a_run_that_loses_the_race_for_a_fresh_workdir_removes_nothing(tmp_path, monkeypatch, capsys):
+    """Two runs start on a fresh workdir at once; the other one wins the lock between this run's start
+    and its own lock attempt (injected: no sleeps). This run is refused and must leave the winner's
+    workdir and lock file alone; it once deleted both, and a third run then trained beside the winner."""
+    from jaxgan import train as train_lib
+
+    wd, winner = tmp_path / "run", []
+    real = train_lib._lock_on_main
+
+    def the_other_run_locks_first(lock, is_main):
+        assert not wd.exists()  # this run started on a fresh workdir
+        winner.append(WorkdirLock(wd).acquire())
+        return real(lock, is_main)
+
+    monkeypatch.setattr(train_lib, "_lock_on_main", the_other_run_locks_first)
+    assert jaxgan("train", "ring8", "--smoke", "--workdir", wd) == 2
+    assert f"in use by another jaxgan run (pid {os.getpid()}" in capsys.readouterr().err
+    assert winner[0].held and _same_file(winner[0]), "the refused run removed the winner's workdir or lock file"
+    _refused(wd)  # a third run is refused too
+    winner[0].release()
+
+
+def test_a_run_whose_mkdir_made_the_workdir_but_lost_the_lock_removes_nothing(tmp_path, monkeypatch):
+    from jaxgan import workdir as workdir_lib
+
+    wd, winner, first = tmp_path / "run", [], [True]
+    real = workdir_lib._make_dir
+
+    def the_other_run_locks_after_our_mkdir(path):
+        made = real(path)
+        if first.pop() if first else False:
+            winner.append(WorkdirLock(wd).acquire())  # its mkdir found ours; it opens and locks first
+        return made
+
+    monkeypatch.setattr(workdir_lib, "_make_dir", the_other_run_locks_after_our_mkdir)
+    loser = WorkdirLock(wd)
+    with pytest.raises(WorkdirLocked):
+        loser.acquire()
+    monkeypatch.undo()
+    assert not winner[0].created and not loser.held
+    assert not loser.remove_if_unused() and winner[0].held and _same_file(winner[0])
+    _refused(wd)
+    winner[0].release()
+
+
+def test_a_lock_file_moved_away_while_locking_is_not_taken_for_the_workdirs(tmp_path, monkeypatch):
+    """This run opens the lock file of a workdir whose creator then fails and removes it (renamed away,
+    then deleted) before this run's flock: the flock succeeds on a file no longer in the workdir. The
+    run must see that, start over on a new workdir and hold *its* lock file, so a third is refused."""
+    from jaxgan import workdir as workdir_lib
+
+    wd = tmp_path / "run"
+    creator = WorkdirLock(wd).acquire()
+    assert creator.created
+    fcntl, calls = workdir_lib.fcntl, []
+
+    def creator_fails_and_cleans_up_first(fd, op):
+        if op & fcntl.LOCK_EX:  # this run's attempts to lock
+            if not calls:
+                assert creator.remove_if_unused() and not wd.exists()
+                creator.release()
+            calls.append(op)
+        return fcntl.flock(fd, op)
+
+    # workdir.py's fcntl, with flock wrapped (the fcntl module itself stays as it is for everyone else)
+    monkeypatch.setattr(workdir_lib, "fcntl", types.SimpleNamespace(
+        **{k: getattr(fcntl, k) for k in dir(fcntl) if k.startswith("LOCK_")}, flock=creator_fails_and_cleans_up_first))
+    lock = WorkdirLock(wd).acquire()
+    monkeypatch.undo()
+    assert len(calls) == 2, "the first flock's file was not found moved away"
+    assert lock.held and lock.created and _same_file(lock)
+    _refused(wd)
+    assert not [p.name for p in tmp_path.iterdir() if p.name != "run"], "the removed folder was left behind"
+    lock.release()
+
+
+def test_a_failed_run_removes_only_an_empty_workdir_it_made_and_holds(tmp_path):
+    made = WorkdirLock(tmp_path / "made").acquire()
+    (tmp_path / "made" / "checkpoints").mkdir()  # empty folders are scaffolding
+    assert made.remove_if_unused() and not (tmp_path / "made").exists()
+    made.release()
+
+    (tmp_path / "there").mkdir()
+    found = WorkdirLock(tmp_path / "there").acquire()
+    assert not found.created and not found.remove_if_unused() and (tmp_path / "there").is_dir()
+    found.release()
+
+    written = WorkdirLock(tmp_path / "written").acquire()
+    (tmp_path / "written" / "config.json").write_text("{}")
+    assert not written.remove_if_unused() and (tmp_path / "written" / "config.json").exists()
+    written.release()
+
+    released = WorkdirLock(tmp_path / "released").acquire()
+    released.release()
+    assert not released.remove_if_unused() and (tmp_path / "released").is_dir()
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """Writers, sample images and periodic helpers: JSONL, TensorBoard, log lines, progress bar, grids,
 PNGs, scatter plots, Every, Throughput (fake clock) and StopSignal (real signals to this process)."""
+import gc
 import io
 import json
 import logging
@@ -378,23 +379,119 @@ def test_throughput_first_update_only_marks():
     assert tp.update(20, 1280)["steps_per_sec"] == 10.0
 
 
-def test_stop_signal_sigterm_sets_flag_and_restores():
-    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+@pytest.fixture
+def entry_handlers():
+    """``set(SIGNAL=handler, ...)``: the handlers a test's process is entered with (the suite itself may
+    run from a terminal, from a background job with SIGINT ignored, or under nohup); the suite's own
+    come back afterwards."""
+    saved = {s: signal.getsignal(s) for s in periodic.STOP_SIGNALS}
+
+    def set_(**handlers):
+        for name, handler in handlers.items():
+            signal.signal(getattr(signal, name), handler)
+        return {s: signal.getsignal(s) for s in periodic.STOP_SIGNALS}
+
+    yield set_
+    for s, handler in saved.items():
+        signal.signal(s, signal.SIG_DFL if handler is None else handler)
+
+
+def _send(sig):
+    """A signal to this process, handled before this returns (collection off: a handler run inside a
+    garbage-collection callback has its exception swallowed)."""
+    gc.disable()
+    try:
+        os.kill(os.getpid(), sig)
+    finally:
+        gc.enable()
+
+
+def test_stop_signal_sigterm_sets_flag_and_restores(entry_handlers):
+    before = entry_handlers(SIGTERM=signal.SIG_DFL, SIGINT=signal.default_int_handler, SIGHUP=signal.SIG_DFL)
     with periodic.StopSignal() as stop:
         assert not stop.requested
-        os.kill(os.getpid(), signal.SIGTERM)
+        _send(signal.SIGTERM)
         assert stop.requested and stop.signal_name == "SIGTERM"
-        os.kill(os.getpid(), signal.SIGTERM)  # A second SIGTERM is ignored.
+        _send(signal.SIGTERM)  # A second SIGTERM is ignored.
+        _send(signal.SIGHUP)  # and so is a SIGHUP after it
     assert {s: signal.getsignal(s) for s in before} == before
 
 
-def test_stop_signal_second_ctrl_c_raises():
+def _custom_handler(signum, frame):
+    raise AssertionError("a handler StopSignal replaced ran")
+
+
+@pytest.mark.parametrize("entry", [signal.default_int_handler, _custom_handler], ids=["default", "custom"])
+def test_stop_signal_second_ctrl_c_raises_and_restores_what_was_there(entry, entry_handlers):
+    before = entry_handlers(SIGINT=entry)
     with pytest.raises(KeyboardInterrupt):
         with periodic.StopSignal() as stop:
-            os.kill(os.getpid(), signal.SIGINT)
+            _send(signal.SIGINT)
             assert stop.requested and stop.signal_name == "SIGINT"
-            os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            _send(signal.SIGINT)
+    assert {s: signal.getsignal(s) for s in before} == before  # restored to what it was, whatever that was
+
+
+def test_stop_signal_keeps_ignored_signals_ignored(entry_handlers):
+    """``nohup cmd &`` from a script: SIGHUP and SIGINT are ignored on entry and stay ignored (whoever
+    started the process asked for that); SIGTERM still requests the stop."""
+    before = entry_handlers(SIGINT=signal.SIG_IGN, SIGHUP=signal.SIG_IGN, SIGTERM=signal.SIG_DFL)
+    with periodic.StopSignal() as stop:
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        _send(signal.SIGINT)
+        _send(signal.SIGHUP)
+        assert not stop.requested
+        _send(signal.SIGTERM)
+        assert stop.requested and stop.signal_name == "SIGTERM"
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_stop_signal_sighup_requests_a_stop_and_names_the_phase(entry_handlers, caplog):
+    before = entry_handlers(SIGHUP=signal.SIG_DFL)
+    seen = []
+    with periodic.StopSignal(on_phase=lambda name, step: seen.append((name, step))) as stop:
+        stop.phase("compile")
+        stop.phase("training", 7)
+        _send(signal.SIGHUP)
+        stop.phase("save", 8)
+    assert seen == [("compile", None), ("training", 7), ("save", 8)]
+    assert (stop.requested, stop.signal_name, stop.phase_name) == (True, "SIGHUP", "training")
+    assert "SIGHUP received during training: stopping at the next safe point" in caplog.text
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_stop_signal_interruptible_blocks_are_abandoned(entry_handlers):
+    before = entry_handlers(SIGTERM=signal.SIG_DFL)
+    with periodic.StopSignal() as stop:
+        with stop.interruptible():  # nothing requested: runs to its end
+            pass
+        with pytest.raises(periodic.Stopped):
+            with stop.interruptible():
+                _send(signal.SIGTERM)
+                raise AssertionError("the block went on after the signal")
+        assert stop.requested
+        with pytest.raises(periodic.Stopped):  # once requested, such a block does not start
+            with stop.interruptible():
+                raise AssertionError("the block started")
+    stop = periodic.StopSignal()
+    with stop:
+        with pytest.raises(periodic.Stopped):  # the handler ran inside a gc callback, which swallowed its raise:
+            with stop.interruptible():       # the flag it set still ends the block the same way
+                stop.requested, stop.signal_name = True, "SIGTERM"
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_stop_signal_entered_again_restores_only_at_the_outermost_exit(entry_handlers):
+    before = entry_handlers(SIGTERM=signal.SIG_DFL)
+    stop = periodic.StopSignal()
+    with stop:
+        with stop:  # e.g. jaxgan train's block around train()'s own
+            pass
+        assert signal.getsignal(signal.SIGTERM) == stop._handle  # still installed
+        _send(signal.SIGTERM)
+        assert stop.requested
+    assert {s: signal.getsignal(s) for s in before} == before
 
 
 def test_stop_signal_outside_main_thread_is_noop():

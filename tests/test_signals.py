@@ -1,0 +1,199 @@
+"""A stop signal is honoured in every phase of ``jaxgan train``, and the rerun continues exactly.
+
+Each case trains a tiny ring8 run (4 steps; a checkpoint and a sample grid every 2) with ``jaxgan
+train`` in this process and sends a real signal to this process at a chosen moment: from the run's
+phase hook (``StopSignal(on_phase=...)``) or from inside the phase's own work (a wrapped ``build``,
+checkpoint save or ``evaluate``), never by sleeping. It checks how the run ended (exit 0, the one
+line it ended with, what is on disk), then reruns the same command and compares the result with an
+uninterrupted run: the final state bit for bit, every metric record (but the timing rates), the
+evaluation and the sample grids.
+
+The last test starts the command as ``nohup jaxgan train ... &`` does (SIGINT and SIGHUP ignored
+on entry) and checks that those stay ignored while SIGTERM still stops the run with a checkpoint.
+"""
+import json
+import logging
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import chex
+import jax
+import pytest
+
+from jaxgan import checkpoint as checkpoint_lib, cli, config as config_lib, periodic, run as run_lib
+from jaxgan import train as train_lib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# 4 steps of 64 examples: a log line every step, sample grids at steps 2 and 4, a periodic checkpoint at
+# step 3 and the final one at 4, the final evaluation
+ARGS = ["train", "ring8", "--smoke", "--set", "train.total_kimg=0.256", "--set", "checkpoint_every_steps=3",
+        "--set", "sample_every_steps=2", "--set", "log_every_steps=1"]
+RATES = {"steps_per_sec", "images_per_sec"}
+
+
+def jaxgan(workdir, *extra) -> int:
+    return cli.main([*ARGS, "--workdir", str(workdir), *extra])
+
+
+def kill(sig):
+    os.kill(os.getpid(), sig)
+
+
+@pytest.fixture(autouse=True)
+def handlers_restored():
+    """Each case signals this process: its handlers must be back as they were afterwards."""
+    before = {s: signal.getsignal(s) for s in periodic.STOP_SIGNALS}
+    yield
+    assert {s: signal.getsignal(s) for s in before} == before, "StopSignal did not restore the handlers"
+
+
+def outcome(workdir: pathlib.Path) -> dict:
+    """What a finished run leaves: its final state, metric records without rates, eval.json, grids."""
+    config = config_lib.Config(json.loads((workdir / "config.json").read_text()))
+    from jaxgan.workdir import load_recorded_experiment
+
+    run = run_lib.build(config, load_recorded_experiment(workdir, config)[0])
+    records = [{k: v for k, v in json.loads(line).items() if k not in RATES}
+               for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return {"state": jax.device_get(run_lib.restore_latest(run, workdir / "checkpoints")), "records": records,
+            "eval": json.loads((workdir / "eval.json").read_text()),
+            "samples": sorted(p.name for p in (workdir / "samples").iterdir())}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("straight") / "run"
+    assert jaxgan(wd) == 0
+    return outcome(wd)
+
+
+def steps_on_disk(workdir: pathlib.Path) -> list[int]:
+    """The committed checkpoint steps (and no save cut off: no orbax temporary folder)."""
+    names = [p.name for p in (workdir / "checkpoints").glob("*")]
+    assert not [n for n in names if "tmp" in n], f"a save was cut off: {names}"
+    return sorted(int(n) for n in names if n.isdigit())
+
+
+def on_phase(phase: str, step: int, sig):
+    """A StopSignal hook that sends ``sig`` to this process when the run enters ``phase`` at ``step``."""
+    def hook(name, at):
+        if (name, at) == (phase, step):
+            kill(sig)
+    return hook
+
+
+def signal_inside(monkeypatch, target, name: str, sig, when=lambda *a, **k: True, after: bool = False):
+    """Wraps ``target.name`` so that ``sig`` is sent to this process inside it (before or after the real
+    call: after ``Checkpointer.save`` returns, its write is still in flight)."""
+    real, sent = getattr(target, name), []
+
+    def wrapped(*args, **kwargs):
+        now = not sent and when(*args, **kwargs)  # once: a second SIGINT would abort the run
+        if now and not after:
+            sent.append(kill(sig))
+        out = real(*args, **kwargs)
+        if now and after:
+            sent.append(kill(sig))
+        return out
+    monkeypatch.setattr(target, name, wrapped)
+
+
+# phase: how the signal is sent (inside a function of jaxgan.train, from the phase hook at a step, or
+# right after a checkpoint save of a step started), the signal, the run's last line, the checkpoints
+# left (None: no workdir), the sample grids left
+CASES = {
+    "start-up": ("inside build", signal.SIGTERM, "SIGTERM during start-up: stopped before the first step, nothing to "
+                 "save yet (nothing was restored or trained); run the same command to continue", None, []),
+    "restore": ("inside _restore_or_init", signal.SIGINT, "SIGINT during restore: stopped before the first step, nothing to save "
+                "yet (the run has no checkpoint yet); run the same command to continue", [], []),
+    "compile": ("inside _compile", signal.SIGTERM, "SIGTERM during compile: stopped before the first step, nothing to save "
+                "yet (the run has no checkpoint yet); run the same command to continue", [], []),
+    "training": ("hook@1", signal.SIGHUP, "saved checkpoint at step 2 in {ckpts}", [2], ["00000002.png"]),
+    "samples": ("hook@2", signal.SIGTERM, "saved checkpoint at step 2 in {ckpts}", [2], ["00000002.png"]),
+    "save": ("save@3", signal.SIGINT, "saved checkpoint at step 3 in {ckpts}", [3], ["00000002.png"]),
+    "final save": ("save@4", signal.SIGTERM, "saved checkpoint at step 4 in {ckpts}; the final evaluation is "
+                   "left for the rerun", [3, 4], ["00000002.png", "00000004.png"]),
+    "final evaluation": ("inside evaluate", signal.SIGTERM, "SIGTERM during the final evaluation: abandoned it; the "
+                         "checkpoint of step 4 is saved in {ckpts}; run the same command to evaluate", [3, 4],
+                         ["00000002.png", "00000004.png"]),
+}
+
+
+@pytest.mark.parametrize("phase", list(CASES))
+def test_a_stop_in_each_phase_saves_or_has_nothing_to_save_and_the_rerun_continues_exactly(
+        phase, reference, tmp_path, monkeypatch, caplog):
+    how, sig, last_line, left, grids = CASES[phase]
+    wd = tmp_path / "run"
+    hook = None
+    if how.startswith("hook@"):
+        hook = on_phase(phase, int(how[5:]), sig)
+    elif how.startswith("inside "):  # e.g. inside build: the run's data and networks, after the lock
+        signal_inside(monkeypatch, train_lib, how[7:], sig)
+    elif how.startswith("save@"):  # right after the save started: its files are being written
+        signal_inside(monkeypatch, checkpoint_lib.Checkpointer, "save", sig, after=True,
+                      when=lambda self, step, *a, **k: step == int(how[5:]))
+
+    class Hooked(periodic.StopSignal):  # what jaxgan train uses, with the hook
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, on_phase=hook, **kwargs)
+
+    monkeypatch.setattr(periodic, "StopSignal", Hooked)
+    caplog.set_level(logging.INFO, logger="jaxgan")
+    assert jaxgan(wd) == 0
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("jaxgan") and r.levelno >= logging.WARNING]
+    name = signal.Signals(sig).name
+    assert any(line.startswith(f"{name} received during {phase}") for line in lines), lines
+    assert lines[-1] == last_line.format(ckpts=wd.resolve() / "checkpoints"), lines
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    if left is None:  # stopped before it wrote anything: the workdir this run made is gone
+        assert not wd.exists()
+    else:
+        assert steps_on_disk(wd) == left
+        assert not (wd / "eval.json").exists()
+        assert sorted(p.name for p in (wd / "samples").glob("*.png")) == grids
+
+    monkeypatch.undo()  # the rerun: no signal
+    assert jaxgan(wd) == 0
+    got = outcome(wd)
+    chex.assert_trees_all_equal(got.pop("state"), reference["state"])
+    assert got == {k: v for k, v in reference.items() if k != "state"}
+
+
+NOHUP_DRIVER = """
+import os, signal, sys
+from jaxgan import cli, periodic
+entry = {s.name: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGHUP)}
+print("entry", {k: "SIG_IGN" if v is signal.SIG_IGN else str(v) for k, v in entry.items()}, flush=True)
+
+def hook(name, step):
+    if name == "training" and step == 1:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the launching script's terminal: ignored
+        os.kill(os.getpid(), signal.SIGHUP)  # the terminal or SSH session closing: ignored
+        os.kill(os.getpid(), signal.SIGTERM)  # kill PID, or the preemption notice: stops after this step
+
+class Hooked(periodic.StopSignal):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, on_phase=hook, **kwargs)
+
+periodic.StopSignal = Hooked
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_under_nohup_in_the_background_sigint_and_sighup_stay_ignored_and_sigterm_saves(tmp_path):
+    wd = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # JAXGAN_CACHE too: this session's compilation cache
+    # literally `nohup CMD &` in a shell script: nohup ignores SIGHUP, the shell's background job SIGINT
+    script = 'nohup "$@" & wait $!'
+    proc = subprocess.run(["sh", "-c", script, "sh", sys.executable, "-c", NOHUP_DRIVER, *ARGS, "--workdir", str(wd)],
+                          env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("entry {'SIGINT': 'SIG_IGN', 'SIGHUP': 'SIG_IGN'}"), proc.stdout
+    assert "SIGINT received" not in proc.stderr and "SIGHUP received" not in proc.stderr, proc.stderr[-3000:]
+    assert "SIGTERM received during training" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith(f"saved checkpoint at step 2 in {wd / 'checkpoints'}"), \
+        proc.stderr[-3000:]
+    assert steps_on_disk(wd) == [2]
