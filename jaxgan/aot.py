@@ -207,12 +207,41 @@ def collectives(hlo_text: str) -> list[dict]:
     return out
 
 
+def batch_arrays(hlo_text: str, leading: int, dtype: str = "f32", exclude: frozenset = frozenset()) -> list[dict]:
+    """Arrays of ``dtype`` with a leading dimension of ``leading`` (the per-chip batch: activations)
+    that the optimised program writes to memory: results of the entry computation's instructions
+    (values inside a fusion never leave the chip's vector memory, and are not listed). ``exclude``:
+    shapes (``'f32[4,4,64,128]'``) that are not activations (the parameters' and optimiser state's).
+
+    Returns:
+      ``[{'name', 'shape', 'bytes', 'op_name'}]``, ``op_name`` the jax operation it came from.
+    """
+    entry = re.search(r"(?ms)^ENTRY .*?^}", hlo_text)
+    pattern = re.compile(rf"\b{dtype}\[{leading},[\d,]+\]")
+    out = []
+    for line in (entry.group(0) if entry else "").splitlines():
+        m = re.match(r"^\s*(?:ROOT\s+)?%?(\S+) = (.+?) ([a-z][\w\-]*)\(", line)
+        if not m or m.group(3) in _NOT_WRITTEN:
+            continue
+        for shape in pattern.findall(m.group(2)):
+            if shape in exclude:
+                continue
+            op_name = re.search(r'op_name="([^"]+)"', line)
+            out.append({"name": m.group(1), "shape": shape, "bytes": array_bytes(shape),
+                        "op_name": op_name.group(1) if op_name else None})
+    return out
+
+
+_NOT_WRITTEN = ("parameter", "get-tuple-element", "tuple", "bitcast", "constant")
+
+
 def _first(cost):
     return cost[0] if isinstance(cost, (list, tuple)) else cost
 
 
 def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float | None,
-                   images: int | None) -> dict:
+                   images: int | None, per_chip_batch: int | None = None,
+                   state_shapes: frozenset = frozenset()) -> dict:
     """The per-chip figures of one compiled SPMD program (see the module docstring).
 
     Args:
@@ -221,6 +250,8 @@ def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float
       compile_s: seconds spent lowering and compiling it.
       model_flops: the analytic FLOPs of one call per chip, or None where there is no model.
       images: images one call processes over the whole slice (for the implied images/s), or None.
+      per_chip_batch: examples per chip, to find the float32 activations written to HBM.
+      state_shapes: the f32 shapes of the state's leaves (parameters are not activations).
     """
     mem = compiled.memory_analysis()
     memory = {k: int(getattr(mem, f"{k}_size_in_bytes", 0) or 0)
@@ -235,7 +266,9 @@ def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float
     intensity = flops / accessed if accessed else None
     compute_s, memory_s = flops / chip.peak_flops, accessed / chip.hbm_bytes_per_s
     bound_s = max(compute_s, memory_s)
-    ops = collectives(compiled.as_text())
+    text = compiled.as_text()
+    ops = collectives(text)
+    f32 = batch_arrays(text, per_chip_batch, exclude=state_shapes) if per_chip_batch else []
     report = {
         "compile_s": compile_s,
         "memory": memory,
@@ -253,6 +286,7 @@ def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float
             "mfu": ((model_flops or flops) / bound_s / chip.peak_flops) if bound_s else None,
         },
         "collectives": ops,
+        "float32_activations": {"count": len(f32), "bytes": sum(a["bytes"] for a in f32), "arrays": f32},
     }
     return report
 
@@ -269,10 +303,9 @@ def compile_for_topology(config, module, topology: str, *, generate: bool = True
     import jax.numpy as jnp
 
     from jaxgan import flops as flops_lib, precision, run as run_lib, sharding
-    from jaxgan.bench import _build  # jaxgan.run.build, with a stand-in source where data are absent
 
     devices, chip = topology_devices(topology)
-    run = _build(config, module, devices, "synthetic")
+    run = run_lib.build(config, module, devices, source=_source(config))
     mesh = run.mesh
     resolved = precision.resolve_config(config, run.platform)  # what the experiment's build saw
     example = run_lib.example_batch(run)
@@ -284,17 +317,19 @@ def compile_for_topology(config, module, topology: str, *, generate: bool = True
     compiled = run.step.lower(state, abstract_batch).compile()
     step_s = time.perf_counter() - t0
     analytic = flops_lib.step_flops_for_config(config, run.source.info.shape)
+    shapes = frozenset(f"f32[{','.join(map(str, x.shape))}]" for x in jax.tree.leaves(state))
     programs = {"train_step": program_report(
-        compiled, chip, compile_s=step_s, model_flops=analytic and analytic["total"] / n,
-        images=run.images_per_step)}
+        compiled, chip, compile_s=step_s, model_flops=analytic and flops_lib.per_device(analytic, n),
+        images=run.images_per_step, per_chip_batch=int(config.train.batch_size) // n, state_shapes=shapes)}
     hlo = {"train_step": compiled.as_text()}
     if generate:
         params, model_state = run_lib.sampling_variables(state)
         z, labels = _abstract_generate_inputs(run, mesh)
         t0 = time.perf_counter()
         gen = run.generate_fn.lower(params, model_state, z, labels).compile()
-        programs["generate"] = program_report(gen, chip, compile_s=time.perf_counter() - t0,
-                                              model_flops=None, images=GENERATE_CHUNK)
+        programs["generate"] = program_report(  # z replicated: every chip draws the whole chunk
+            gen, chip, compile_s=time.perf_counter() - t0, model_flops=None, images=GENERATE_CHUNK,
+            per_chip_batch=GENERATE_CHUNK, state_shapes=shapes)
         hlo["generate"] = gen.as_text()
     if hlo_dir:
         pathlib.Path(hlo_dir).mkdir(parents=True, exist_ok=True)
@@ -311,6 +346,22 @@ def compile_for_topology(config, module, topology: str, *, generate: bool = True
         "versions": {"jax": jax.__version__, "libtpu": libtpu_version(), "python": sys.version.split()[0]},
         "programs": programs,
     }
+
+
+def _source(config):
+    """The config's data source; where its files are absent here, a synthetic one of the configured
+    shape (compiling needs shapes, not the data)."""
+    from jaxgan.bench import _stand_in_source
+    from jaxgan.data import make_run_source
+
+    try:
+        return make_run_source(config)
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        if "resolution" not in config.data:
+            raise
+        print(f"jaxgan compile: the data source cannot be built here ({e}); compiling for its configured "
+              "shape", file=sys.stderr)
+        return _stand_in_source(config)
 
 
 def _abstract_generate_inputs(run, mesh):
@@ -376,6 +427,8 @@ def format_report(report: dict) -> str:
             f"{b['memory_s'] * 1e3:.3f}): at most {b['images_per_s'] or 0:,.0f} images/s, MFU <= "
             f"{100 * (b['mfu'] or 0):.0f}% (a bound from the compiler's count, not a measurement)",
             f"  collectives  {coll}",
+            f"  float32 activations written to HBM: {p['float32_activations']['count']}"
+            + (f" ({_gb(p['float32_activations']['bytes'])})" if p["float32_activations"]["count"] else ""),
         ]
     return "\n".join(lines)
 

@@ -155,7 +155,9 @@ def gan_step_flops(g_layers: Sequence[Layer], d_layers: Sequence[Layer], batch: 
       shared_g_pass: one G forward serves both updates (``TrainStep(share_generator_pass=True)``).
 
     Returns:
-      ``{'total', 'matmul', 'elementwise'}`` in FLOPs (floats).
+      ``{'total', 'matmul', 'elementwise', 'optimizer'}`` in FLOPs (floats); ``optimizer`` (Adam's
+      per-parameter terms, part of ``elementwise``) does not divide over data-parallel devices: each
+      updates the whole replicated state (:func:`per_device`).
     """
     G, D = _matmul(g_layers) * batch, _matmul(d_layers) * batch
     G1, D1, DL = (_matmul(g_layers[:1]) * batch, _matmul(d_layers[:1]) * batch,
@@ -165,7 +167,7 @@ def gan_step_flops(g_layers: Sequence[Layer], d_layers: Sequence[Layer], batch: 
         d_update += D + D + D + (D - DL)
     g_update = (0 if shared_g_pass else G) + D + D + G + (G - G1)
     matmul = n_critic * d_update + g_update
-    elem = 0
+    elem = adam = 0
     if elementwise:
         eg, ed = _elementwise(g_layers) * batch, _elementwise(d_layers) * batch
         # forward + backward (~2x forward) of each pass that is differentiated, forward only of the rest
@@ -173,7 +175,14 @@ def gan_step_flops(g_layers: Sequence[Layer], d_layers: Sequence[Layer], batch: 
         g_pass = eg * (2 if shared_g_pass else 3) + ed * 3
         adam = _ADAM_PER_PARAM * (sum(l.params for l in g_layers) + n_critic * sum(l.params for l in d_layers))
         elem = n_critic * d_pass + g_pass + adam
-    return {"total": float(matmul + elem), "matmul": float(matmul), "elementwise": float(elem)}
+    return {"total": float(matmul + elem), "matmul": float(matmul), "elementwise": float(elem),
+            "optimizer": float(adam)}
+
+
+def per_device(counts: dict, devices: int) -> float:
+    """One data-parallel device's share of a step's FLOPs (``gan_step_flops``'s dict): the batch's
+    work divides over the devices, the optimizer's update of the replicated parameters does not."""
+    return (counts["total"] - counts["optimizer"]) / devices + counts["optimizer"]
 
 
 def step_flops_for_config(config, data_shape: Sequence[int]) -> dict | None:
