@@ -22,7 +22,8 @@ The report, per chip (every chip runs the same SPMD program):
 * a roofline *bound* on the step time, ``max(FLOPs / peak, bytes / bandwidth)`` (Williams, Waterman
   & Patterson, "Roofline", 2009), with the images/s and MFU it implies: a bound from the compiler's
   count and the datasheet, never a measurement (XLA's own ``optimal_seconds`` is not used: for these
-  programs the TPU cost model returns negative values);
+  programs the TPU cost model returns negative values). It leaves out the collectives' time on the
+  inter-chip links and any stall: the step takes longer;
 * the collectives in the optimised HLO, each with its bytes;
 * the compile time (lowering + compilation, on this host).
 
@@ -41,6 +42,7 @@ import pathlib
 import re
 import sys
 import time
+
 from jaxgan.errors import UserError
 
 GiB = 2 ** 30
@@ -77,8 +79,8 @@ class Chip:
 # Per chip, from Google Cloud's system-architecture pages (cloud.google.com/tpu/docs/v4, /v5e, /v5p,
 # /v6e, read 2026-12): v4 275 TFLOP/s bf16, 32 GiB HBM2 at 1,200 GB/s; v5e 197 TFLOP/s, 16 GB HBM2
 # at 819 GB/s; v5p 459 TFLOP/s, 95 GB HBM2e at 2,765 GB/s; v6e (Trillium) 918 TFLOP/s, 32 GB HBM at
-# 1,640 GB/s. Capacities are taken as GiB (what the chips report to XLA, e.g. 16 GiB on v5e, less a
-# little the runtime keeps).
+# 1,640 GB/s. Capacities are taken as GiB; the runtime keeps a little of it, so a program that fits
+# only just needs a margin.
 CHIPS: dict[str, Chip] = {
     "v4": Chip("v4", "TPU v4", 275e12, 32 * GiB, 1200e9, megacore=True),
     "v5e": Chip("v5e", "TPU v5 lite", 197e12, 16 * GiB, 819e9),
@@ -120,10 +122,10 @@ def chip_for(topology: str) -> Chip:
     generation, sep, shape = topology.partition(":")
     if not sep or not re.fullmatch(r"\d+(x\d+){1,2}", shape):
         raise TopologyError(f"--topology {topology!r}: expected GENERATION:SHAPE, e.g. "
-                          f"{', '.join(EXAMPLE_TOPOLOGIES)}")
+                            f"{', '.join(EXAMPLE_TOPOLOGIES)}")
     if generation not in CHIPS:
         raise TopologyError(f"--topology {topology!r}: unknown TPU generation {generation!r}; jaxgan knows "
-                          f"{', '.join(CHIPS)} (e.g. {', '.join(EXAMPLE_TOPOLOGIES)})")
+                            f"{', '.join(CHIPS)} (e.g. {', '.join(EXAMPLE_TOPOLOGIES)})")
     return CHIPS[generation]
 
 
@@ -136,7 +138,7 @@ def topology_devices(topology: str) -> tuple[list, Chip]:
     chip = chip_for(topology)
     if not libtpu_installed():
         raise TopologyError("compiling for a TPU needs libtpu (XLA's TPU compiler, about 210 MB; no TPU "
-                          "is needed): pip install 'jaxgan[tpu]' (or pip install 'jax[tpu]')")
+                            "is needed): pip install 'jaxgan[tpu]' (or pip install 'jax[tpu]')")
     os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")  # no GCE metadata server to ask off a TPU VM
     # libtpu lets one process at a time load it (/tmp/libtpu_lockfile), to guard the chips; compiling
     # uses none, so two compilations (pytest -n 2, or beside a TPU job on a TPU VM) may run at once
@@ -149,7 +151,7 @@ def topology_devices(topology: str) -> tuple[list, Chip]:
     except Exception as e:  # JaxRuntimeError: INVALID_ARGUMENT ... from libtpu
         reason = str(e).split("\n")[0].removeprefix("INVALID_ARGUMENT: ")
         raise TopologyError(f"--topology {topology!r} is not a {chip.name} slice libtpu knows ({reason}); "
-                          f"e.g. {', '.join(t for t in EXAMPLE_TOPOLOGIES if t.startswith(chip.name))}") from None
+                            f"e.g. {', '.join(t for t in EXAMPLE_TOPOLOGIES if t.startswith(chip.name))}") from None
     devices = list(desc.devices)
     return devices, chip
 
