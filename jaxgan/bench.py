@@ -36,6 +36,13 @@ message. ``--devices N`` on a CPU with fewer devices re-runs the benchmark in a 
 
 ``--data synthetic`` (default) feeds random batches of the data's shape, made before timing;
 ``--data real`` reads the experiment's source inside the timed loop (the input pipeline included).
+Synthetic data needs no files: where the source cannot be built, a stand-in of the shapes its spec
+declares is used (the image options, or the format's own: MNIST, a TFDS builder's features).
+
+``--input`` times the input pipeline alone (:func:`bench_input`: the real data, the train loop's
+batches and workers, host -> device included): ``input_images_per_sec``, per core and on one
+worker, printed beside the step's images/s when ``--json FILE`` holds a step record of the same
+experiment and batch.
 """
 from __future__ import annotations
 
@@ -128,6 +135,9 @@ def register(subparsers) -> None:
     b.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs and reports)")
     b.add_argument("--table", metavar="FILE.jsonl",
                    help="print the table of the records saved in FILE by --json, benchmarking nothing")
+    b.add_argument("--input", action="store_true",
+                   help="time the input pipeline alone (the experiment's real data, the train loop's workers "
+                        "and batches, host -> device included): input_images_per_sec, per core, with 1 worker")
     b.set_defaults(handler=main)
 
 
@@ -136,6 +146,8 @@ def main(args) -> int:
     if args.table:
         print(format_table(read_records(args.table), markdown=args.markdown))
         return 0
+    if args.input:
+        return _input_main(args)
     compare = [c for c in (args.compare or "").split(",") if c]
     unknown = sorted(set(compare) - set(COMPARE_CHOICES))
     if unknown:
@@ -178,6 +190,8 @@ def read_records(path: str | os.PathLike) -> list[dict]:
                             "one record a line, as `jaxgan bench --json FILE` writes") from None
         if not isinstance(record, dict):
             raise UserError(f"--table {path}: line {number} is not a bench record (not a JSON object)")
+        if record.get("kind") == INPUT_KIND:  # `bench --input` records share the file; not step rows
+            continue
         missing = [k for k in _TABLE_FIELDS if k not in record]
         if missing:
             raise UserError(f"--table {path}: line {number} is not a bench record (no {', '.join(missing)})")
@@ -539,6 +553,7 @@ def _batches(run, data: str, example: dict):
     fixed = []
     for _ in range(2):
         b = {k: (rs.uniform(-1, 1, v.shape).astype(v.dtype) if v.dtype.kind == "f"
+                 else rs.randint(0, 256, v.shape).astype(v.dtype) if v.dtype == np.uint8  # stored pixels
                  else rs.randint(0, max(run.game.num_classes or 1, 1), v.shape).astype(v.dtype))
              for k, v in example.items()}
         fixed.append(sharding.global_batch(run.mesh, b))
@@ -549,37 +564,121 @@ def _build(config, module, devices, data: str):
     """``jaxgan.run.build``; for synthetic data whose files are absent, the same with a stand-in source."""
     from jaxgan import run as run_lib
 
+    from jaxgan.data import make_run_source
+
     try:
-        return run_lib.build(config, module, devices)
+        source = make_run_source(config)
     except (FileNotFoundError, ValueError, ImportError) as e:
-        if data == "real" or "resolution" not in config.data:
+        if data == "real":
             raise
-        print(f"jaxgan bench: the data source cannot be built ({e}); synthetic batches of its shape "
-              "are used", file=sys.stderr)
-        return run_lib.build(config, module, devices, source=_stand_in_source(config))
+        print(f"jaxgan bench: the data source cannot be built ({e}); synthetic batches of its declared "
+              "shape are used", file=sys.stderr)
+        source = _stand_in_source(config)
+    return run_lib.build(config, module, devices, source=source)
+
+
+# -- the input pipeline alone (--input) -------------------------------------------------------------
+INPUT_KIND = "input"
+
+
+def bench_input(experiment: str, overrides: list[str], *, batch: int | None = None, smoke: bool = False,
+                steps: int = 10, windows: int = 5) -> dict:
+    """Times the train loop's input pipeline alone: ``host_batch`` + ``global_batch`` on the loop's
+    workers (:class:`jaxgan.pipeline.Prefetcher`, ``input_workers`` or one per core for decoding
+    sources), ``windows`` windows of ``steps`` batches each, every window on new steps; the same with
+    one worker where the loop uses more. Needs the data (a step bench does not).
+
+    Returns:
+      A record with ``kind='input'``, ``input_images_per_sec`` (median over windows),
+      ``input_images_per_sec_per_core`` (divided by the cores the workers can use),
+      ``input_images_per_sec_1_worker``, ``bytes_per_image`` (what crosses host -> device per image),
+      the workers, CPU count and load average.
+    """
+    import jax
+
+    from jaxgan import config as config_lib, run as run_lib, sharding
+    from jaxgan.pipeline import Prefetcher, default_workers
+
+    overrides = list(overrides) + ([f"train.batch_size={batch}"] if batch else [])
+    config, module = config_lib.resolve(experiment, overrides, smoke=smoke)
+    run = run_lib.build(config, module)
+    workers = config.get("input_workers") or default_workers(run.source)
+    place = lambda s: jax.block_until_ready(sharding.global_batch(run.mesh, run_lib.host_batch(run, s)))
+    first = place(0)  # warm: the source's first read, the transfer's compilation
+    nbytes = sum(x.nbytes for x in jax.tree.leaves(first))
+    cursor = {"step": 1}
+
+    def rate(n_workers: int) -> float:
+        times = []
+        for _ in range(windows):
+            start = cursor["step"]
+            cursor["step"] += steps
+            t0 = time.perf_counter()
+            with Prefetcher(place, start, start + steps, depth=n_workers + 1, workers=n_workers) as it:
+                for _ in it:
+                    pass
+            times.append(time.perf_counter() - t0)
+        return steps * run.images_per_step / statistics.median(times)
+
+    cpus = os.cpu_count() or 1
+    record = {"kind": INPUT_KIND, "experiment": pathlib.Path(config.experiment).stem, "source": run.source.info.name,
+              "batch": int(config.train.batch_size), "images_per_step": run.images_per_step,
+              "image_shape": list(run.source.info.shape), "dtype": str(first["x"].dtype),
+              "bytes_per_image": nbytes / run.images_per_step, "input_workers": workers, "cpu_count": cpus,
+              "steps": steps, "windows": windows, "load_average": list(os.getloadavg())}
+    record["input_images_per_sec"] = rate(workers)
+    record["input_images_per_sec_per_core"] = record["input_images_per_sec"] / min(workers, cpus)
+    record["input_images_per_sec_1_worker"] = rate(1) if workers > 1 else record["input_images_per_sec"]
+    return record
+
+
+def format_input(record: dict, step_records: list[dict] = ()) -> str:
+    """One line for a ``bench_input`` record, beside the step's images/s where ``step_records`` (the
+    ``--json`` file's) time the same experiment and batch."""
+    r = record
+    line = (f"input pipeline of {r['experiment']} ({r['source']}, batch {r['batch']}, {r['dtype']} "
+            f"{'x'.join(map(str, r['image_shape']))}, {r['bytes_per_image']:,.0f} bytes/image to the device): "
+            f"{r['input_images_per_sec']:,.0f} images/s on {r['input_workers']} worker(s), "
+            f"{r['input_images_per_sec_per_core']:,.0f} per core, {r['input_images_per_sec_1_worker']:,.0f} on one "
+            f"({r['cpu_count']} CPUs, load {r['load_average'][0]:.1f})")
+    steps = [s for s in step_records if s.get("experiment") == r["experiment"] and s.get("batch") == r["batch"]
+             and s.get("implementation", "jaxgan") == "jaxgan" and s.get("images_per_sec")]
+    for s in steps:
+        line += (f"\n  the step ({s.get('device_kind', '?')} x{s.get('device_count', '?')}, {s.get('dtype')}): "
+                 f"{s['images_per_sec']:,.0f} images/s: the input is "
+                 f"{r['input_images_per_sec'] / s['images_per_sec']:.2f}x the step's need")
+    if not steps:
+        line += ("\n  compare: `jaxgan bench EXPERIMENT --json FILE` (the step's images/s, printed here when FILE is "
+                 "given to both) and `jaxgan compile EXPERIMENT --topology v5e:2x4` (its TPU roofline bound)")
+    return line
+
+
+def _input_main(args) -> int:
+    record = bench_input(args.experiment, args.set, batch=(args.batch or [None])[0], smoke=args.smoke,
+                         steps=args.steps, windows=args.windows)
+    previous = []
+    if args.json and pathlib.Path(args.json).is_file():  # step records of earlier runs, to print beside
+        for line in pathlib.Path(args.json).read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(r, dict) and r.get("kind") != INPUT_KIND:
+                previous.append(r)
+    if args.json:
+        pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.json, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    print(format_input(record, previous))
+    return 0
 
 
 def _stand_in_source(config):
-    """A source with the configured image shape, for synthetic benchmarks without the data on disk."""
-    from jaxgan.data.base import DataInfo
+    """Random images of the shapes, dtypes, labels and views the config's data declares, for timing or
+    compiling a step without its data (:func:`jaxgan.data.factory.stand_in_source`)."""
+    from jaxgan.data.factory import make_run_source
 
-    d = config.data
-    shape = (d.resolution, d.resolution, d.get("channels") or 3)
-    info = DataInfo(shape=shape, num_classes=None, kind="image", num_examples=None, name="synthetic")
-    return _SyntheticSource(info)
-
-
-class _SyntheticSource:
-    """Uniform [-1, 1] images of ``info.shape``, a pure function of the position."""
-
-    def __init__(self, info):
-        self.info = info
-
-    def get_batch(self, start: int, size: int) -> dict:
-        import numpy as np
-
-        rs = np.random.RandomState(start % (2**31))
-        return {"x": rs.uniform(-1, 1, (size, *self.info.shape)).astype(np.float32)}
+    return make_run_source(config, stand_in=True)
 
 
 def _dtype_name(config, platform: str | None = None) -> str:

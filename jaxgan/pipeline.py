@@ -7,15 +7,40 @@ resumed run starts it at the restored step. The host work (gathering examples, d
 ``jax.make_array_from_process_local_data``) overlaps the device's work on the previous steps, and the
 step itself never waits on numpy unless the host is slower than the device.
 
-Threads, not processes: NumPy indexing and the device transfer release the GIL, and a thread shares
-the source's caches (an image folder's decoded files, say). One worker keeps batches in order with
-the least contention; more help when building a batch is slower than a step (large image decoding).
+Threads, not processes: NumPy indexing, PIL's decoding and resizing and the device transfer release
+the GIL, and a thread shares the source's memory map and caches (BENCHMARKS.md measures threads
+against processes). Workers build whole batches, each a pure function of its step, and the stream
+is returned in step order however they finish. One worker suffices for arrays and prepared stores;
+sources that decode per batch (image folders, TFDS) get one per core (:func:`default_workers`).
+
+The prefetcher counts the time the consumer waited for a batch and the time workers spent building
+them; :class:`InputMeter` turns those into the ``input/`` metrics of the training loop.
 """
 from __future__ import annotations
 
 import collections
 import concurrent.futures
+import logging
+import os
+import time
 from typing import Any, Callable, Iterator
+
+log = logging.getLogger(__name__)
+
+WAIT_WARNING = 0.2  # fraction of the step time spent waiting for input that is called input-bound
+
+
+def decodes(source: Any) -> bool:
+    """Whether building a batch of ``source`` decodes files (an image folder, TFDS), looking through
+    views (``part``, ``transform``, ...) and both domains of a pair."""
+    if getattr(source, "decodes_per_batch", False):
+        return True
+    return any(decodes(getattr(source, k)) for k in ("source", "a", "b") if getattr(source, k, None) is not None)
+
+
+def default_workers(source: Any, cpu_count: int | None = None) -> int:
+    """Batch-building threads for ``source``: one per core where batches are decoded, else one."""
+    return max(1, (cpu_count or os.cpu_count() or 1)) if decodes(source) else 1
 
 
 class Prefetcher:
@@ -42,14 +67,22 @@ class Prefetcher:
             raise ValueError(f"Prefetcher needs depth >= 1 and workers >= 1, got depth={depth}, "
                              f"workers={workers}")
         self._make, self._next, self._stop = make_batch, start, stop
-        self._depth = depth
+        self._depth, self.workers = depth, workers
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="jaxgan-batches")
         self._pending: collections.deque = collections.deque()
+        self.waited = 0.0  # seconds the consumer was blocked waiting for a batch
+        self.build_seconds = 0.0  # seconds workers spent building the batches consumed so far
+        self.consumed = 0
         self._fill()
+
+    def _timed(self, step: int) -> tuple[Any, float]:
+        t0 = time.perf_counter()
+        batch = self._make(step)
+        return batch, time.perf_counter() - t0
 
     def _fill(self) -> None:
         while len(self._pending) < self._depth and self._next < self._stop:
-            self._pending.append((self._next, self._pool.submit(self._make, self._next)))
+            self._pending.append((self._next, self._pool.submit(self._timed, self._next)))
             self._next += 1
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
@@ -59,7 +92,13 @@ class Prefetcher:
         if not self._pending:
             raise StopIteration
         step, future = self._pending.popleft()
-        batch = future.result()  # re-raises a worker's exception here, in the loop's thread
+        t0 = time.perf_counter()
+        try:
+            batch, seconds = future.result()  # re-raises a worker's exception here, in the loop's thread
+        finally:
+            self.waited += time.perf_counter() - t0
+        self.build_seconds += seconds
+        self.consumed += 1
         self._fill()
         return step, batch
 
@@ -75,3 +114,51 @@ class Prefetcher:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class InputMeter:
+    """The ``input/`` metrics of a training loop fed by a :class:`Prefetcher`.
+
+    Between two calls of :meth:`update`:
+
+    * ``input/wait_fraction``: the share of the interval's step time the loop spent blocked waiting
+      for the next batch, ``waited / (steps / steps_per_sec)``: 0 when the pipeline keeps ahead, near
+      1 when the devices idle for input;
+    * ``input/images_per_sec``: what the pipeline can deliver, ``images built / build seconds x
+      workers`` (its workers' throughput, whether or not the step asked for that much).
+
+    The first time the wait fraction exceeds :data:`WAIT_WARNING`, it logs one warning with the remedy.
+
+    Args:
+      prefetcher: the loop's prefetcher.
+      images_per_batch: images in one batch (``run.images_per_step``).
+      remedy: what to do about an input-bound run (appended to the warning).
+    """
+
+    def __init__(self, prefetcher: Prefetcher, images_per_batch: int, remedy: str = ""):
+        self._p, self._images, self._remedy = prefetcher, images_per_batch, remedy
+        self._mark = (0.0, 0.0, 0)
+        self.warned = False
+
+    def reset(self) -> None:
+        """Starts the next interval now (call it where the throughput clock starts)."""
+        self._mark = (self._p.waited, self._p.build_seconds, self._p.consumed)
+
+    def update(self, steps_per_sec: float | None) -> dict[str, float]:
+        """The interval's metrics (``{}`` without a step rate or a batch); starts the next interval."""
+        waited0, built0, consumed0 = self._mark
+        waited, built, batches = self._p.waited - waited0, self._p.build_seconds - built0, self._p.consumed - consumed0
+        self.reset()
+        out = {}
+        if batches and steps_per_sec and steps_per_sec > 0:
+            out["input/wait_fraction"] = min(1.0, waited * steps_per_sec / batches)
+        if batches and built > 0:
+            out["input/images_per_sec"] = batches * self._images / built * self._p.workers
+        fraction = out.get("input/wait_fraction", 0.0)
+        if fraction > WAIT_WARNING and not self.warned:
+            self.warned = True
+            rate = out.get("input/images_per_sec")
+            log.warning("input-bound: the step waited for its batch %.0f%% of the time (the input pipeline makes "
+                        "%s images/s on %d worker(s))%s", 100 * fraction, f"{rate:,.0f}" if rate else "?",
+                        self._p.workers, f": {self._remedy}" if self._remedy else "")
+        return out

@@ -26,7 +26,7 @@ from jaxgan.config import Config
 from jaxgan.errors import WorkdirLocked
 from jaxgan.evaluate import evaluate
 from jaxgan.experiment import kimg_to_steps
-from jaxgan.pipeline import Prefetcher
+from jaxgan.pipeline import InputMeter, Prefetcher, default_workers
 from jaxgan.periodic import Every, StopSignal, Stopped, Throughput
 from jaxgan.run import Run, build, example_batch, generate, host_batch, sample_inputs
 from jaxgan.step import NORM_KEYS
@@ -36,7 +36,7 @@ log = logging.getLogger("jaxgan")
 
 # Fields that may change when a run is resumed; any other difference is refused.
 RESUMABLE_FIELDS = {"log_every_steps", "sample_every_steps", "checkpoint_every_steps",
-                    "keep_checkpoints", "num_grid_samples", "eval"}
+                    "keep_checkpoints", "num_grid_samples", "eval", "input_workers"}
 GRID_SEED = 20240601  # the fixed z of the sample grids
 STOP_SYNC_EVERY = 10  # multi-process runs agree on a stop request every this many steps
 
@@ -270,6 +270,8 @@ def _compile(run: Run, state, workdir: pathlib.Path, is_main: bool):
 
 
 MAX_IN_FLIGHT = 2  # train steps dispatched ahead of the one the host waits for
+_INPUT_REMEDY = ("decode the data once into a uint8 store (jaxgan prepare EXPERIMENT OUT, then --set data.name=store "
+                 "data.path=OUT), or raise input_workers (now {workers})")
 
 
 def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main, stop: StopSignal):
@@ -283,7 +285,9 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main,
     step, stopping = start, False
     place = lambda s: sharding.global_batch(run.mesh, host_batch(run, s))
     in_flight = collections.deque()  # one output of each step dispatched and perhaps not yet run
-    with Prefetcher(place, start, total) as batches:  # built ahead, off the step
+    workers = cfg.get("input_workers") or default_workers(run.source)
+    with Prefetcher(place, start, total, depth=workers + 1, workers=workers) as batches:  # built ahead, off the step
+        inputs = InputMeter(batches, run.images_per_step, remedy=_INPUT_REMEDY.format(workers=workers))
         while step < total and not stopping:
             stop.phase("training", step)
             _, batch = next(batches)
@@ -300,8 +304,9 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main,
                 in_flight.popleft().block_until_ready()
             if step == start + 1:
                 speed.reset(step, step * run.images_per_step)
+                inputs.reset()
             if log_every(step) or step == total:
-                _log(run, writer, speed, step, metrics)
+                _log(run, writer, speed, step, metrics, inputs)
             # a stop in these phases finishes them (their files belong to this step) and then saves it
             if sample_every(step) or step == total:
                 stop.phase("samples", step)
@@ -456,13 +461,15 @@ def _all_finite(tree) -> jax.Array:
     return jnp.where(ok, 0.0, jnp.nan)
 
 
-def _log(run: Run, writer, speed: Throughput, step: int, metrics: dict) -> None:
+def _log(run: Run, writer, speed: Throughput, step: int, metrics: dict, inputs: InputMeter | None = None) -> None:
     values = _finite_metrics(metrics, step)
     images = step * run.images_per_step
     if step > 1:
         rates = speed.update(step, images)
         values[writers_lib.STEPS_PER_SEC] = rates.get("steps_per_sec", float("nan"))
         values[writers_lib.IMAGES_PER_SEC] = rates.get("images_per_sec", float("nan"))
+        if inputs is not None:  # input/wait_fraction, input/images_per_sec (jaxgan.pipeline.InputMeter)
+            values.update(inputs.update(rates.get("steps_per_sec")))
         values = {k: v for k, v in values.items() if math.isfinite(v)}
     values[writers_lib.KIMG] = images / 1000.0
     writer.write_scalars(step, values)

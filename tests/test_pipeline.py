@@ -49,3 +49,138 @@ def test_nothing_is_built_past_stop_and_bad_arguments_are_refused():
     assert sorted(built) == [5, 6]
     with pytest.raises(ValueError, match="depth >= 1"):
         Prefetcher(lambda s: s, 0, 1, depth=0)
+
+
+def test_a_raising_worker_among_several_ends_the_stream_with_its_error_and_no_hang():
+    def make(s):
+        if s == 4:
+            raise ValueError("cannot decode image faces/0004.jpg: truncated. Remove or replace the file")
+        return s
+
+    with pytest.raises(ValueError, match="faces/0004.jpg"):
+        with Prefetcher(make, 0, 100, depth=4, workers=3) as it:
+            for step, batch in it:
+                assert batch == step
+    # leaving the with block shut the pool down: the remaining steps were cancelled, not built
+
+
+class _Counters:
+    """What InputMeter reads from a Prefetcher, set by hand (no clock in the test)."""
+    workers, waited, build_seconds, consumed = 2, 0.0, 0.0, 0
+
+
+def test_input_meter_reports_the_wait_fraction_and_the_pipeline_rate_and_warns_once(caplog):
+    from jaxgan.pipeline import InputMeter
+
+    counters = _Counters()
+    meter = InputMeter(counters, images_per_batch=64, remedy="prepare a store")
+    meter.reset()
+    counters.waited, counters.build_seconds, counters.consumed = 0.01, 0.4, 10  # 10 steps at 10 steps/s
+    with caplog.at_level("WARNING", logger="jaxgan.pipeline"):
+        m = meter.update(steps_per_sec=10.0)
+    assert m == pytest.approx({"input/wait_fraction": 0.01, "input/images_per_sec": 10 * 64 / 0.4 * 2})
+    assert not caplog.records  # 1% of the time: fed
+    counters.waited, counters.build_seconds, counters.consumed = 0.01 + 0.6, 0.4 + 2.0, 20
+    with caplog.at_level("WARNING", logger="jaxgan.pipeline"):
+        m = meter.update(steps_per_sec=10.0)
+        assert m["input/wait_fraction"] == pytest.approx(0.6)
+        meter.update(steps_per_sec=10.0)  # an empty interval: no metrics, no second warning
+        counters.waited, counters.consumed = counters.waited + 2.0, 30  # more than the step time: 1
+        assert meter.update(steps_per_sec=10.0)["input/wait_fraction"] == 1.0
+    [warning] = caplog.records
+    assert "input-bound" in warning.getMessage() and "60%" in warning.getMessage()
+    assert "prepare a store" in warning.getMessage()
+
+
+def test_decoding_sources_get_a_worker_per_core_and_arrays_one(tmp_path):
+    from PIL import Image
+
+    from jaxgan.data import make_source
+    from jaxgan.pipeline import default_workers
+
+    (tmp_path / "f").mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((4, 4, 3), i, np.uint8)).save(tmp_path / "f" / f"{i}.png")
+    folder = {"name": "folder", "path": str(tmp_path / "f")}
+    assert default_workers(make_source(folder, seed=0), cpu_count=16) == 16
+    assert default_workers(make_source({**folder, "part": [0, 2], "transform": "invert"}, seed=0), cpu_count=16) == 16
+    np.save(tmp_path / "x.npy", np.zeros((3, 4, 4, 3), np.uint8))
+    assert default_workers(make_source({"name": "npy", "path": str(tmp_path / "x.npy")}, seed=0), cpu_count=16) == 1
+    assert default_workers(make_source("ring8", seed=0), cpu_count=16) == 1
+
+
+def test_the_stream_built_by_several_workers_equals_the_synchronous_one_across_a_resume(tmp_path):
+    """A folder run (decoded per batch, stored uint8) from step 0 and one resumed at step 3 read the
+    same batches as the synchronous loop, with 3 workers."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "f").mkdir()
+    for i in range(11):
+        Image.fromarray(rng.integers(0, 256, (9, 7, 3), dtype=np.uint8)).save(tmp_path / "f" / f"{i:02d}.png")
+    config, module = config_lib.resolve("dcgan64", [f"data.path={tmp_path / 'f'}", "data.resolution=28",
+                                                    "train.batch_size=4", "train.n_critic=2"], smoke=True)
+    run = run_lib.build(config, module)
+    expected = {s: run_lib.host_batch(run, s) for s in range(8)}
+    assert expected[0]["x"].dtype == np.uint8 and expected[0]["x"].shape == (2, 4, 28, 28, 3)
+    for start in (0, 3):
+        with Prefetcher(lambda s: run_lib.host_batch(run, s), start, 8, depth=4, workers=3) as it:
+            got = dict(it)
+        assert sorted(got) == list(range(start, 8))
+        for s in got:
+            jax.tree.map(np.testing.assert_array_equal, got[s], expected[s])
+
+
+def _jpeg_folder(root, n=12):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root.mkdir()
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (43, 35, 3), dtype=np.uint8)).save(root / f"{i:02d}.jpg")
+    return root
+
+
+def test_bench_input_times_the_pipeline_alone_on_a_tiny_folder(tmp_path, capsys):
+    import json
+
+    from jaxgan import bench, cli
+    from jaxgan.errors import UserError
+
+    folder = _jpeg_folder(tmp_path / "f")
+    out = tmp_path / "b.jsonl"
+    assert cli.main(["bench", "dcgan64", "--smoke", "--input", "--set", f"data.path={folder}", "--set",
+                     "data.resolution=32", "--set", "input_workers=2", "--steps", "2", "--windows", "2",
+                     "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "input pipeline of dcgan64" in printed and "images/s on 2 worker(s)" in printed
+    [record] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["kind"] == "input" and record["input_workers"] == 2 and record["dtype"] == "uint8"
+    assert record["bytes_per_image"] == 32 * 32 * 3  # uint8 pixels cross as stored; no labels here
+    for key in ("input_images_per_sec", "input_images_per_sec_per_core", "input_images_per_sec_1_worker"):
+        assert record[key] > 0, key
+    with pytest.raises(UserError, match="no records"):  # --table shows step records: input records are skipped
+        bench.read_records(out)
+
+
+def test_bench_builds_a_tfds_experiment_without_its_data_from_the_declared_shapes(tmp_path, monkeypatch):
+    """sngan_cifar10's data (TFDS cifar10) is not on disk: the step is built from a stand-in of the
+    shapes TFDS's builder declares (32x32x3 uint8, 10 classes) and lowers (no compile: seconds)."""
+    from jaxgan import bench
+
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "empty"))
+    config, module = config_lib.resolve("sngan_cifar10", ["model.g_width=8", "model.d_width=8",
+                                                          "train.batch_size=8", "train.n_critic=1"])
+    run = bench._build(config, module, jax.devices()[:1], "synthetic")
+    example = run_lib.example_batch(run)
+    assert example["x"].shape == (1, 8, 32, 32, 3) and example["x"].dtype == np.uint8
+    assert run.source.info.num_classes == 10 and example["label"].dtype == np.int32
+    state = run.step.abstract_state(jax.tree.map(lambda x: x[0], example))
+    batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding.batch_sharding(run.mesh)),
+                         example)
+    assert run.step.lower(state, batch).cost_analysis()
+    # an image folder without `resolution` declares no shape: one line that says what to set
+    config, module = config_lib.resolve("dcgan64", [f"data.path={tmp_path / 'nowhere'}"])
+    del config.data["resolution"]
+    with pytest.raises(ValueError, match="declares no image size without its data: set data.resolution"):
+        bench._build(config, module, jax.devices()[:1], "synthetic")

@@ -30,8 +30,10 @@ def test_smoke_run_writes_the_whole_workdir(tmp_path):
     lines = [json.loads(l) for l in (wd / "metrics.jsonl").read_text().splitlines()]
     train_lines = [l for l in lines if "loss/d" in l]
     assert [l["step"] for l in train_lines] == [2, 4, 6, 8, 10]
-    for key in ("kimg", "loss/g", "logits/real", "grad_norm/d", "steps_per_sec", "images_per_sec"):
+    for key in ("kimg", "loss/g", "logits/real", "grad_norm/d", "steps_per_sec", "images_per_sec",
+                "input/wait_fraction", "input/images_per_sec"):  # input/: jaxgan.pipeline.InputMeter
         assert key in train_lines[-1], key
+    assert all(0 <= l["input/wait_fraction"] <= 1 and l["input/images_per_sec"] > 0 for l in train_lines)
     assert train_lines[-1]["kimg"] == pytest.approx(0.64)
     assert sorted(p.name for p in (wd / "samples").iterdir()) == ["00000005.png", "00000010.png"]
     # each grid's spread against as many real points (10 steps in, G's points still lie inside the

@@ -69,6 +69,8 @@ class FolderSource(FiniteSource):
       >>> src = FolderSource('celeba/img_align_celeba', seed=0, resolution=64, crop='center')  # doctest: +SKIP
     """
 
+    decodes_per_batch = True  # batches are decoded from files: the input pipeline builds them on one thread per core
+
     def __init__(self, path, seed: int, resolution: int | None = None, channels: int | None = None,
                  crop: str | None = None):
         self.options = ImageOptions(resolution=resolution, channels=channels, crop=crop)

@@ -57,6 +57,8 @@ class TfdsSource(FiniteSource):
       >>> src = TfdsSource('mnist', seed=0, split='train', resolution=32)  # doctest: +SKIP
     """
 
+    decodes_per_batch = True  # batches are decoded from files: the input pipeline builds them on one thread per core
+
     def __init__(self, dataset: str, seed: int, split: str = "train", data_dir: str | None = None,
                  download: bool = False, image_key: str = "image", label_key: str | None = "label",
                  resolution: int | None = None, channels: int | None = None, crop: str | None = None):
