@@ -435,13 +435,39 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(reports: list[dict]) -> str:
+    """One Markdown row per report and program: the table BENCHMARKS.md keeps (from ``--json`` lines)."""
+    head = ("experiment", "topology", "batch (per chip)", "program", "HBM / chip", "fits", "XLA GFLOP / chip",
+            "XLA / model", "FLOP/byte (ridge)", "bound ms", "bound img/s", "MFU bound", "collectives",
+            "f32 act.", "compile s")
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in reports:
+        for name, p in r["programs"].items():
+            m, f, b = p["memory"], p["flops"], p["bound"]
+            by_op: dict[str, list] = {}
+            for c in p["collectives"]:
+                by_op.setdefault(c["op"], []).append(c["bytes"])
+            coll = ", ".join(f"{len(v)} {op} ({_gb(sum(v))})" for op, v in by_op.items()) or "none"
+            rows.append("| " + " | ".join((
+                r["experiment"], r["topology"], f"{r['batch']} ({r['per_chip_batch']})", name, _gb(m["total"]),
+                "yes" if m["fits"] else "**no**", f"{f['xla'] / 1e9:.4g}",
+                f"{f['xla_over_model']:.3f}" if f["xla_over_model"] else "-",
+                f"{p['flop_per_byte'] or 0:.0f} ({p['ridge_flop_per_byte']:.0f})", f"{b['seconds'] * 1e3:.3g}",
+                f"{b['images_per_s'] or 0:,.0f}", f"{100 * (b['mfu'] or 0):.0f}%", coll,
+                str(p["float32_activations"]["count"]) if "float32_activations" in p else "-",
+                f"{p['compile_s']:.0f}")) + " |")
+    return "\n".join(rows)
+
+
 # -- the command ----------------------------------------------------------------------------------
 def register(subparsers) -> None:
     c = subparsers.add_parser("compile", help="compile an experiment's train step for a Cloud TPU slice "
                               "without a TPU, and report memory, FLOPs, a roofline bound and collectives per chip")
     c.add_argument("experiment", nargs="?", default="dcgan_mnist",
                    help="a name in experiments/ or a path to an experiment file (default dcgan_mnist)")
-    add_topology_arguments(c, required=True)
+    add_topology_arguments(c)
+    c.add_argument("--table", metavar="FILE.jsonl",
+                   help="print the reports saved in FILE by --json as a Markdown table, compiling nothing")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
     c.add_argument("--smoke", action="store_true", help="the experiment's tiny variant")
     c.add_argument("--batch", type=int, help="global batch size (default: the config's)")
@@ -495,6 +521,21 @@ def report_for_args(config, module, args) -> int:
 
 def main(args) -> int:
     from jaxgan import config as config_lib
+
+    if args.table:
+        try:
+            lines = pathlib.Path(args.table).read_text().splitlines()
+            reports = [json.loads(line) for line in lines if line.strip()]
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"--table {args.table}: cannot read it as jaxgan compile --json records ({e})") from None
+        try:
+            print(markdown_table(reports))
+        except (KeyError, TypeError, AttributeError) as e:
+            raise UserError(f"--table {args.table}: a line is not a jaxgan compile --json record ({e!r} "
+                            "missing or of the wrong kind)") from None
+        return 0
+    if not args.topology:
+        raise UserError("--topology is required (e.g. v5e:2x4), unless --table prints saved reports")
 
     sets = list(args.set) + ([f"train.batch_size={args.batch}"] if args.batch else [])
     config, module = config_lib.resolve(args.experiment, sets, smoke=args.smoke)

@@ -144,3 +144,25 @@ def test_the_datasheet_table_and_roofline_are_consistent():
         assert chip.name == name and chip.peak_flops > 1e14 and chip.hbm_bytes >= 16 * 2 ** 30
         assert chip.ridge == pytest.approx(chip.peak_flops / chip.hbm_bytes_per_s)
     assert aot.chip_for("v5e:4x4") is aot.CHIPS["v5e"] and aot.chip_for("v4:2x2x2") is aot.CHIPS["v4"]
+
+
+def test_table_prints_saved_reports_as_markdown(tmp_path, capsys):
+    program = {"compile_s": 12.3, "memory": {"total": 130e6, "fits": True},
+               "flops": {"xla": 139.1e9, "model": 138.2e9, "xla_over_model": 139.1 / 138.2},
+               "flop_per_byte": 70.0, "ridge_flop_per_byte": 240.5,
+               "bound": {"seconds": 2.434e-3, "images_per_s": 512 / 2.434e-3, "mfu": 0.29},
+               "collectives": [{"op": "all-reduce", "bytes": 14.3e6}, {"op": "all-reduce", "bytes": 11.1e6}],
+               "float32_activations": {"count": 0, "bytes": 0, "arrays": []}}
+    report = {"experiment": "dcgan64", "topology": "v5e:2x4", "batch": 512, "per_chip_batch": 64,
+              "programs": {"train_step": program}}
+    saved = tmp_path / "reports.jsonl"
+    saved.write_text(json.dumps(report) + "\n")
+    code, out, _ = _cli(["compile", "--table", saved], capsys)
+    assert code == 0
+    head, rule, row = out.strip().splitlines()
+    cells = dict(zip([c.strip() for c in head.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
+    assert cells["batch (per chip)"] == "512 (64)" and cells["HBM / chip"] == "130 MB" and cells["fits"] == "yes"
+    assert cells["XLA / model"] == "1.007" and cells["FLOP/byte (ridge)"] == "70 (240)"
+    assert cells["collectives"] == "2 all-reduce (25.4 MB)" and cells["f32 act."] == "0"
+    saved.write_text('{"experiment": "x"}\n')
+    _one_line_error(*_cli(["compile", "--table", saved], capsys)[::2], "not a jaxgan compile --json record")
