@@ -43,11 +43,21 @@ def kill(sig):
 
 
 @pytest.fixture(autouse=True)
-def handlers_restored():
-    """Each case signals this process: its handlers must be back as they were afterwards."""
+def handlers_as_from_a_terminal():
+    """Each case signals this process as a run started from a terminal has it (the suite itself may run
+    as a background job, SIGINT ignored, or under nohup, SIGHUP ignored: those would stay ignored);
+    the suite's own handlers come back afterwards, and StopSignal must have restored the case's."""
+    suite = {s: signal.getsignal(s) for s in periodic.STOP_SIGNALS}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     before = {s: signal.getsignal(s) for s in periodic.STOP_SIGNALS}
-    yield
-    assert {s: signal.getsignal(s) for s in before} == before, "StopSignal did not restore the handlers"
+    try:
+        yield
+        assert {s: signal.getsignal(s) for s in before} == before, "StopSignal did not restore the handlers"
+    finally:
+        for s, handler in suite.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
 
 
 def outcome(workdir: pathlib.Path) -> dict:
