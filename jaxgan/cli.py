@@ -259,6 +259,7 @@ def cmd_train(args) -> int:
 
     # SIGTERM/Ctrl-C/SIGHUP from here to the exit end in a saved checkpoint or "nothing to save yet", exit 0
     with StopSignal() as stop:
+        stop.phase("start-up")
         workdir = pathlib.Path(args.workdir) if args.workdir else _default_workdir(config, args.smoke)
         workdir_lib.check_usable(workdir)
         _enable_compile_cache(args)

@@ -129,7 +129,8 @@ def _stop_now(stop: StopSignal) -> bool:
 
 def _nothing_to_save(stop: StopSignal, start: int | None, state=None):
     """The one line of a stop before the first step: this process trained nothing, so nothing is lost."""
-    why = f"{stop.signal_name} during {stop.phase_name}" if stop.signal_name else "a stop request on another process"
+    why = (f"{stop.signal_name} during {stop.phase_name or 'start-up'}" if stop.signal_name
+           else "a stop request on another process")
     newest = (f"the checkpoint of step {start} is the newest" if start else
               "the run has no checkpoint yet" if start == 0 else "nothing was restored or trained")
     log.warning("%s: stopped before the first step, nothing to save yet (%s); run the same command to "
