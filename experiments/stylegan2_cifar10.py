@@ -13,8 +13,8 @@ Expected: not reproduced here. StyleGAN2-ADA (Karras et al. 2020, table 2) repor
 Settings from ADA's ``cifar`` config: batch 64, Adam(0.0025, 0, 0.99), R1 gamma 0.01 every 16,
 2 mapping layers, feature maps min(32768 / res, 512) (512 everywhere at 32x32), minibatch-stddev
 group 32, EMA half-life 500 kimg with ramp-up 0.05, no path-length regularisation and no style
-mixing (both off in ADA's CIFAR config). ADA's CIFAR D is the 'orig' (non-residual) architecture;
-jaxgan's D is always residual.
+mixing (both off in ADA's CIFAR config), and ADA's 'orig' (non-residual) discriminator. As in ADA,
+G's Adam still takes the lazy-regularisation correction of its interval 4 (lr 0.002, beta2 0.99199).
 """
 from jaxgan.experiment import base_config, mnist_data
 from jaxgan.games.stylegan2 import stylegan2, stylegan2_config_fields
@@ -25,7 +25,7 @@ def get_config(smoke: bool = False):
     config.update(data={"name": "tfds", "dataset": "cifar10", "split": "train"},
                   log_every_steps=500, sample_every_steps=5000, checkpoint_every_steps=5000, num_grid_samples=64)
     config.model.update(latent_dim=512, w_dim=512, mapping_layers=2, channel_base=32768, channel_max=512,
-                        mbstd_group=32)
+                        mbstd_group=32, d_architecture="orig")
     config.penalty.update(r1_gamma=0.01, every=16)
     config.reg.update(pl_weight=0.0, style_mixing=0.0)
     config.train.update(batch_size=64, total_kimg=100000.0, ema_half_life_kimg=500.0, ema_rampup=0.05)

@@ -12,7 +12,9 @@ Per step (the engine's :class:`jaxgan.step.TrainStep` runs ``d_loss`` then ``g_l
           + [step % pl_every == 0] * pl_every * pl_weight * E (|J_w^T y| - a)^2   (lazy path length)
   with y ~ N(0, I) / sqrt(H W) per image, |J_w^T y| = sqrt(mean over layers of the squared norm of
   grad_w <G(w), y>), and ``a`` the running mean of that length (``extra['pl_mean']``, decay 0.01,
-  averaged over the *global* batch), evaluated on every ``pl_batch_shrink``-th example.
+  averaged over the *global* batch; the penalty's gradient flows through this step's batch mean,
+  as in ADA), on fresh latents, mixing and noise (as ADA's separate Greg phase draws), for every
+  ``pl_batch_shrink``-th example.
 * Style mixing regularisation: with probability 0.9 per example, the ws from a layer index drawn
   uniformly in [1, num_ws) onwards come from a second latent.
 * ``w_avg`` (in ``g_state['stats']``) tracks the global-batch mean of w with beta 0.995 (updated in
@@ -44,7 +46,7 @@ from jaxgan.sharding import DATA_AXIS
 Array = jax.Array
 
 # Sub-streams of each example's key.
-_Z, _MIX_Z, _MIX_CUT, _NOISE, _AUG_REAL, _AUG_FAKE, _PL_NOISE = 1, 2, 3, 4, 5, 6, 7
+_Z, _MIX_Z, _MIX_CUT, _NOISE, _AUG_REAL, _AUG_FAKE, _PL_NOISE, _PL_LATENTS = 1, 2, 3, 4, 5, 6, 7, 8
 
 
 def noise_keys_from_latents(z: Array) -> Array:
@@ -55,7 +57,7 @@ def noise_keys_from_latents(z: Array) -> Array:
     return jax.lax.bitcast_convert_type(z[:, :2].astype(jnp.float32), jnp.uint32)
 
 
-def path_lengths(synthesis, ws: Array, keys: Array) -> Array:
+def path_lengths(synthesis, ws: Array, keys: Array | None = None, *, y: Array | None = None) -> Array:
     """Per-example path lengths |J_w^T y| (Karras et al. 2020, eq. 4).
 
         y ~ N(0, I) / sqrt(H W),   g = grad_ws sum(G(ws) * y),   length = sqrt(mean_layers sum_dim g^2)
@@ -64,14 +66,41 @@ def path_lengths(synthesis, ws: Array, keys: Array) -> Array:
       synthesis: ``ws -> images`` (B, H, W, C); must treat examples independently.
       ws: (B, num_ws, w_dim).
       keys: per-example keys for y.
+      y: the projections themselves (B, H, W, C), instead of ``keys`` (tests against a reference).
 
     Returns:
-      (B,) float32 lengths, differentiable with respect to the parameters ``synthesis`` closes over.
+      (B,) float32 lengths, differentiable with respect to ``ws``' inputs and the parameters
+      ``synthesis`` closes over.
     """
-    img_shape = jax.eval_shape(synthesis, ws).shape
-    y = rng_lib.normal(keys, img_shape[1:]) / math.sqrt(img_shape[1] * img_shape[2])
+    if y is None:
+        img_shape = jax.eval_shape(synthesis, ws).shape
+        y = rng_lib.normal(keys, img_shape[1:]) / math.sqrt(img_shape[1] * img_shape[2])
     grads = jax.grad(lambda w: jnp.sum(synthesis(w).astype(jnp.float32) * y))(ws)
     return jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grads.astype(jnp.float32)), axis=2), axis=1))
+
+
+def path_length_penalty(lengths: Array, pl_mean: Array, decay: float, mean=lambda x: jnp.mean(x, axis=0)
+                        ) -> tuple[Array, Array, Array]:
+    """Path-length penalty against the running mean of the lengths (Karras et al. 2020, eq. 4).
+
+        a' = a + decay (mean(lengths) - a),   penalty = E (length - a')^2
+
+    As in ADA's ``loss.py`` (and TF StyleGAN2), the gradient flows through ``mean(lengths)`` in
+    ``a'``; only the stored running mean is a constant.
+
+    Args:
+      lengths: (B,) from :func:`path_lengths`.
+      pl_mean: the running mean ``a`` so far (a scalar).
+      decay: 0.01.
+      mean: the batch mean (the game's is over the global batch: the same on any device count).
+
+    Returns:
+      (penalty, a' without gradient (the value to store), mean of the lengths without gradient).
+    """
+    batch_mean = mean(lengths)
+    new_mean = pl_mean + decay * (batch_mean - pl_mean)
+    penalty = jnp.mean(jnp.square(lengths - new_mean))
+    return penalty, jax.lax.stop_gradient(new_mean), jax.lax.stop_gradient(batch_mean)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +117,9 @@ class StyleGAN2:
       w_avg_beta: decay of the tracked W average (0.995).
       augment: DiffAugment policy applied to D's inputs, e.g. ('flip', 'translation', 'cutout').
       truncation: psi used by :meth:`generate` (1: none).
+      truncation_cutoff: truncate only the first this many ws (ADA's ``truncation_cutoff``; None: all).
+      noise_mode: the noise :meth:`generate` uses: 'random' (keyed by z), 'const' (an imported
+        network's fixed maps, as NVIDIA's generate.py) or 'none'.
       axis_name: the data axis (None only outside shard_map).
     """
 
@@ -105,6 +137,8 @@ class StyleGAN2:
     w_avg_beta: float = 0.995
     augment: tuple[str, ...] = ()
     truncation: float = 1.0
+    truncation_cutoff: int | None = None
+    noise_mode: str = "random"
     axis_name: str | None = DATA_AXIS
     loss: losses_lib.Loss = dataclasses.field(default_factory=losses_lib.non_saturating)
 
@@ -221,21 +255,21 @@ class StyleGAN2:
                              f"{self.pl_batch_shrink} (or set reg.pl_batch_shrink=1)")
         keys = keys[::self.pl_batch_shrink]  # the same global examples on any device count
         labels = None if labels is None else labels[::self.pl_batch_shrink]
+        keys = rng_lib.substream(keys, _PL_LATENTS)  # fresh z, mixing and noise (ADA's Greg phase)
         ws, _ = self.mixed_ws(g_params, state.g_state, keys, labels)
         noise = rng_lib.substream(keys, _NOISE)
         synthesis = lambda w: self._synthesis(g_params, state.g_state, w, noise)
         lengths = path_lengths(synthesis, ws, rng_lib.substream(keys, _PL_NOISE))
-        batch_mean = self._global_mean(jax.lax.stop_gradient(lengths))
-        pl_mean = state.extra["pl_mean"]
-        pl_mean = pl_mean + self.pl_decay * (batch_mean - pl_mean)
-        penalty = jnp.mean(jnp.square(lengths - pl_mean))
-        return penalty, pl_mean, batch_mean
+        return path_length_penalty(lengths, state.extra["pl_mean"], self.pl_decay, self._global_mean)
 
     def generate(self, g_params, g_state, z, labels=None):
-        """Images in [-1, 1] from z with truncation ``self.truncation``; noise keyed by z itself."""
-        w = self._mapping(g_params, g_state, z, labels, self.truncation)
-        img = self._synthesis(g_params, g_state, w[:, None].repeat(self.generator.num_ws, 1),
-                              noise_keys_from_latents(z))
+        """Images in [-1, 1] from z with truncation ``self.truncation`` (and ``truncation_cutoff``);
+        noise keyed by z itself (or ``noise_mode``)."""
+        ws = self.generator.apply(merge(g_params, g_state), z, labels, self.truncation, self.truncation_cutoff,
+                                  method=StyleGAN2Generator.mapping_ws)
+        keys = noise_keys_from_latents(z) if self.noise_mode == "random" else None
+        img = self.generator.apply(merge(g_params, g_state), ws, keys, self.noise_mode,
+                                   method=StyleGAN2Generator.synthesis)
         return jnp.clip(img, -1.0, 1.0)
 
     def generate_mixed(self, g_params, g_state, z_coarse: Array, z_fine: Array, cutoff: int,
@@ -275,22 +309,27 @@ def stylegan2_config_fields() -> dict:
     """The config sections a StyleGAN2 experiment adds to :func:`jaxgan.experiment.base_config`."""
     return dict(
         model={"latent_dim": 512, "w_dim": 512, "mapping_layers": 8, "channel_base": 16384, "channel_max": 512,
-               "mbstd_group": 4, "conditional": False, "conv_clamp": 0.0},
+               "mbstd_group": 4, "conditional": False, "conv_clamp": 0.0, "d_architecture": "resnet",
+               "mapping_lr_mul": 0.01, "d_mapping_layers": 8, "w_avg_beta": 0.995, "const_noise": False},
         loss="non_saturating",
         penalty={"r1_gamma": 10.0, "every": 16},
         reg={"pl_weight": 2.0, "pl_every": 4, "pl_decay": 0.01, "pl_batch_shrink": 2, "style_mixing": 0.9},
         augment={"policy": ""},
         optim={"g_lr": 0.0025, "d_lr": 0.0025, "b1": 0.0, "b2": 0.99, "schedule": "constant"},
         train={"ema_half_life_kimg": 10.0, "ema_rampup": 0.05},
-        sample={"truncation": 1.0},
+        sample={"truncation": 1.0, "truncation_cutoff": 0, "noise_mode": "random"},
     )
 
 
 def stylegan2_optimizers(config) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-    """Adam for G and D with StyleGAN2's lazy-regularisation correction of lr and betas (app. B)."""
+    """Adam for G and D with StyleGAN2's lazy-regularisation correction of lr and betas (app. B).
+
+    As ADA, G's correction follows its regularisation interval even with path length off (ADA's
+    CIFAR-10 config runs G at lr 0.0025 * 4/5 = 0.002, beta2 0.99^(4/5) = 0.99199).
+    """
     o, reg = config.optim, config.reg
     g_lr, g_b1, g_b2 = o.g_lr, o.b1, o.b2
-    if reg.pl_weight > 0 and reg.pl_every > 1:
+    if reg.pl_every > 1:
         g_lr, g_b1, g_b2 = penalties_lib.lazy_adam_hyperparams(g_lr, g_b1, g_b2, reg.pl_every)
     d_lr, d_b1, d_b2 = o.d_lr, o.b1, o.b2
     if config.penalty.r1_gamma > 0 and config.penalty.every > 1:
@@ -309,6 +348,12 @@ def stylegan2(config, info) -> tuple:
         raise ValueError(f"StyleGAN2 needs square images (H, W, C); data source {info.name!r} gives "
                          f"{info.kind} of shape {info.shape}: set data.resolution to a power of two")
     m, reg = config.model, config.reg
+    sample = config.get("sample", {})
+    if sample.get("noise_mode", "random") not in ("random", "const", "none"):
+        raise ValueError(f"sample.noise_mode must be random, const or none; got {sample.get('noise_mode')!r}")
+    if sample.get("noise_mode") == "const" and not m.get("const_noise"):
+        raise ValueError("sample.noise_mode=const needs fixed noise maps (model.const_noise, set by "
+                         "`jaxgan import-stylegan2`): use sample.noise_mode=random or none")
     num_classes = None
     if m.get("conditional"):
         if info.num_classes is None:
@@ -317,7 +362,10 @@ def stylegan2(config, info) -> tuple:
     g, d = stylegan2_pair(info.shape[0], info.shape[2], w_dim=m.w_dim, mapping_layers=m.mapping_layers,
                           channel_base=m.channel_base, channel_max=m.channel_max, mbstd_group=m.mbstd_group,
                           num_classes=num_classes, clamp=m.get("conv_clamp") or None,
-                          dtype=compute_dtype(config.compute_dtype))
+                          dtype=compute_dtype(config.compute_dtype),
+                          d_architecture=m.get("d_architecture", "resnet"),
+                          mapping_lr_mul=m.get("mapping_lr_mul", 0.01), d_mapping_layers=m.get("d_mapping_layers", 8),
+                          const_noise=bool(m.get("const_noise", False)))
     if config.loss != "non_saturating":
         raise ValueError(f"StyleGAN2 uses the non-saturating loss; got loss={config.loss!r}")
     game = StyleGAN2(g, d, latent_dim=m.latent_dim, num_classes=num_classes,
@@ -325,5 +373,7 @@ def stylegan2(config, info) -> tuple:
                      pl_weight=reg.pl_weight, pl_every=reg.pl_every, pl_decay=reg.pl_decay,
                      pl_batch_shrink=reg.pl_batch_shrink, style_mixing=reg.style_mixing,
                      augment=augment_lib.parse_policy(config.augment.policy),
-                     truncation=float(config.get("sample", {}).get("truncation", 1.0)))
+                     truncation=float(sample.get("truncation", 1.0)),
+                     truncation_cutoff=int(sample.get("truncation_cutoff", 0)) or None,
+                     noise_mode=sample.get("noise_mode", "random"), w_avg_beta=float(m.get("w_avg_beta", 0.995)))
     return (game, *stylegan2_optimizers(config))

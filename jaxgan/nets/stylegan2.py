@@ -21,15 +21,27 @@ Modulated convolution. The paper scales the weights per sample, ``w'_oi = s_i w_
 ``sigma_o = sqrt(sum_ik (s_i w_oik)^2 + 1e-8)``. Here the activations are modulated instead:
 ``conv(x * s, w) * (1 / sigma)``, which is the same function (convolution is linear in x and the
 demodulation is a per-output-channel scale), but runs as one ordinary batched convolution that XLA
-compiles to its fastest kernels; ``sigma`` is computed as ``sqrt(s^2 @ sum_k w^2 + 1e-8)``.
+compiles to its fastest kernels; ``sigma`` is computed as ``sqrt(s^2 @ sum_k w^2 + 1e-8)``. As in ADA,
+the demodulated layers use the *stored* weight (no equalised-lr gain: demodulation removes any scale,
+except inside the 1e-8).
 
 Equalised learning rate: every weight is stored as N(0, 1) / lr_mul and multiplied at run time by
 ``lr_mul / sqrt(fan_in)`` (gain 1); biases are multiplied by ``lr_mul`` (ADA's convention). Activations
 are bias + leaky ReLU(0.2) times sqrt(2), optionally clamped to ``+-conv_clamp``.
 
 Resampling uses the [1, 3, 3, 1] FIR filter (outer product, normalised): upsampling inserts zeros
-and filters with gain 4 (then a 3x3 convolution, equal to ADA's transposed convolution followed by
-the filter up to the learned kernel's flip); downsampling filters and then convolves with stride 2.
+and filters with gain 4; downsampling filters and then convolves with stride 2. An up-sampling 3x3
+convolution pads once, as ADA's ``conv2d_resample`` does: the filtered image is computed one pixel
+beyond each border (``upsample2d(x, padding=1)``) and the 3x3 convolution is VALID. That equals
+ADA's transposed convolution followed by the filter, with the kernel flipped in space (ADA's
+up-sampling layers convolve, the others correlate; :mod:`jaxgan.interop.nvidia` flips it on import).
+Padding twice instead (FIR to 2H, then a SAME 3x3 convolution) gets the border pixels of every
+up-sampled feature map wrong by ~15%.
+
+The layout, the initialisation and the arithmetic follow ADA closely enough that ADA's weights give
+the same function to float32 rounding (tests/test_stylegan2_nvidia.py compares against outputs of
+NVIDIA's code frozen in tests/fixtures/). Minibatch standard deviation groups *consecutive* examples
+where ADA groups strided ones (device invariance: docs/design.md).
 
 Noise inputs are drawn from per-example PRNG keys (``noise_keys``, shape (B, 2) uint32), so an
 example's noise does not depend on which device computes it. Without keys there is no noise.
@@ -109,8 +121,8 @@ def _fir_axis(x: Array, axis: int, pad: tuple[int, int], stride: int = 1) -> Arr
 
 
 def _up_axis(x: Array, axis: int) -> Array:
-    """2x along ``axis``: zeros inserted between samples, then the filter with gain 2 and padding
-    (2, 2), computed as its two phases (output 2m: f0 x[m-1] + f2 x[m]; 2m+1: f1 x[m] + f3 x[m+1])."""
+    """2x along ``axis``: zeros inserted after each sample, then the filter with gain 2 and padding
+    (2, 1), computed as its two phases (output 2m: f0 x[m-1] + f2 x[m]; 2m+1: f1 x[m] + f3 x[m+1])."""
     f = _fir_taps(4.0)
     n = x.shape[axis]
     xp = _pad_axis(x, axis, (1, 1))
@@ -120,9 +132,27 @@ def _up_axis(x: Array, axis: int) -> Array:
     return jnp.stack([even, odd], axis=axis + 1).reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1:])
 
 
-def upsample2d(x: Array) -> Array:
-    """2x upsampling: insert zeros, filter with the [1,3,3,1] FIR filter (gain 4). (B,H,W,C)->(B,2H,2W,C)."""
-    return _up_axis(_up_axis(x, 1), 2)
+def upsample2d(x: Array, padding: int = 0) -> Array:
+    """2x upsampling: insert zeros, filter with the [1,3,3,1] FIR filter (gain 4).
+
+    Args:
+      x: (B, H, W, C).
+      padding: extra output pixels computed beyond each border (ADA's ``upfirdn2d`` padding with
+        respect to the upsampled image; 1 before a VALID 3x3 convolution).
+
+    Returns:
+      (B, 2H + 2 padding, 2W + 2 padding, C).
+    """
+    if padding < 0:
+        raise ValueError(f"upsample2d: padding must be >= 0, got {padding}")
+    q = (padding + 1) // 2  # zero input pixels that give the extra outputs
+    if q:
+        x = jnp.pad(x, ((0, 0), (q, q), (q, q), (0, 0)))
+    y = _up_axis(_up_axis(x, 1), 2)
+    if 2 * q != padding:
+        c = 2 * q - padding
+        y = y[:, c:y.shape[1] - c, c:y.shape[2] - c]
+    return y
 
 
 def blur(x: Array, pad: tuple[int, int]) -> Array:
@@ -177,7 +207,7 @@ class EqualConv(nn.Module):
       down: downsample by 2 (filter, then stride-2 convolution).
       use_bias, act, gain: bias, 'lrelu' or 'linear', and an extra output gain (sqrt(1/2) in the
         residual blocks).
-      clamp: optional activation clamp.
+      clamp: optional activation clamp; applied after the gain at ``clamp * gain`` (ADA's rule).
       dtype: compute dtype.
     """
 
@@ -207,25 +237,30 @@ class EqualConv(nn.Module):
         x = bias_act(x, b, self.act)
         if self.gain != 1.0:
             x = x * jnp.asarray(self.gain, x.dtype)
-        return x if self.clamp is None else jnp.clip(x, -self.clamp, self.clamp)
+        if self.clamp is None:
+            return x
+        c = self.clamp * self.gain
+        return jnp.clip(x, -c, c)
 
 
-def modulated_conv(x: Array, weight: Array, styles: Array, demodulate: bool = True) -> Array:
+def modulated_conv(x: Array, weight: Array, styles: Array, demodulate: bool = True,
+                   padding: str = "SAME") -> Array:
     """Modulated (and demodulated) convolution, by modulating activations instead of weights.
 
         y_o = sum_{i,k} s_i w_oik x_i  /  sqrt(sum_{i,k} (s_i w_oik)^2 + 1e-8)   (demodulated)
 
     Args:
       x: activations (B, H, W, I).
-      weight: the (already equalised) kernel (K, K, I, O).
+      weight: the kernel (K, K, I, O) (with demodulation, its scale does not matter but for the 1e-8).
       styles: per-example scales s (B, I).
       demodulate: divide each output channel by sigma_o (per example).
+      padding: 'SAME' or 'VALID' (after an up-sampling filter that already padded).
 
     Returns:
       (B, H, W, O) in x's dtype.
     """
     s = styles.astype(jnp.float32)
-    y = _conv(x * s[:, None, None, :].astype(x.dtype), weight)
+    y = _conv(x * s[:, None, None, :].astype(x.dtype), weight, padding=padding)
     if demodulate:
         w2 = jnp.sum(jnp.square(weight.astype(jnp.float32)), axis=(0, 1))  # (I, O)
         d = jax.lax.rsqrt(jnp.square(s) @ w2 + 1e-8)  # (B, O)
@@ -234,25 +269,41 @@ def modulated_conv(x: Array, weight: Array, styles: Array, demodulate: bool = Tr
 
 
 class SynthesisLayer(nn.Module):
-    """Modulated 3x3 convolution (optionally upsampling 2x), noise, bias + leaky ReLU."""
+    """Modulated 3x3 convolution (optionally upsampling 2x), noise, bias + leaky ReLU.
+
+    The up-sampling layer filters to 2H + 2 and convolves VALID (one padding, as ADA). The weight is
+    used as stored (demodulated: ADA adds its 1e-8 to the raw weights' sum of squares).
+    """
 
     features: int
     up: bool = False
     clamp: float | None = None
     dtype: jnp.dtype = jnp.float32
+    const_noise: bool = False
 
     @nn.compact
-    def __call__(self, x: Array, w: Array, noise: Array | None) -> Array:
-        """x (B, H, W, I), w (B, w_dim), noise (B, H', W', 1) at the output size or None."""
+    def __call__(self, x: Array, w: Array, noise: Array | str | None) -> Array:
+        """x (B, H, W, I), w (B, w_dim), noise (B, H', W', 1) at the output size, None, or 'const'.
+
+        ``'const'`` adds the layer's fixed noise map (``stats/noise_const``, (H', W'); ADA's
+        ``noise_const``, which its generate.py uses by default); it exists when ``const_noise`` is set.
+        """
         cin = x.shape[-1]
         styles = EqualDense(cin, bias_init=1.0, name="affine")(w)
         weight = self.param("kernel", nn.initializers.normal(1.0), (3, 3, cin, self.features))
-        weight = weight * (1.0 / math.sqrt(cin * 9))
         x = x.astype(self.dtype)
         if self.up:
-            x = upsample2d(x)
-        x = modulated_conv(x, weight, styles, demodulate=True)
+            x = upsample2d(x, padding=1)
+        x = modulated_conv(x, weight, styles, demodulate=True, padding="VALID" if self.up else "SAME")
         strength = self.param("noise_strength", nn.initializers.zeros, ())
+        if self.const_noise:
+            r = x.shape[1]
+            const = self.variable("stats", "noise_const", lambda: jax.random.normal(self.make_rng("params"), (r, r)))
+        if isinstance(noise, str):
+            if noise != "const" or not self.const_noise:
+                raise ValueError(f"noise={noise!r}: only 'const', and only in a generator built with "
+                                 "const_noise=True (an imported NVIDIA network)")
+            noise = const.value[None, :, :, None]
         if noise is not None:
             x = x + (noise * strength).astype(x.dtype)
         b = self.param("bias", nn.initializers.zeros, (self.features,))
@@ -325,7 +376,11 @@ def _noise_inputs(noise_keys: Array | None, resolution: int) -> list[Array] | No
 
 
 class SynthesisNetwork(nn.Module):
-    """ws (B, num_ws, w_dim) -> images (B, resolution, resolution, channels), skip architecture."""
+    """ws (B, num_ws, w_dim) -> images (B, resolution, resolution, channels), skip architecture.
+
+    Noise: per-example maps drawn from ``noise_keys``; none without keys; ``noise_mode='const'`` adds
+    each layer's fixed map instead (generators built with ``const_noise``).
+    """
 
     resolution: int
     channels: int
@@ -333,23 +388,25 @@ class SynthesisNetwork(nn.Module):
     channel_max: int = 512
     clamp: float | None = None
     dtype: jnp.dtype = jnp.float32
+    const_noise: bool = False
 
     @nn.compact
-    def __call__(self, ws: Array, noise_keys: Array | None = None) -> Array:
+    def __call__(self, ws: Array, noise_keys: Array | None = None, noise_mode: str = "random") -> Array:
         check_resolution(self.resolution)
+        if noise_mode not in ("random", "const", "none"):
+            raise ValueError(f"noise_mode must be 'random', 'const' or 'none', got {noise_mode!r}")
         ch = lambda r: channels_at(r, self.channel_base, self.channel_max)
-        noises = _noise_inputs(noise_keys, self.resolution)
-        noise_at = lambda i: None if noises is None else noises[i]
+        noises = _noise_inputs(noise_keys, self.resolution) if noise_mode == "random" else None
+        noise_at = lambda i: "const" if noise_mode == "const" else (None if noises is None else noises[i])
+        layer_kw = dict(clamp=self.clamp, dtype=self.dtype, const_noise=self.const_noise)
         const = self.param("const", nn.initializers.normal(1.0), (4, 4, ch(4)))
         x = jnp.broadcast_to(const, (ws.shape[0], 4, 4, ch(4)))
-        x = SynthesisLayer(ch(4), clamp=self.clamp, dtype=self.dtype, name="b4_conv1")(x, ws[:, 0], noise_at(0))
+        x = SynthesisLayer(ch(4), name="b4_conv1", **layer_kw)(x, ws[:, 0], noise_at(0))
         img = ToRGB(self.channels, self.clamp, name="b4_torgb")(x, ws[:, 1])
         res, w_idx, layer = 8, 1, 1
         while res <= self.resolution:
-            x = SynthesisLayer(ch(res), up=True, clamp=self.clamp, dtype=self.dtype,
-                               name=f"b{res}_conv0")(x, ws[:, w_idx], noise_at(layer))
-            x = SynthesisLayer(ch(res), clamp=self.clamp, dtype=self.dtype,
-                               name=f"b{res}_conv1")(x, ws[:, w_idx + 1], noise_at(layer + 1))
+            x = SynthesisLayer(ch(res), up=True, name=f"b{res}_conv0", **layer_kw)(x, ws[:, w_idx], noise_at(layer))
+            x = SynthesisLayer(ch(res), name=f"b{res}_conv1", **layer_kw)(x, ws[:, w_idx + 1], noise_at(layer + 1))
             img = upsample2d(img) + ToRGB(self.channels, self.clamp, name=f"b{res}_torgb")(x, ws[:, w_idx + 2])
             res, w_idx, layer = res * 2, w_idx + 2, layer + 2
         return img
@@ -371,6 +428,8 @@ class StyleGAN2Generator(nn.Module):
       num_classes: conditional generator (label embedding into the mapping network), or None.
       clamp: optional activation clamp (ADA: 256 with float16).
       dtype: compute dtype of the synthesis convolutions (mapping and styles stay float32).
+      const_noise: keep ADA's fixed per-layer noise maps in ``'stats'`` (imported networks), for
+        ``noise_mode='const'``.
 
     Example:
       >>> g = StyleGAN2Generator(resolution=32, channels=1, w_dim=64, channel_base=512, channel_max=64)
@@ -389,6 +448,7 @@ class StyleGAN2Generator(nn.Module):
     num_classes: int | None = None
     clamp: float | None = None
     dtype: jnp.dtype = jnp.float32
+    const_noise: bool = False
 
     @property
     def num_ws(self) -> int:
@@ -399,7 +459,8 @@ class StyleGAN2Generator(nn.Module):
         self.mapping_net = MappingNetwork(self.w_dim, self.mapping_layers, self.mapping_lr_mul,
                                           self.num_classes, name="mapping")
         self.synthesis_net = SynthesisNetwork(self.resolution, self.channels, self.channel_base,
-                                              self.channel_max, self.clamp, self.dtype, name="synthesis")
+                                              self.channel_max, self.clamp, self.dtype, self.const_noise,
+                                              name="synthesis")
         self.w_avg = self.variable("stats", "w_avg", lambda: jnp.zeros((self.w_dim,), jnp.float32))
 
     def mapping(self, z: Array, labels: Array | None = None, psi: float | Array = 1.0) -> Array:
@@ -407,16 +468,34 @@ class StyleGAN2Generator(nn.Module):
         w = self.mapping_net(z, labels)
         return self.w_avg.value + psi * (w - self.w_avg.value)
 
-    def synthesis(self, ws: Array, noise_keys: Array | None = None) -> Array:
-        """Images from ws of shape (B, num_ws, w_dim) (or (B, w_dim), broadcast to every layer)."""
+    def mapping_ws(self, z: Array, labels: Array | None = None, psi: float | Array = 1.0,
+                   cutoff: int | None = None) -> Array:
+        """ws (B, num_ws, w_dim); truncation by ``psi`` on the first ``cutoff`` ws only (None: all).
+
+        ADA's ``truncation_cutoff``: ``ws[:, :cutoff] = w_avg + psi (ws[:, :cutoff] - w_avg)``.
+        """
+        w = self.mapping_net(z, labels)
+        ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws, w.shape[-1]))
+        truncated = self.w_avg.value + psi * (ws - self.w_avg.value)
+        if cutoff is None:
+            return truncated
+        return jnp.where((jnp.arange(self.num_ws) < cutoff)[None, :, None], truncated, ws)
+
+    def synthesis(self, ws: Array, noise_keys: Array | None = None, noise_mode: str = "random") -> Array:
+        """Images from ws of shape (B, num_ws, w_dim) (or (B, w_dim), broadcast to every layer).
+
+        ``noise_mode``: 'random' (maps drawn from ``noise_keys``; none without keys), 'const' (the
+        fixed maps of a ``const_noise`` generator) or 'none'.
+        """
         if ws.ndim == 2:
             ws = jnp.broadcast_to(ws[:, None], (ws.shape[0], self.num_ws, ws.shape[-1]))
-        return self.synthesis_net(ws, noise_keys)
+        return self.synthesis_net(ws, noise_keys, noise_mode)
 
     def __call__(self, z: Array, labels: Array | None = None, *, train: bool = False,
-                 noise_keys: Array | None = None, psi: float | Array = 1.0) -> Array:
+                 noise_keys: Array | None = None, psi: float | Array = 1.0,
+                 truncation_cutoff: int | None = None, noise_mode: str = "random") -> Array:
         del train  # no batch statistics: training and inference compute the same function
-        return self.synthesis(self.mapping(z, labels, psi), noise_keys)
+        return self.synthesis(self.mapping_ws(z, labels, psi, truncation_cutoff), noise_keys, noise_mode)
 
 
 # ---------------------------------------------------------------------------------------- discriminator
@@ -424,8 +503,12 @@ class StyleGAN2Generator(nn.Module):
 def minibatch_stddev(x: Array, group_size: int = 4, num_channels: int = 1) -> Array:
     """Appends the minibatch standard deviation as ``num_channels`` feature maps (Karras et al. 2018).
 
-    Groups are *consecutive* examples (ADA strides them instead), so as long as the per-device
-    batch is a multiple of the group size the result does not depend on how the batch is sharded.
+        y_g = mean_{h,w,c in a channel group} sqrt(var_{examples of group g}(x) + 1e-8)
+
+    Groups are *consecutive* examples (ADA strides them: example i of N joins group i mod N/G), so as
+    long as the per-device batch is a multiple of the group size the result does not depend on how
+    the batch is sharded. ADA's D given a batch reordered so that its strided groups are these
+    consecutive ones gives the same logits (tests/test_stylegan2_nvidia.py).
     """
     n, h, w, c = x.shape
     g = min(group_size, n)
@@ -453,7 +536,10 @@ class StyleGAN2Discriminator(nn.Module):
       mbstd_group: minibatch-stddev group size (4); mbstd_channels: its feature maps (1).
       num_classes: conditional D (label mapped to cmap), or None.
       mapping_layers: layers of the label mapping of a conditional D.
-      clamp, dtype: activation clamp and compute dtype.
+      clamp, dtype: activation clamp (at ``clamp * gain`` after a layer's gain; not on the residual
+        skip, as ADA) and compute dtype.
+      architecture: 'resnet' (residual blocks, the default) or 'orig' (plain conv0, conv1 blocks, no
+        skip and no sqrt(1/2) gain: ADA's CIFAR-10 D).
     """
 
     resolution: int
@@ -465,11 +551,15 @@ class StyleGAN2Discriminator(nn.Module):
     mapping_layers: int = 8
     clamp: float | None = None
     dtype: jnp.dtype = jnp.float32
+    architecture: str = "resnet"
 
     @nn.compact
     def __call__(self, x: Array, labels: Array | None = None, *, train: bool = False) -> Array:
         del train
         check_resolution(self.resolution)
+        if self.architecture not in ("resnet", "orig"):
+            raise ValueError(f"StyleGAN2 discriminator architecture must be 'resnet' or 'orig', got "
+                             f"{self.architecture!r}")
         if x.shape[1] != self.resolution or x.shape[2] != self.resolution:
             raise ValueError(f"discriminator built for {self.resolution}x{self.resolution} got images of "
                              f"shape {x.shape}")
@@ -478,11 +568,15 @@ class StyleGAN2Discriminator(nn.Module):
         h = EqualConv(ch(self.resolution), kernel=1, name="fromrgb", **kw)(x)
         res = self.resolution
         while res > 4:
-            skip = EqualConv(ch(res // 2), kernel=1, down=True, use_bias=False, act="linear",
-                             gain=math.sqrt(0.5), name=f"b{res}_skip", **kw)(h)
-            h = EqualConv(ch(res), name=f"b{res}_conv0", **kw)(h)
-            h = EqualConv(ch(res // 2), down=True, gain=math.sqrt(0.5), name=f"b{res}_conv1", **kw)(h)
-            h = skip + h
+            if self.architecture == "orig":
+                h = EqualConv(ch(res), name=f"b{res}_conv0", **kw)(h)
+                h = EqualConv(ch(res // 2), down=True, name=f"b{res}_conv1", **kw)(h)
+            else:
+                skip = EqualConv(ch(res // 2), kernel=1, down=True, use_bias=False, act="linear",
+                                 gain=math.sqrt(0.5), name=f"b{res}_skip", dtype=self.dtype)(h)
+                h = EqualConv(ch(res), name=f"b{res}_conv0", **kw)(h)
+                h = EqualConv(ch(res // 2), down=True, gain=math.sqrt(0.5), name=f"b{res}_conv1", **kw)(h)
+                h = skip + h
             res //= 2
         if self.mbstd_group > 0:
             h = minibatch_stddev(h, self.mbstd_group, self.mbstd_channels)
@@ -511,14 +605,16 @@ def tiny_stylegan2(resolution: int = 16, channels: int = 1, num_classes: int | N
 
 def stylegan2_pair(resolution: int, channels: int, *, w_dim: int = 512, mapping_layers: int = 8,
                    channel_base: int = 16384, channel_max: int = 512, mbstd_group: int = 4,
-                   num_classes: int | None = None, clamp: float | None = None, dtype=jnp.float32
-                   ) -> tuple[StyleGAN2Generator, StyleGAN2Discriminator]:
+                   num_classes: int | None = None, clamp: float | None = None, dtype=jnp.float32,
+                   d_architecture: str = "resnet", mapping_lr_mul: float = 0.01, d_mapping_layers: int = 8,
+                   const_noise: bool = False) -> tuple[StyleGAN2Generator, StyleGAN2Discriminator]:
     """A generator and a discriminator with the same widths (the usual configuration)."""
     g = StyleGAN2Generator(resolution, channels, w_dim=w_dim, mapping_layers=mapping_layers,
-                           channel_base=channel_base, channel_max=channel_max, num_classes=num_classes,
-                           clamp=clamp, dtype=dtype)
+                           mapping_lr_mul=mapping_lr_mul, channel_base=channel_base, channel_max=channel_max,
+                           num_classes=num_classes, clamp=clamp, dtype=dtype, const_noise=const_noise)
     d = StyleGAN2Discriminator(resolution, channel_base=channel_base, channel_max=channel_max,
-                               mbstd_group=mbstd_group, num_classes=num_classes, clamp=clamp, dtype=dtype)
+                               mbstd_group=mbstd_group, num_classes=num_classes, mapping_layers=d_mapping_layers,
+                               clamp=clamp, dtype=dtype, architecture=d_architecture)
     return g, d
 
 

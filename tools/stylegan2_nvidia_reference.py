@@ -1,0 +1,262 @@
+"""NVIDIA's StyleGAN2-ADA outputs for fixed random weights: the fixture behind tests/test_stylegan2_nvidia.py.
+
+Imports a user-supplied checkout of NVlabs/stylegan2-ada-pytorch (nothing of it is copied into jaxgan),
+builds its ``training.networks.Generator``/``Discriminator`` at small configurations that contain
+every block type jaxgan supports (up-sampling synthesis layers, the toRGB skip path, residual and
+'orig' D blocks with their fromRGB, mapping with and without labels, minibatch stddev, ``conv_clamp``
+on and off), perturbs the weights so that biases, noise strengths and w_avg are not zero, and records
+in float32: the mapping output, images (psi 1 and 0.7, truncation cutoff, noise fixed and off), D's
+logits, the non-saturating losses and their gradients, R1 and its gradient, and the path-length
+penalty (pl_mean 0 and 0.5) and its gradient, each computed as ADA's ``loss.py`` does.
+
+  --fixture FILE.npz   the weights (NVIDIA names and layouts), inputs and outputs
+  --pickles DIR        network pickles written the way ADA's training_loop.py writes them
+                       (dict(training_set_kwargs, G, D, G_ema, augment_pipe) through pickle.dump)
+  --generate DIR       NVIDIA's generate.py output (PNG per seed) for the pickled 'res32' network
+  --compare CONFIGS    also build the configurations listed (e.g. res64,res256) and print the
+                       largest relative difference of jaxgan's output for every row (docs/results.md)
+
+Usage (PyTorch on CPU; NVIDIA's custom ops fall back to their reference implementations):
+  git clone https://github.com/NVlabs/stylegan2-ada-pytorch /tmp/sg2ada
+  pip install torch==2.13.0   # the CPU wheel
+  python tools/stylegan2_nvidia_reference.py --official /tmp/sg2ada \\
+      --fixture tests/fixtures/stylegan2_nvidia.npz --pickles tests/fixtures --generate /tmp/sg2_generate
+  python tools/stylegan2_nvidia_reference.py --official /tmp/sg2ada --compare res32,res64,res256
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import pickle
+import sys
+
+import numpy as np
+
+# Small configurations for the CI fixture (every block type) and larger ones for --compare.
+CONFIGS = {
+    # 32x32 RGB, unconditional, residual D, no clamp (the pickled test network, generate.py's input)
+    "res32": dict(res=32, channels=3, c_dim=0, channel_base=128, channel_max=8, z_dim=8, w_dim=8, map=2,
+                  d_arch="resnet", clamp=None, mbstd=2, batch=4),
+    # 16x16, conditional (3 classes) G and D, conv_clamp 0.5 (active almost everywhere), group 4
+    "cond16_clamp": dict(res=16, channels=3, c_dim=3, channel_base=64, channel_max=8, z_dim=8, w_dim=8, map=2,
+                         d_arch="resnet", clamp=0.5, mbstd=4, batch=4),
+    # 16x16 greyscale, ADA's CIFAR-10 D ('orig'), one mapping layer
+    "orig16": dict(res=16, channels=1, c_dim=0, channel_base=64, channel_max=8, z_dim=6, w_dim=8, map=1,
+                   d_arch="orig", clamp=None, mbstd=2, batch=4),
+    # --compare only (figures for docs/results.md)
+    "res64": dict(res=64, channels=3, c_dim=0, channel_base=2048, channel_max=64, z_dim=64, w_dim=64, map=8,
+                  d_arch="resnet", clamp=None, mbstd=4, batch=4),
+    "res64_cond_clamp": dict(res=64, channels=3, c_dim=10, channel_base=2048, channel_max=64, z_dim=64, w_dim=64,
+                             map=8, d_arch="resnet", clamp=0.5, mbstd=4, batch=4),
+    "res256": dict(res=256, channels=3, c_dim=0, channel_base=4096, channel_max=64, z_dim=64, w_dim=64, map=8,
+                   d_arch="resnet", clamp=None, mbstd=2, batch=2),
+}
+FIXTURE_CONFIGS = ("res32", "cond16_clamp", "orig16")
+GENERATE_SEEDS = list(range(16))
+GENERATE_PSI = 0.7
+
+
+def _load_official(path):
+    sys.path.insert(0, os.path.abspath(path))
+    import torch
+    from torch_utils.ops import conv2d_gradfix, grid_sample_gradfix
+    conv2d_gradfix.enabled = False      # CUDA-only, version-gated to torch 1.7-1.9
+    grid_sample_gradfix.enabled = False
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    from training import networks
+    return torch, networks
+
+
+def build(torch, networks, cfg: dict, seed: int):
+    """NVIDIA's G and D for ``cfg``, with every parameter and buffer perturbed away from its init."""
+    torch.manual_seed(seed)
+    common = dict(c_dim=cfg["c_dim"], img_resolution=cfg["res"], img_channels=cfg["channels"])
+    G = networks.Generator(z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], mapping_kwargs=dict(num_layers=cfg["map"]),
+                           synthesis_kwargs=dict(channel_base=cfg["channel_base"], channel_max=cfg["channel_max"],
+                                                 num_fp16_res=0, conv_clamp=cfg["clamp"]), **common)
+    D = networks.Discriminator(architecture=cfg["d_arch"], channel_base=cfg["channel_base"],
+                               channel_max=cfg["channel_max"], num_fp16_res=0, conv_clamp=cfg["clamp"],
+                               mapping_kwargs=dict(num_layers=2), block_kwargs={},
+                               epilogue_kwargs=dict(mbstd_group_size=cfg["mbstd"]), **common)
+    with torch.no_grad():
+        for net in (G, D):
+            for name, p in net.named_parameters():
+                if name.endswith("bias"):
+                    p.add_(0.2 * torch.randn_like(p))
+                elif name.endswith("noise_strength"):
+                    p.copy_(0.3 * torch.randn_like(p))
+                else:
+                    p.mul_(1 + 0.1 * torch.randn_like(p))
+        G.mapping.w_avg.copy_(0.5 * torch.randn_like(G.mapping.w_avg))
+    return G.eval().requires_grad_(False), D.eval().requires_grad_(False)
+
+
+def _state(net) -> dict:
+    out = {n: p.detach().numpy().astype(np.float32) for n, p in net.named_parameters()}
+    out.update({n: b.detach().numpy().astype(np.float32) for n, b in net.named_buffers()})
+    return out
+
+
+def _grads(torch, net, value) -> dict:
+    params = [(n, p) for n, p in net.named_parameters()]
+    gs = torch.autograd.grad(value, [p for _, p in params], allow_unused=True)
+    return {n: (np.zeros(p.shape, np.float32) if g is None else g.numpy().astype(np.float32))
+            for (n, p), g in zip(params, gs)}
+
+
+def reference(torch, G, D, cfg: dict, seed: int) -> dict:
+    """Every row's NVIDIA output for ``cfg`` (NCHW images as NHWC; logits in jaxgan's batch order)."""
+    from jaxgan.interop.nvidia import strided_order  # numpy only
+    rng = np.random.RandomState(seed + 1)
+    n, res, ch = cfg["batch"], cfg["res"], cfg["channels"]
+    z = rng.randn(n, cfg["z_dim"]).astype(np.float32)
+    labels = rng.randint(0, max(cfg["c_dim"], 1), size=n).astype(np.int32)
+    c = np.eye(cfg["c_dim"], dtype=np.float32)[labels] if cfg["c_dim"] else np.zeros((n, 0), np.float32)
+    real = rng.uniform(-1, 1, size=(n, ch, res, res)).astype(np.float32)
+    pl_y = (rng.randn(n, ch, res, res) / np.sqrt(res * res)).astype(np.float32)
+    T = lambda a: torch.from_numpy(np.ascontiguousarray(a))
+    nhwc = lambda t: np.ascontiguousarray(t.detach().numpy().transpose(0, 2, 3, 1)).astype(np.float32)
+    zt, ct = T(z), T(c)
+    order = strided_order(n, cfg["mbstd"])
+    back = np.argsort(order)
+    d_of = lambda img, cc: D(img[T(order)], cc[T(order)])[:, 0][T(back)]
+
+    out = {"z": z, "labels": labels, "real": nhwc(T(real)), "pl_y": nhwc(T(pl_y))}
+    with torch.no_grad():
+        out["ws_psi1"] = G.mapping(zt, ct).numpy()
+        out["img_psi1_const"] = nhwc(G(zt, ct, truncation_psi=1, noise_mode="const"))
+        out["img_psi07_none"] = nhwc(G(zt, ct, truncation_psi=0.7, noise_mode="none"))
+        out["img_psi07_cut2_const"] = nhwc(G(zt, ct, truncation_psi=0.7, truncation_cutoff=2, noise_mode="const"))
+        out["d_real"] = d_of(T(real), ct).numpy()
+    G.requires_grad_(True)
+    D.requires_grad_(True)
+    # G's non-saturating loss through D (noise fixed: 'const'), and D's on that fake and the reals.
+    fake = G(zt, ct, noise_mode="const")
+    fake_logits = d_of(fake, ct)
+    out["d_fake"] = fake_logits.detach().numpy()
+    g_loss = torch.nn.functional.softplus(-fake_logits).mean()
+    out["g_loss"] = np.float32(g_loss.item())
+    out.update({f"grad_g/{k}": v for k, v in _grads(torch, G, g_loss).items()})
+    d_loss = (torch.nn.functional.softplus(d_of(fake.detach(), ct)).mean()
+              + torch.nn.functional.softplus(-d_of(T(real), ct)).mean())
+    out["d_loss"] = np.float32(d_loss.item())
+    out.update({f"grad_d/{k}": v for k, v in _grads(torch, D, d_loss).items()})
+    # R1 (loss.py: r1_grads over the reals' logits sum, squared, summed over C, H, W; mean over the batch).
+    real_t = T(real).requires_grad_(True)
+    r1_grads = torch.autograd.grad(d_of(real_t, ct).sum(), [real_t], create_graph=True)[0]
+    r1 = r1_grads.square().sum([1, 2, 3]).mean()
+    out["r1"] = np.float32(r1.item())
+    out.update({f"grad_r1/{k}": v for k, v in _grads(torch, D, r1).items()})
+    # Path length (loss.py, Greg), with fixed noise and y; the mean update keeps its gradient.
+    for pl_mean0 in (0.0, 0.5):
+        ws = G.mapping(zt, ct)
+        img = G.synthesis(ws, noise_mode="const")
+        pl_grads = torch.autograd.grad((img * T(pl_y)).sum(), [ws], create_graph=True)[0]
+        lengths = pl_grads.square().sum(2).mean(1).sqrt()
+        pl_mean = torch.tensor(pl_mean0).lerp(lengths.mean(), 0.01)
+        penalty = (lengths - pl_mean).square().mean()
+        tag = f"pl{pl_mean0:g}"
+        out[f"{tag}/lengths"] = lengths.detach().numpy()
+        out[f"{tag}/pl_mean"] = np.float32(pl_mean.item())
+        out[f"{tag}/penalty"] = np.float32(penalty.item())
+        out.update({f"grad_{tag}/{k}": v for k, v in _grads(torch, G, penalty).items()})
+    G.requires_grad_(False)
+    D.requires_grad_(False)
+    return out
+
+
+def write_pickle(torch, networks, G, D, path: str, cfg: dict) -> None:
+    """A snapshot as ADA's training_loop.py writes it (G, D, G_ema, augment_pipe, training_set_kwargs)."""
+    from training import augment
+    G_ema = copy.deepcopy(G).eval()
+    with torch.no_grad():  # G_ema a little different from G, as after training
+        for p in G_ema.parameters():
+            p.mul_(0.9)
+    pipe = augment.AugmentPipe(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1,
+                               brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1)
+    pipe.p.copy_(torch.as_tensor(0.25))
+    training_set_kwargs = dict(class_name="training.dataset.ImageFolderDataset", path="/data/test.zip",
+                               use_labels=cfg["c_dim"] > 0, max_size=100, xflip=False,
+                               resolution=cfg["res"], random_seed=0)
+    snapshot = dict(training_set_kwargs=dict(training_set_kwargs))
+    for name, module in [("G", G), ("D", D), ("G_ema", G_ema), ("augment_pipe", pipe)]:
+        snapshot[name] = copy.deepcopy(module).eval().requires_grad_(False).cpu()
+    with open(path, "wb") as f:
+        pickle.dump(snapshot, f)
+
+
+def run_generate(official: str, pkl: str, outdir: str) -> None:
+    """NVIDIA's generate.py on CPU (it hard-codes torch.device('cuda'); mapped to 'cpu' for the call)."""
+    import torch
+    import generate
+    real_device = torch.device
+
+    class _Device:
+        def __call__(self, *a, **k):
+            return real_device("cpu") if a and a[0] == "cuda" else real_device(*a, **k)
+
+        def __instancecheck__(self, obj):
+            return isinstance(obj, real_device)
+
+    generate.torch = type(sys)("torch_cpu_shim")
+    generate.torch.__dict__.update(torch.__dict__)
+    generate.torch.device = _Device()
+    args = [f"--network={pkl}", f"--outdir={outdir}", f"--trunc={GENERATE_PSI}",
+            f"--seeds={','.join(map(str, GENERATE_SEEDS))}", "--noise-mode=const"]
+    generate.generate_images.main(args=args, standalone_mode=False)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--official", required=True, help="a checkout of NVlabs/stylegan2-ada-pytorch")
+    p.add_argument("--fixture", help="write the CI fixture (.npz) here")
+    p.add_argument("--pickles", help="write network pickles (stylegan2_nvidia_<config>.pkl) into this folder")
+    p.add_argument("--generate", help="write generate.py's PNGs for the pickled res32 network here")
+    p.add_argument("--compare", help="comma-separated configs to compare against jaxgan (prints a table)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    torch, networks = _load_official(args.official)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+    if args.fixture or args.pickles:
+        arrays = {}
+        for i, name in enumerate(FIXTURE_CONFIGS):
+            cfg = CONFIGS[name]
+            G, D = build(torch, networks, cfg, args.seed + 10 * i)
+            for k, v in _state(G).items():
+                arrays[f"{name}/G/{k}"] = v
+            for k, v in _state(D).items():
+                arrays[f"{name}/D/{k}"] = v
+            arrays[f"{name}/G_kwargs"] = np.array(json.dumps(G.init_kwargs))
+            arrays[f"{name}/D_kwargs"] = np.array(json.dumps(D.init_kwargs))
+            for k, v in reference(torch, G, D, cfg, args.seed + 10 * i).items():
+                arrays[f"{name}/out/{k}"] = np.asarray(v)
+            if args.pickles:
+                os.makedirs(args.pickles, exist_ok=True)
+                write_pickle(torch, networks, G, D, os.path.join(args.pickles, f"stylegan2_nvidia_{name}.pkl"), cfg)
+        if args.fixture:
+            np.savez_compressed(args.fixture, **arrays)
+            print(f"wrote {args.fixture} ({os.path.getsize(args.fixture) / 1e3:.0f} kB, {len(arrays)} arrays)")
+    if args.generate:
+        if not args.pickles:
+            p.error("--generate needs --pickles (it runs generate.py on the pickled res32 network)")
+        run_generate(args.official, os.path.join(args.pickles, "stylegan2_nvidia_res32.pkl"), args.generate)
+        print(f"wrote generate.py's images for seeds {GENERATE_SEEDS} at psi {GENERATE_PSI} into {args.generate}")
+    if args.compare:
+        from jaxgan.interop import nvidia_check
+        rows = []
+        for name in args.compare.split(","):
+            cfg = CONFIGS[name]
+            G, D = build(torch, networks, cfg, args.seed)
+            ref = reference(torch, G, D, cfg, args.seed)
+            for row, err in nvidia_check.compare(_state(G), G.init_kwargs, _state(D), D.init_kwargs, ref).items():
+                rows.append((name, row, err))
+        print("| config | row | max relative difference |\n|---|---|---|")
+        for name, row, err in rows:
+            print(f"| {name} | {row} | {err:.1e} |")
+
+
+if __name__ == "__main__":
+    main()
