@@ -79,9 +79,8 @@ def _meta(data_position: dict, config: dict) -> dict:
 
 
 # ---------------------------------------------------------------- the state's digest
-DIGEST_ALGORITHM = "fmix32-sum-x2/v1"
-_GOLDEN, _M1, _M2 = 0x9E3779B9, 0x85EBCA6B, 0xC2B2AE35
-_LANE_SEEDS = (0x243F6A88, 0xB7E15162)  # two independent 32-bit lanes: a 64-bit digest per array
+DIGEST_ALGORITHM = "fmix32-sum2/v1"
+_GOLDEN, _M1, _M2 = 0x9E3779B9, 0x85EBCA6B, 0xC2B2AE35  # 2**32 / golden ratio; MurmurHash3's constants
 
 
 class CheckpointCorrupt(ValueError):
@@ -115,23 +114,20 @@ def _words(x: jax.Array) -> jax.Array:
 
 
 def _array_digest(x: jax.Array) -> jax.Array:
-    """uint32[2]: ``sum_i fmix32((w_i ^ fmix32(i * golden)) + seed)`` over the words ``w_i`` of ``x``
-    at flat index ``i``, once per lane seed.
+    """uint32[2]: ``sum_i h_i`` and ``sum_i (2i + 1) h_i`` with ``h_i = fmix32(w_i + i * golden)``, over
+    the words ``w_i`` of ``x`` in row-major order (index ``i``).
 
     Addition mod 2**32 is associative and commutative, so the value is the same however the array is
     sharded and whatever order the reduction runs in: a state saved on 8 devices verifies on 1. Since
-    fmix32 is a bijection, any change to one word changes the sum; a moved word changes two terms.
-    The flat index is built from iotas on the array's own shape (no reshape, so no resharding).
+    ``w -> fmix32(w + c)`` is a bijection and the weights ``2i + 1`` are odd (invertible mod 2**32), a
+    change to any one word changes both sums; a moved word changes the terms of two places. One mix
+    per word keeps it memory-bound (measured on CPU: within 1.3x of a plain sum of the words).
     """
-    w = _words(x)
-    index = jnp.zeros(w.shape, jnp.uint32)
-    stride = 1
-    for axis in reversed(range(w.ndim)):
-        index = index + jax.lax.broadcasted_iota(jnp.uint32, w.shape, axis) * jnp.uint32(stride % 2 ** 32)
-        stride *= w.shape[axis]
-    position = _fmix32(index * jnp.uint32(_GOLDEN))
-    return jnp.stack([jnp.sum(_fmix32((w ^ position) + jnp.uint32(seed)), dtype=jnp.uint32)
-                      for seed in _LANE_SEEDS])
+    w = _words(x).ravel()
+    index = jax.lax.iota(jnp.uint32, w.size)  # wraps past 2**32 words: still a position-dependent hash
+    h = _fmix32(w + index * jnp.uint32(_GOLDEN))
+    return jnp.stack([jnp.sum(h, dtype=jnp.uint32),
+                      jnp.sum(h * (index * jnp.uint32(2) + jnp.uint32(1)), dtype=jnp.uint32)])
 
 
 def _array_digests(leaves: list) -> jax.Array:
@@ -148,25 +144,71 @@ def _digest_fn(leaves: list) -> Any:
     return jax.jit(_array_digests, out_shardings=out)
 
 
-def state_digest(state: Any) -> dict[str, str]:
-    """``{path: 16 hex digits}``: a 64-bit digest of every array in ``state``, computed on device.
+# Arrays up to this many words (1 MiB) are hashed on the host when their data is there to read: a
+# jitted reduction costs a compilation per array (measured: StyleGAN2's 300 arrays took 11 s to compile
+# on a loaded 2-core CPU), where copying a small array off the accelerator and hashing it with numpy
+# costs well under a millisecond. Larger arrays are reduced where they live.
+HOST_DIGEST_WORDS = 1 << 18
 
-    The arrays never leave the accelerator: each is reduced where it lives (see :func:`_array_digest`)
-    and only 8 bytes per array reach the host. Every process of a multi-process run computes the same
-    global values (the reduction is collective). Not cryptographic: it detects corruption (flipped,
-    zeroed, moved or stale bytes), not tampering.
+
+def _np_fmix32(h: np.ndarray) -> np.ndarray:
+    """:func:`_fmix32` in numpy (uint32 arrays wrap as XLA's do)."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(_M1)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(_M2)
+    return h ^ (h >> np.uint32(16))
+
+
+def _host_digest(x: np.ndarray) -> tuple[int, int]:
+    """:func:`_array_digest` of a host array of at most 4-byte words (the same two sums, in numpy)."""
+    x = np.ascontiguousarray(x)
+    w = x.astype(np.uint32) if x.dtype == np.bool_ else x.view(f"uint{8 * x.dtype.itemsize}").astype(np.uint32)
+    w = w.ravel()
+    index = np.arange(w.size, dtype=np.uint32)
+    h = _np_fmix32(w + index * np.uint32(_GOLDEN))
+    return int(h.sum(dtype=np.uint32)), int((h * (index * np.uint32(2) + np.uint32(1))).sum(dtype=np.uint32))
+
+
+def _on_host(x: Any) -> bool:
+    """Whether ``x`` is hashed on the host: small, of at most 4-byte words, and readable here in full
+    (on one process, or replicated; a sharded array of a multi-process run is reduced on device)."""
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) or x.dtype.itemsize > 4:
+        return False
+    if x.size > HOST_DIGEST_WORDS:
+        return False
+    return not isinstance(x, jax.Array) or x.is_fully_addressable or x.is_fully_replicated
+
+
+def state_digest(state: Any) -> dict[str, str]:
+    """``{path: 16 hex digits}``: a 64-bit digest of every array in ``state`` (:func:`_array_digest`).
+
+    Large arrays never leave the accelerator: each is reduced where it lives, one jitted call for
+    all of them, and only 8 bytes per array reach the host. Arrays of at most
+    :data:`HOST_DIGEST_WORDS` words are copied to the host and hashed there with the same function
+    (no compilation per array). Either way every process of a multi-process run computes the same
+    global values (the reduction is collective; a small array is read whole where it is replicated).
+    Not cryptographic: it detects corruption (flipped, zeroed, moved or stale bytes), not tampering.
 
     Args:
-      state: a pytree of ``jax.Array`` (host numpy arrays are placed on the default device).
+      state: a pytree of ``jax.Array`` or numpy arrays.
 
     Returns:
       One entry per leaf, keyed by ``jax.tree_util.keystr`` of its path.
     """
-    paths, leaves = zip(*jax.tree_util.tree_leaves_with_path(state)) if jax.tree.leaves(state) else ((), ())
-    if not leaves:
-        return {}
-    values = np.asarray(jax.device_get(_digest_fn(list(leaves))(list(leaves))))
-    return {jax.tree_util.keystr(p): f"{int(a):08x}{int(b):08x}" for p, (a, b) in zip(paths, values)}
+    items = jax.tree_util.tree_leaves_with_path(state)
+    digests: dict[str, tuple[int, int]] = {}
+    host = [(jax.tree_util.keystr(p), x) for p, x in items if _on_host(x)]
+    device = [(jax.tree_util.keystr(p), x) for p, x in items if not _on_host(x)]
+    if host:  # one transfer for all; a replicated array of a multi-process run: its local copy
+        copies = jax.device_get([x.addressable_data(0) if isinstance(x, jax.Array) and not x.is_fully_addressable
+                                 else x for _, x in host])
+        digests.update((k, _host_digest(np.asarray(c))) for (k, _), c in zip(host, copies))
+    if device:
+        leaves = [x for _, x in device]
+        values = np.asarray(jax.device_get(_digest_fn(leaves)(leaves)))
+        digests.update((k, (int(a), int(b))) for (k, _), (a, b) in zip(device, values))
+    return {jax.tree_util.keystr(p): "%08x%08x" % digests[jax.tree_util.keystr(p)] for p, _ in items}
 
 
 def _meta_sha256(meta: dict) -> str:
@@ -190,9 +232,11 @@ def _verify_digest(state: Any, saved: dict | None, step: int, directory: epath.P
         _log.info("checkpoint step %d in %s has no digest (saved by an older jaxgan): its array values "
                   "are not verified", step, directory)
         return
-    if saved.get("algorithm") != DIGEST_ALGORITHM:
-        raise CheckpointCorrupt(f"step {step}'s digest uses algorithm {saved.get('algorithm')!r}, this jaxgan "
-                                f"knows {DIGEST_ALGORITHM!r}")
+    if saved.get("algorithm") != DIGEST_ALGORITHM:  # e.g. a newer jaxgan's: the step may well be good
+        _log.warning("checkpoint step %d in %s has a digest of another kind (%r; this jaxgan computes %r): "
+                     "its array values are not verified", step, directory, saved.get("algorithm"),
+                     DIGEST_ALGORITHM)
+        return
     want, got = saved.get("arrays") or {}, state_digest(state)
     bad = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
     if bad:
@@ -383,11 +427,12 @@ _RESTORED, _CORRUPT, _IO_ERROR = 0, 1, 2
 
 # errno values that say "the storage failed", not "the files are bad".
 _IO_ERRNOS = {errno.EIO, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOMEM,
-              errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT, errno.ESTALE, errno.ECONNRESET, errno.ENOLINK}
+              errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT, errno.ESTALE, errno.ECONNRESET, errno.ENOLINK,
+              errno.EFBIG}
 # How tensorstore/orbax spell the same (their errors are ValueErrors wrapping status text).
 _IO_MARKERS = ("Input/output error", "No space left", "Permission denied", "Disk quota exceeded",
                "Read-only file system", "Stale file handle", "UNAVAILABLE", "DEADLINE_EXCEEDED",
-               "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "Connection reset")
+               "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "Connection reset", "File too large")
 
 
 class CheckpointIOError(RuntimeError):
@@ -413,7 +458,7 @@ def is_io_error(e: BaseException) -> bool:
 _MARKER_ERRNOS = (("No space left", errno.ENOSPC), ("RESOURCE_EXHAUSTED", errno.ENOSPC),
                   ("Disk quota exceeded", errno.EDQUOT), ("Read-only file system", errno.EROFS),
                   ("Permission denied", errno.EACCES), ("PERMISSION_DENIED", errno.EACCES),
-                  ("Input/output error", errno.EIO))
+                  ("Input/output error", errno.EIO), ("File too large", errno.EFBIG))
 
 
 def _as_os_error(e: Exception, directory: epath.Path) -> Exception:

@@ -1,0 +1,165 @@
+"""Checkpoint integrity and identity from the command line.
+
+A silently corrupt newest step is set aside and the run resumes from the older one exactly; another
+run's checkpoints are refused by train, sample and eval, naming both runs; a failed restore or a
+failed background save ends in the command's one line, which is the last thing on stderr.
+"""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import chex
+import jax
+import pytest
+
+from jaxgan import cli, config as config_lib, run as run_lib
+from jaxgan.workdir import load_recorded_experiment
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# 32-wide layers: 4 KiB kernels, stored in orbax's data files (arrays up to 1 KiB are inlined in its
+# checksummed b-tree nodes, where a flipped byte is caught by orbax itself).
+SMOKE = ["--smoke", "--set", "model.hidden=32"]
+
+
+def run_cli(argv, capsys):
+    code = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def assert_one_clear_line(code, err, *expected):
+    """Exit 2, no traceback, and the error is the one last line of stderr."""
+    assert code == 2, (code, err[-3000:])
+    assert "Traceback" not in err and "Exception ignored" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert [line for line in lines if "error:" in line] == lines[-1:], lines
+    for text in expected:
+        assert text in lines[-1], (text, lines[-1])
+
+
+def final_state(workdir):
+    config = config_lib.Config(json.loads((workdir / "config.json").read_text()))
+    run = run_lib.build(config, load_recorded_experiment(workdir, config)[0])
+    return jax.device_get(run_lib.restore_latest(run, workdir / "checkpoints"))
+
+
+def flip_array_bytes(step_dir, n=64):
+    """Flips ``n`` bytes in the middle of the step's largest array data file (zstd-compressed chunks
+    without a checksum: orbax reads them without an error, the values change)."""
+    files = [p for p in (step_dir / "state").rglob("*") if p.is_file() and p.parent.name == "d"]
+    path = max(files, key=lambda p: p.stat().st_size)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + n] = bytes(b ^ 0xFF for b in data[middle:middle + n])
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Finished ring8 and grid25 smoke runs (10 steps, checkpoints at 5 and 10, the same shapes)."""
+    base = tmp_path_factory.mktemp("runs")
+    for name in ("ring8", "grid25"):
+        assert cli.main(["train", name, *SMOKE, "--workdir", str(base / name)]) == 0
+    return base
+
+
+def test_a_silently_corrupt_newest_step_is_set_aside_and_the_run_resumes_from_the_older_exactly(runs, tmp_path):
+    wd = tmp_path / "run"
+    shutil.copytree(runs / "ring8", wd)
+    straight = final_state(wd)  # step 10, trained in one go
+    flip_array_bytes(wd / "checkpoints" / "10")
+    assert cli.main(["train", "ring8", *SMOKE, "--workdir", str(wd)]) == 0
+    assert (wd / "checkpoints" / "corrupt" / "10").is_dir()  # kept for inspection
+    resumed = final_state(wd)  # restored step 5, trained 5 more steps, saved step 10 again
+    assert int(resumed.step) == 10
+    chex.assert_trees_all_equal(resumed, straight)
+
+
+def test_another_runs_checkpoints_are_refused_naming_both_runs(runs, tmp_path, capsys):
+    wd = tmp_path / "ring8"
+    shutil.copytree(runs / "ring8", wd)
+    shutil.rmtree(wd / "checkpoints")
+    shutil.copytree(runs / "grid25" / "checkpoints", wd / "checkpoints")  # the same array shapes
+    before = sorted(p.name for p in (wd / "checkpoints").iterdir())
+    for argv in (["sample", wd, "--out", tmp_path / "s.npy"], ["eval", wd],
+                 ["train", "ring8", *SMOKE, "--workdir", wd]):
+        code, err = run_cli(argv, capsys)
+        assert_one_clear_line(code, err, "grid25", "ring8")
+    assert sorted(p.name for p in (wd / "checkpoints").iterdir()) == before  # nothing moved aside
+    assert not (tmp_path / "s.npy").exists()
+
+
+def test_a_checkpoint_of_another_version_of_the_experiment_file_is_refused(runs, tmp_path, capsys):
+    edited = tmp_path / "ring8.py"
+    edited.write_text((runs / "ring8" / "experiment.py").read_text() + "\n# edited after the run\n")
+    code, err = run_cli(["sample", runs / "ring8", "--experiment", edited, "--out", tmp_path / "s.npy"], capsys)
+    assert_one_clear_line(code, err, "the file changed since that save", "sha256")
+
+
+def test_an_extended_run_resumes_and_a_step_from_before_the_extension_still_samples(tmp_path, capsys):
+    wd = tmp_path / "run"
+    args = ["train", "ring8", "--smoke", "--set", "optim.schedule=constant", "--workdir", str(wd)]
+    assert cli.main([*args, "--set", "train.total_kimg=0.32"]) == 0  # 5 steps
+    assert cli.main([*args, "--set", "train.total_kimg=0.64"]) == 0  # resumed and extended to 10
+    shutil.rmtree(wd / "checkpoints" / "10")  # left: step 5, saved with total_kimg 0.32
+    code, err = run_cli(["sample", wd, "--out", tmp_path / "s.npy"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "s.npy").exists()
+
+
+# ---------------------------------------------------------------- the one line is the last line
+def _jaxgan_process(argv, *, before="", setup=""):
+    """``jaxgan ARGV`` in a fresh process (orbax's threads and Python's exit are part of what is tested);
+    ``before`` runs before jaxgan is imported, ``setup`` after."""
+    code = (f"import sys\n{before}\nfrom jaxgan import cli\n{setup}\n"
+            f"sys.exit(cli.main({[str(a) for a in argv]!r}))")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+
+
+def assert_ends_in_one_line(proc, *expected):
+    assert_one_clear_line(proc.returncode, proc.stderr, *expected)
+    assert " ERROR " not in proc.stderr, proc.stderr[-3000:]
+
+
+@pytest.fixture
+def changed_model(runs, tmp_path):
+    """The ring8 run, and a ring8.py whose model no longer fits its arrays (the config is unchanged, so
+    train resumes with a warning that the file changed, and its restore fails)."""
+    wd = tmp_path / "run"
+    shutil.copytree(runs / "ring8", wd)
+    experiment = tmp_path / "ring8.py"
+    experiment.write_text((ROOT / "experiments" / "ring8.py").read_text() + (
+        "\n\ndef build(config, info):  # the same config, another model\n"
+        "    import copy\n\n"
+        "    config = copy.deepcopy(config)\n"
+        "    config.model.hidden = 24\n"
+        "    return mlp_gan(config, info)\n"))
+    return experiment, wd
+
+
+def test_a_restore_that_fails_ends_in_one_line(changed_model):
+    experiment, wd = changed_model
+    proc = _jaxgan_process(["train", experiment, *SMOKE, "--workdir", wd])
+    assert_ends_in_one_line(proc, "no checkpoint in", "restores")
+    # sample would refuse the edited file before reading arrays; without that check, the same failure:
+    proc = _jaxgan_process(["sample", wd, "--experiment", experiment, "--out", wd.parent / "s.npy"],
+                           setup="cli._same_run_check = lambda *args: None")
+    assert_ends_in_one_line(proc, "no checkpoint in", "restores")
+
+
+# Files over 8 KiB cannot be written (EFBIG, as a full disk fails orbax's background save); the
+# limit is set in the child itself (a preexec_fn would fork this multithreaded process).
+SMALL_FILE_LIMIT = ("import resource, signal\n"
+                    "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+                    "resource.setrlimit(resource.RLIMIT_FSIZE, (8 * 1024, 8 * 1024))")
+
+
+def test_a_background_save_that_fails_ends_in_one_line(tmp_path):
+    wd = tmp_path / "run"
+    proc = _jaxgan_process(["train", "ring8", "--smoke", "--workdir", wd, "--no-compile-cache", "--set",
+                            "model.hidden=64", "--set", "sample_every_steps=0"], before=SMALL_FILE_LIMIT)
+    assert_ends_in_one_line(proc, "File too large", str(wd / "checkpoints"))
