@@ -23,6 +23,7 @@ from jax.sharding import Mesh, PartitionSpec as P
 
 from jaxgan import rng as rng_lib
 from jaxgan.data.images import uint8_to_unit
+from jaxgan.precision import platform_of
 from jaxgan.sharding import DATA_AXIS, check_divisible, replicated
 from jaxgan.state import GANState, ema_beta, ema_update, init_state
 
@@ -53,15 +54,22 @@ def _norm_keys(side: str) -> tuple[str, str, str]:
 NORM_KEYS = _norm_keys("d") + _norm_keys("g")
 
 
-def _norms(side: str, grads, old_params, params, on) -> dict:
+def _norms(side: str, grads, old_params, params, on, fused: bool = False) -> dict:
     """The side's gradient, update (new minus old parameters) and parameter norms when ``on`` (a
     traced bool), else zeros.
 
     Six global norms read every parameter three more times; the runner logs them every
-    ``log_every_steps``, so the step computes them only when asked (a ``lax.cond``: one compiled
-    program for both cases; measured about 5% of ring8's step, BENCHMARKS.md).
+    ``log_every_steps``, so on CPU the step computes them only when asked (a ``lax.cond``: one
+    compiled program for both cases; measured about 5% of ring8's step, BENCHMARKS.md). ``fused``
+    computes them on every step instead: XLA:TPU fuses the reductions into the optimizer's pass over
+    the same arrays and counts no bytes for them, while the cond's operands must be materialised
+    (dcgan_mnist's step for v5e:2x2: 138 MB accessed per chip with the cond, 114 MB fused, as without
+    norms; temporaries 7.3 MB -> 0; BENCHMARKS.md, "TPU, compiled here").
     """
     keys = _norm_keys(side)
+    if fused:
+        values = (_norm(grads), _norm(jax.tree.map(jnp.subtract, params, old_params)), _norm(params))
+        return {k: jnp.where(on, v, jnp.zeros((), jnp.float32)) for k, v in zip(keys, values)}
 
     def compute(trees):
         g, old, p = trees
@@ -105,6 +113,8 @@ class TrainStep:
       ema_rampup: StyleGAN2-ADA's EMA ramp-up (e.g. 0.05), or None.
       max_traces: if set, tracing the step more often raises an AssertionError (a silent recompile
         is a bug). Counted per TrainStep; ``chex.assert_max_traces`` would count across instances.
+      fused_norms: compute the norms on every step (fused into the optimizer's pass) rather than under
+        a ``lax.cond`` (see ``_norms``); default: on TPU meshes only (the platform of ``mesh``'s devices).
       share_generator_pass: one generator forward pass serves both updates (n_critic = 1 only, and a
         game with ``fake``, ``d_loss_given_fake`` and ``g_loss_given_fake``, as :class:`GAN` has). G's
         parameters do not change during the D update, so the fakes D learns from are the ones G is
@@ -123,7 +133,7 @@ class TrainStep:
     def __init__(self, game, g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
                  mesh: Mesh, *, n_critic: int = 1, ema_half_life_kimg: float | None = None,
                  ema_rampup: float | None = None, max_traces: int | None = None,
-                 share_generator_pass: bool = False):
+                 share_generator_pass: bool = False, fused_norms: bool | None = None):
         if n_critic < 1:
             raise ValueError(f"n_critic={n_critic} must be >= 1")
         if share_generator_pass:
@@ -137,6 +147,9 @@ class TrainStep:
                                  "updates per step, each on its own fakes): turn the option off or set "
                                  "train.n_critic=1")
         self.share_generator_pass = share_generator_pass
+        if fused_norms is None:
+            fused_norms = platform_of(mesh.devices.flat) == "tpu"
+        self.fused_norms = bool(fused_norms)
         self.game, self.g_tx, self.d_tx, self.mesh = game, g_tx, d_tx, mesh
         self.n_critic = n_critic
         self.ema_half_life_kimg, self.ema_rampup = ema_half_life_kimg, ema_rampup
@@ -184,7 +197,7 @@ class TrainStep:
             old = state.d_params
             params, opt, grads, out = _update(game.d_loss, self.d_tx, old, state.d_opt_state, state, sub, keys)
             state = state.replace(d_params=params, d_opt_state=opt, **out.updates)
-            per_update.append({**out.metrics, **_norms("d", grads, old, params, norms)})
+            per_update.append({**out.metrics, **_norms("d", grads, old, params, norms, self.fused_norms)})
         d_metrics = jax.tree.map(lambda *ms: jnp.mean(jnp.stack(ms)), *per_update)
 
         last = jax.tree.map(lambda x: x[-1], batch)
@@ -192,7 +205,7 @@ class TrainStep:
         old = state.g_params
         params, opt, grads, out = _update(game.g_loss, self.g_tx, old, state.g_opt_state, state, last, keys)
         state = state.replace(g_params=params, g_opt_state=opt, **out.updates)
-        return state, {**d_metrics, **out.metrics, **_norms("g", grads, old, params, norms)}
+        return state, {**d_metrics, **out.metrics, **_norms("g", grads, old, params, norms, self.fused_norms)}
 
     def _shared_pass(self, state: GANState, batch: dict, step_key, local: int, norms) -> tuple[GANState, dict]:
         """One D update and one G update through the same generator forward pass (and its VJP)."""
@@ -205,13 +218,13 @@ class TrainStep:
         old = state.d_params
         params, opt, grads = _apply(self.d_tx, grads, old, state.d_opt_state)
         state = state.replace(d_params=params, d_opt_state=opt, **out.updates)
-        metrics = {**out.metrics, **_norms("d", grads, old, params, norms)}
+        metrics = {**out.metrics, **_norms("d", grads, old, params, norms, self.fused_norms)}
         (_, out), fake_grad = jax.value_and_grad(game.g_loss_given_fake, has_aux=True)(fake, state, batch, keys)
         (grads,) = g_vjp(fake_grad)
         old = state.g_params
         params, opt, grads = _apply(self.g_tx, grads, old, state.g_opt_state)
         state = state.replace(g_params=params, g_opt_state=opt, **out.updates, **g_updates)
-        return state, {**metrics, **out.metrics, **_norms("g", grads, old, params, norms)}
+        return state, {**metrics, **out.metrics, **_norms("g", grads, old, params, norms, self.fused_norms)}
 
     # -- host side -------------------------------------------------------------------------------
     def check_batch(self, batch: dict) -> None:

@@ -44,7 +44,8 @@ def test_compile_for_v5e_reports_sane_values_and_the_tpu_program(tmp_path):
     out = tmp_path / "report.jsonl"
     env = dict(os.environ, JAX_PLATFORMS="cpu", TPU_SKIP_MDS_QUERY="1")
     proc = subprocess.run([sys.executable, "-m", "jaxgan.cli", "compile", "dcgan_mnist", "--topology", "v5e:2x2",
-                           "--json", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                           "--json", str(out), "--hlo", str(tmp_path / "hlo")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (r,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert (r["topology"], r["chips"], r["hosts"], r["batch"], r["per_chip_batch"]) == ("v5e:2x2", 4, 1, 64, 16)
@@ -52,7 +53,7 @@ def test_compile_for_v5e_reports_sane_values_and_the_tpu_program(tmp_path):
     assert r["compute_dtype"] == "bfloat16" and r["upsample"] == "transpose"  # chosen for the TPU, not this CPU
     step = r["programs"]["train_step"]
     m = step["memory"]
-    assert all(m[k] > 0 for k in ("argument", "output", "temp", "generated_code"))
+    assert all(m[k] > 0 for k in ("argument", "output", "generated_code")) and m["temp"] >= 0
     assert m["alias"] > 0  # the donated state's buffers are reused for the new state
     assert m["total"] == m["argument"] + m["output"] - m["alias"] + m["temp"] + m["generated_code"]
     assert m["fits"] and m["total"] < m["hbm"] == 16 * 2 ** 30
@@ -70,6 +71,8 @@ def test_compile_for_v5e_reports_sane_values_and_the_tpu_program(tmp_path):
     assert all(c["bytes"] > 0 and c["arrays"] >= 1 for c in ops)
     assert step["compile_s"] > 0
     assert step["float32_activations"] == {"count": 0, "bytes": 0, "arrays": []}  # bfloat16 between fusions
+    hlo = (tmp_path / "hlo" / "train_step.hlo.txt").read_text()
+    assert " conditional(" not in hlo  # the norms are fused into the optimizer's pass on TPU, no lax.cond
     gen = r["programs"]["generate"]
     assert gen["flops"]["xla"] > 0 and gen["memory"]["fits"] and gen["bound"]["images_per_s"] > 0
     assert "fits" in proc.stdout and "not a measurement" in proc.stdout and "all-reduce" in proc.stdout
@@ -166,3 +169,32 @@ def test_table_prints_saved_reports_as_markdown(tmp_path, capsys):
     assert cells["collectives"] == "2 all-reduce (25.4 MB)" and cells["f32 act."] == "0"
     saved.write_text('{"experiment": "x"}\n')
     _one_line_error(*_cli(["compile", "--table", saved], capsys)[::2], "not a jaxgan compile --json record")
+
+
+def test_fused_norms_equal_the_cond_norms():
+    """The TPU form of the step's norms (computed every step, fused into the optimizer's pass, no
+    lax.cond) gives the cond form's metrics and state, with norms on and off (here on CPU)."""
+    import jax
+    import numpy as np
+
+    from jaxgan import config as config_lib, run as run_lib, sharding
+    from jaxgan.step import NORM_KEYS, TrainStep
+
+    config, module = config_lib.resolve("ring8", [], smoke=True)
+    run = run_lib.build(config, module, jax.devices()[:1])
+    assert run.step.fused_norms is False  # a CPU mesh keeps the cond
+    s = run.step
+    fused = TrainStep(s.game, s.g_tx, s.d_tx, s.mesh, n_critic=s.n_critic, ema_half_life_kimg=s.ema_half_life_kimg,
+                      ema_rampup=s.ema_rampup, fused_norms=True)
+    example = run_lib.example_batch(run)
+    batch = sharding.global_batch(run.mesh, example)
+    for norms in (True, False):
+        outs = []
+        for step in (s, fused):
+            state = step.init_state(0, jax.tree.map(lambda x: x[0], example))
+            outs.append(step(state, batch, norms=norms))
+        (state_a, metrics_a), (state_b, metrics_b) = outs
+        assert set(metrics_a) == set(metrics_b) and (set(NORM_KEYS) <= set(metrics_a)) == norms
+        for k in metrics_a:
+            np.testing.assert_allclose(metrics_a[k], metrics_b[k], rtol=1e-6, err_msg=k)
+        jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), state_a.g_params, state_b.g_params)
