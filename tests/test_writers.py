@@ -1,5 +1,6 @@
 """Writers, sample images and periodic helpers: JSONL, TensorBoard, log lines, progress bar, grids,
 PNGs, scatter plots, Every, Throughput (fake clock) and StopSignal (real signals to this process)."""
+import errno
 import gc
 import io
 import json
@@ -206,6 +207,39 @@ def test_progress_bar_resumed_run_starts_at_its_step(monkeypatch):
     screen, overflow = terminal(stream.getvalue(), 80)
     assert overflow == 0 and screen[0].startswith(" 70%|") and "700/1000" in screen[0]
     assert "loss/d 0.5" in screen[0] and stream.getvalue().count("\n") == 1
+
+
+class GoneTTY(FakeTTY):
+    """A terminal that went away after ``ok`` writes: every later write fails with EIO (as a closed
+    pty does after SIGHUP)."""
+
+    def __init__(self, ok):
+        super().__init__()
+        self.ok = ok
+
+    def write(self, text):
+        if self.ok <= 0:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        self.ok -= 1
+        return super().write(text)
+
+
+def test_progress_bar_whose_terminal_went_away_does_not_raise(monkeypatch):
+    """SIGHUP (the terminal closed) stops a run with a checkpoint: on the way there the bar and the log
+    lines above it must not raise on the dead terminal (tqdm turns itself off on EIO; logging drops
+    the record), or the run would end without its final save."""
+    monkeypatch.setenv("COLUMNS", "80")
+    stream = GoneTTY(ok=3)
+    logger, handler = console_logger(stream)
+    monkeypatch.setattr(logger, "handlers", [handler])
+    monkeypatch.setattr(logger, "propagate", False)
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    bar = writers.ProgressBar(100, stream)
+    for step in range(1, 11):
+        bar.write_scalars(step, SCALARS)
+        logger.warning("SIGHUP received during training: stopping at the next safe point")
+    bar.close()
+    assert logger.handlers == [handler] and stream.ok == 0
 
 
 def test_progress_bar_silent_without_tty():
