@@ -54,13 +54,13 @@ def source_spec(source: str, overrides=(), *, resolution=None, channels=None, cr
         if label_key:
             spec["label_key"] = label_key
     elif path.is_dir():
-        spec = {"name": "folder", "path": str(path)}
+        spec = {"name": "folder", "path": str(path.resolve())}
     elif path.is_file() and path.suffix.lower() in (".npz", ".npy"):
-        spec = {"name": "npz", "path": str(path)}
+        spec = {"name": "npz", "path": str(path.resolve())}
         if label_key:
             spec["label_key"] = label_key
     elif path.is_file() and ("idx" in path.name or "ubyte" in path.name):
-        spec = {"name": "idx", "images": str(path)}
+        spec = {"name": "idx", "images": str(path.resolve())}
     else:
         try:
             config, _ = config_lib.resolve(source, list(overrides))

@@ -184,3 +184,14 @@ def test_bench_builds_a_tfds_experiment_without_its_data_from_the_declared_shape
     del config.data["resolution"]
     with pytest.raises(ValueError, match="declares no image size without its data: set data.resolution"):
         bench._build(config, module, jax.devices()[:1], "synthetic")
+
+
+def test_a_file_that_fails_to_decode_ends_the_input_pipeline_in_one_line_and_exit_2(tmp_path, capsys):
+    from jaxgan import cli
+
+    folder = _jpeg_folder(tmp_path / "f")
+    (folder / "05.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    assert cli.main(["bench", "dcgan64", "--smoke", "--input", "--set", f"data.path={folder}", "--set",
+                     "data.resolution=32", "--set", "input_workers=3", "--steps", "2", "--windows", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot decode image" in err[0] and "05.jpg" in err[0], err
