@@ -29,7 +29,8 @@ READ_SIDE_PREFIXES = ("sample.", "eval.")
 # Commands that live in their own modules: each defines ``register(subparsers)``, which adds its
 # sub-parser with ``set_defaults(handler=fn)``; ``fn(args) -> int``. Importing them must be cheap
 # (no jax at module level): the parser is built on every invocation.
-EXTRA_COMMANDS: tuple[str, ...] = ("jaxgan.bench", "jaxgan.image2image", "jaxgan.aot", "jaxgan.prepare")
+EXTRA_COMMANDS: tuple[str, ...] = ("jaxgan.bench", "jaxgan.image2image", "jaxgan.aot", "jaxgan.prepare",
+                                   "jaxgan.interop.stylegan2_import")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -36,7 +36,8 @@ log = logging.getLogger("jaxgan")
 
 # Fields that may change when a run is resumed; any other difference is refused.
 RESUMABLE_FIELDS = {"log_every_steps", "sample_every_steps", "checkpoint_every_steps",
-                    "keep_checkpoints", "num_grid_samples", "eval", "input_workers"}
+                    "keep_checkpoints", "num_grid_samples", "eval", "input_workers",
+                    "sample"}  # sample.*: how grids are drawn (jaxgan sample --set sample.truncation=0.7)
 GRID_SEED = 20240601  # the fixed z of the sample grids
 STOP_SYNC_EVERY = 10  # multi-process runs agree on a stop request every this many steps
 
@@ -160,7 +161,13 @@ def _restore_or_init(run: Run, ckpt: Checkpointer, workdir: pathlib.Path, is_mai
             _write_run_files(run, workdir)
             _truncate_metrics(workdir, 0)  # lines of an earlier attempt that never checkpointed
             _set_aside_results(workdir)
-        return run.step.init_state(run.config.seed, example), 0
+        state = run.step.init_state(run.config.seed, example)
+        if run.config.get("init_from"):  # weights from elsewhere, fresh optimisers (StyleGAN2: an NVIDIA pickle)
+            from jaxgan.interop import stylegan2_import
+
+            state = stylegan2_import.initialise(state, run.config.init_from)
+            log.info("initialised G, G_ema and D from %s (optimiser states fresh)", run.config.init_from)
+        return state, 0
     # the config saved with each step tried is checked before its arrays are read: a different config
     # (e.g. another run's checkpoints copied here) is refused, naming both, and never taken for corrupt
     state, position, _ = ckpt.restore(run.step.abstract_state(example),

@@ -12,7 +12,9 @@ penalty (pl_mean 0 and 0.5) and its gradient, each computed as ADA's ``loss.py``
   --fixture FILE.npz   the weights (NVIDIA names and layouts), inputs and outputs
   --pickles DIR        network pickles written the way ADA's training_loop.py writes them
                        (dict(training_set_kwargs, G, D, G_ema, augment_pipe) through pickle.dump)
-  --generate DIR       NVIDIA's generate.py output (PNG per seed) for the pickled 'res32' network
+  --generate DIR       NVIDIA's generate.py output (PNG per seed) for the pickled 'res32' network (its
+                       G_ema, seeds 0-15, psi 0.7, const noise), also saved as
+                       stylegan2_nvidia_generate.npz beside the pickles
   --compare CONFIGS    also build the configurations listed (e.g. res64,res256) and print the
                        largest relative difference of jaxgan's output for every row (docs/results.md)
 
@@ -71,15 +73,16 @@ def _load_official(path):
 
 def build(torch, networks, cfg: dict, seed: int):
     """NVIDIA's G and D for ``cfg``, with every parameter and buffer perturbed away from its init."""
+    from dnnlib import EasyDict  # kwargs as ADA's train.py passes them (the pickles then name EasyDict)
     torch.manual_seed(seed)
     common = dict(c_dim=cfg["c_dim"], img_resolution=cfg["res"], img_channels=cfg["channels"])
-    G = networks.Generator(z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], mapping_kwargs=dict(num_layers=cfg["map"]),
-                           synthesis_kwargs=dict(channel_base=cfg["channel_base"], channel_max=cfg["channel_max"],
-                                                 num_fp16_res=0, conv_clamp=cfg["clamp"]), **common)
+    G = networks.Generator(z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], mapping_kwargs=EasyDict(num_layers=cfg["map"]),
+                           synthesis_kwargs=EasyDict(channel_base=cfg["channel_base"], channel_max=cfg["channel_max"],
+                                                     num_fp16_res=0, conv_clamp=cfg["clamp"]), **common)
     D = networks.Discriminator(architecture=cfg["d_arch"], channel_base=cfg["channel_base"],
                                channel_max=cfg["channel_max"], num_fp16_res=0, conv_clamp=cfg["clamp"],
-                               mapping_kwargs=dict(num_layers=2), block_kwargs={},
-                               epilogue_kwargs=dict(mbstd_group_size=cfg["mbstd"]), **common)
+                               mapping_kwargs=EasyDict(num_layers=2), block_kwargs=EasyDict(),
+                               epilogue_kwargs=EasyDict(mbstd_group_size=cfg["mbstd"]), **common)
     with torch.no_grad():
         for net in (G, D):
             for name, p in net.named_parameters():
@@ -243,6 +246,11 @@ def main(argv=None):
         if not args.pickles:
             p.error("--generate needs --pickles (it runs generate.py on the pickled res32 network)")
         run_generate(args.official, os.path.join(args.pickles, "stylegan2_nvidia_res32.pkl"), args.generate)
+        from PIL import Image
+        images = np.stack([np.asarray(Image.open(os.path.join(args.generate, f"seed{s:04d}.png")))
+                           for s in GENERATE_SEEDS])
+        np.savez_compressed(os.path.join(args.pickles, "stylegan2_nvidia_generate.npz"), images=images,
+                            seeds=np.asarray(GENERATE_SEEDS), psi=np.float32(GENERATE_PSI))
         print(f"wrote generate.py's images for seeds {GENERATE_SEEDS} at psi {GENERATE_PSI} into {args.generate}")
     if args.compare:
         from jaxgan.interop import nvidia_check

@@ -318,6 +318,9 @@ def stylegan2_config_fields() -> dict:
         optim={"g_lr": 0.0025, "d_lr": 0.0025, "b1": 0.0, "b2": 0.99, "schedule": "constant"},
         train={"ema_half_life_kimg": 10.0, "ema_rampup": 0.05},
         sample={"truncation": 1.0, "truncation_cutoff": 0, "noise_mode": "random"},
+        # an NVIDIA StyleGAN2-ADA pickle to start from (G, G_ema, D, W average; fresh optimisers):
+        # jaxgan.interop.stylegan2_import, read when the run has no checkpoint yet
+        init_from="",
     )
 
 

@@ -17,7 +17,7 @@ Layout changes (all exact permutations, so gradients map the same way):
   is permuted.
 
 Anything the jaxgan networks cannot express (G architectures other than 'skip', D 'skip', other
-resampling filters or activations, ...) is refused with one line (:class:`jaxgan.errors.ConfigError`).
+resampling filters or activations, ...) is refused with one line (:class:`NotConvertible`).
 """
 from __future__ import annotations
 
@@ -25,10 +25,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from jaxgan.errors import ConfigError
+from jaxgan.errors import UserError
 from jaxgan.nets.stylegan2 import FIR, StyleGAN2Discriminator, StyleGAN2Generator, channels_at
 
 _FIR_2D = np.outer(FIR, FIR) / np.sum(np.outer(FIR, FIR))
+
+
+class NotConvertible(UserError, ValueError):
+    """An NVIDIA network uses an option jaxgan's StyleGAN2 does not implement."""
 
 
 def _kw(d: Mapping | None) -> dict:
@@ -39,7 +43,7 @@ def _only(kind: str, kwargs: Mapping, allowed: Mapping[str, Any]) -> None:
     """Refuses keyword values the jaxgan networks do not implement (``allowed``: name -> default)."""
     for name, ok in allowed.items():
         if name in kwargs and kwargs[name] != ok:
-            raise ConfigError(f"NVIDIA {kind} with {name}={kwargs[name]!r}: jaxgan's StyleGAN2 implements "
+            raise NotConvertible(f"NVIDIA {kind} with {name}={kwargs[name]!r}: jaxgan's StyleGAN2 implements "
                               f"only {name}={ok!r}; this network cannot be converted")
 
 
@@ -65,7 +69,7 @@ def discriminator_from_kwargs(kwargs: Mapping) -> StyleGAN2Discriminator:
     b, m, e = _kw(kwargs.get("block_kwargs")), _kw(kwargs.get("mapping_kwargs")), _kw(kwargs.get("epilogue_kwargs"))
     arch = kwargs.get("architecture", "resnet")
     if arch not in ("resnet", "orig"):
-        raise ConfigError(f"NVIDIA discriminator with architecture={arch!r}: jaxgan implements 'resnet' and "
+        raise NotConvertible(f"NVIDIA discriminator with architecture={arch!r}: jaxgan implements 'resnet' and "
                           "'orig'; this network cannot be converted")
     _only("discriminator block", b, {"activation": "lrelu", "resample_filter": [1, 3, 3, 1]})
     _only("discriminator mapping", m, {"embed_features": None, "layer_features": None, "activation": "lrelu"})
@@ -73,11 +77,11 @@ def discriminator_from_kwargs(kwargs: Mapping) -> StyleGAN2Discriminator:
     if "cmap_dim" in kwargs and kwargs["cmap_dim"] is not None:
         res4 = channels_at(4, int(kwargs.get("channel_base", 32768)), int(kwargs.get("channel_max", 512)))
         if int(kwargs["cmap_dim"]) != res4:
-            raise ConfigError(f"NVIDIA discriminator with cmap_dim={kwargs['cmap_dim']}: jaxgan uses the 4x4 "
+            raise NotConvertible(f"NVIDIA discriminator with cmap_dim={kwargs['cmap_dim']}: jaxgan uses the 4x4 "
                               f"width ({res4}); this network cannot be converted")
     group = e.get("mbstd_group_size", 4)
     if group is None:
-        raise ConfigError("NVIDIA discriminator with mbstd_group_size=None (the whole minibatch): jaxgan needs a "
+        raise NotConvertible("NVIDIA discriminator with mbstd_group_size=None (the whole minibatch): jaxgan needs a "
                           "fixed group size (device invariance); this network cannot be converted")
     clamp = kwargs.get("conv_clamp")
     return StyleGAN2Discriminator(
@@ -109,7 +113,7 @@ def _check_filters(sd: Mapping[str, np.ndarray]) -> None:
             f = np.asarray(f, np.float64)
             f2 = np.outer(f, f) if f.ndim == 1 else f
             if f2.shape != (4, 4) or not np.allclose(f2, _FIR_2D, rtol=1e-6, atol=1e-7):
-                raise ConfigError(f"NVIDIA network with resample filter {name} != [1,3,3,1]: cannot be converted")
+                raise NotConvertible(f"NVIDIA network with resample filter {name} != [1,3,3,1]: cannot be converted")
 
 
 def _mapping(sd, prefix: str, num_layers: int, conditional: bool) -> dict:
@@ -122,7 +126,7 @@ def _mapping(sd, prefix: str, num_layers: int, conditional: bool) -> dict:
 def _missing(sd: Mapping, used: set[str], what: str) -> None:
     extra = sorted(k for k in sd if k not in used and not k.endswith("resample_filter"))
     if extra:
-        raise ConfigError(f"NVIDIA {what} has entries jaxgan does not map ({', '.join(extra[:4])}"
+        raise NotConvertible(f"NVIDIA {what} has entries jaxgan does not map ({', '.join(extra[:4])}"
                           f"{' ...' if len(extra) > 4 else ''}): this network cannot be converted")
 
 
@@ -227,5 +231,5 @@ def strided_order(n: int, group: int) -> np.ndarray:
     return (k % (n // g)) * g + k // (n // g)
 
 
-__all__ = ("generator_from_kwargs", "discriminator_from_kwargs", "generator_variables", "discriminator_variables",
+__all__ = ("NotConvertible", "generator_from_kwargs", "discriminator_from_kwargs", "generator_variables", "discriminator_variables",
            "nchw_to_nhwc", "strided_order")

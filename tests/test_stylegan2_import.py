@@ -1,0 +1,143 @@
+"""NVIDIA's StyleGAN2-ADA pickles in jaxgan: read without running their code, imported, sampled.
+
+The pickles in tests/fixtures/ were written by NVIDIA's own code (networks built by its
+training.networks, dumped as its training_loop.py does) for the tiny random networks whose weights
+and outputs tests/fixtures/stylegan2_nvidia.npz holds; stylegan2_nvidia_generate.npz is NVIDIA's
+generate.py output for the res32 pickle (tools/stylegan2_nvidia_reference.py made all of them).
+"""
+import builtins
+import io
+import json
+import pickle
+import sys
+
+import numpy as np
+import pytest
+
+from jaxgan.interop import nvidia, nvidia_pickle
+
+FIX = "tests/fixtures"
+CONFIGS = ("res32", "cond16_clamp", "orig16")
+
+
+@pytest.fixture(scope="module")
+def weights():
+    with np.load(f"{FIX}/stylegan2_nvidia.npz") as f:
+        return {k: f[k] for k in f.files if "/out/" not in k}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_pickles_read_without_torch_give_nvidias_weights(weights, name, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # any `import torch` now fails
+    data = nvidia_pickle.load(f"{FIX}/stylegan2_nvidia_{name}.pkl")
+    assert sorted(data) == ["D", "G", "G_ema", "augment_pipe", "training_set_kwargs"]
+    for net in ("G", "D"):
+        ours = data[net].state_dict
+        theirs = {k[len(f"{name}/{net}/"):]: v for k, v in weights.items() if k.startswith(f"{name}/{net}/")}
+        assert set(ours) == set(theirs)
+        for k in theirs:
+            np.testing.assert_array_equal(ours[k], theirs[k], err_msg=k)
+        assert data[net].init_kwargs == json.loads(str(weights[f"{name}/{net}_kwargs"]))
+    # G_ema (0.9 G in the fixture) has its own parameters and G's buffers
+    g, ema = data["G"].state_dict, data["G_ema"].state_dict
+    np.testing.assert_allclose(ema["synthesis.b4.const"], 0.9 * g["synthesis.b4.const"], rtol=1e-6)
+    np.testing.assert_array_equal(ema["mapping.w_avg"], g["mapping.w_avg"])
+    assert data["training_set_kwargs"]["resolution"] == data["G"].init_kwargs["img_resolution"]
+
+
+class _Payload:
+    """Runs code when unpickled the ordinary way: writes ``path``."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return builtins.exec, (f"open({self.path!r}, 'w').write('pwned')",)
+
+
+def test_a_hostile_pickle_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "ran"
+    hostile = tmp_path / "network-snapshot-000000.pkl"
+    hostile.write_bytes(pickle.dumps({"G_ema": _Payload(marker), "G": None}))
+    pickle.loads(pickle.dumps(_Payload(tmp_path / "control")))  # the payload is live with a plain load
+    assert (tmp_path / "control").exists()
+    with pytest.raises(nvidia_pickle.NotANetworkPickle, match="builtins.exec.*refused"):
+        nvidia_pickle.load(hostile)
+    assert not marker.exists()
+
+
+def test_a_payload_inside_a_real_pickle_is_refused_and_nothing_runs(tmp_path):
+    """The payload replaces one tensor of NVIDIA's pickle (after the networks' own globals)."""
+    marker = tmp_path / "ran"
+    real = open(f"{FIX}/stylegan2_nvidia_orig16.pkl", "rb").read()
+    payload = pickle.dumps(_Payload(marker), protocol=2)[2:-1]  # the opcodes that build the payload
+    # a pickle that first loads the real snapshot as one entry, then the payload as another
+    buf = io.BytesIO()
+    buf.write(b"\x80\x02}q\x00(X\x04\x00\x00\x00realq\x01")
+    buf.write(real[2:-1] if real[:1] == b"\x80" else real[:-1])
+    buf.write(b"X\x07\x00\x00\x00payloadq\x02" + payload + b"u.")
+    path = tmp_path / "mixed.pkl"
+    path.write_bytes(buf.getvalue())
+    with pytest.raises(nvidia_pickle.NotANetworkPickle, match="refused|not a readable"):
+        nvidia_pickle.load(path)
+    assert not marker.exists()
+
+
+def test_not_a_pickle_and_a_pickle_without_a_generator_are_one_line_errors(tmp_path):
+    junk = tmp_path / "junk.pkl"
+    junk.write_bytes(b"not a pickle at all")
+    with pytest.raises(nvidia_pickle.NotANetworkPickle, match="not a readable"):
+        nvidia_pickle.load(junk)
+    empty = tmp_path / "empty.pkl"
+    empty.write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(nvidia_pickle.NotANetworkPickle, match="no StyleGAN2-ADA generator"):
+        nvidia_pickle.load(empty)
+
+
+def test_architectures_jaxgan_lacks_are_refused_with_one_line():
+    g_kwargs = dict(z_dim=8, w_dim=8, c_dim=0, img_resolution=32, img_channels=3,
+                    synthesis_kwargs={"architecture": "resnet"})
+    with pytest.raises(nvidia.NotConvertible, match="architecture='resnet'.*cannot be converted"):
+        nvidia.generator_from_kwargs(g_kwargs)
+    with pytest.raises(nvidia.NotConvertible, match="'skip'"):
+        nvidia.discriminator_from_kwargs(dict(c_dim=0, img_resolution=32, img_channels=3, architecture="skip"))
+
+
+def test_config_overrides_describe_the_pickle():
+    data = nvidia_pickle.load(f"{FIX}/stylegan2_nvidia_cond16_clamp.pkl")
+    sets = dict(s.split("=", 1) for s in __import__("jaxgan.interop.stylegan2_import",
+                                                    fromlist=["x"]).config_overrides(data))
+    assert sets["data.resolution"] == "16" and sets["model.conditional"] == "true"
+    assert sets["model.conv_clamp"] == "0.5" and sets["model.mbstd_group"] == "4"
+    assert sets["sample.noise_mode"] == "const" and sets["model.d_architecture"] == "resnet"
+
+
+def _image_folder(path, n=8, res=32):
+    from PIL import Image
+
+    path.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (res, res, 3), dtype=np.uint8)).save(path / f"{i}.png")
+    return path
+
+
+@pytest.mark.slow  # builds a whole run, checkpoints it and restores it: ~25 s of CPU on the 2-core machine
+def test_imported_workdir_samples_what_nvidias_generate_py_draws(tmp_path):
+    """import-stylegan2, then the workdir's G_ema with NVIDIA's seeds and psi: generate.py's pixels."""
+    from jaxgan import cli
+    from jaxgan import run as run_lib
+
+    workdir = tmp_path / "imported"
+    rc = cli.main(["import-stylegan2", f"{FIX}/stylegan2_nvidia_res32.pkl", "--workdir", str(workdir),
+                   "--data", str(_image_folder(tmp_path / "images")), "--set", "train.batch_size=4"])
+    # jaxgan sample's --set sample.truncation, as a user would pass it
+    assert rc == 0
+    ref = np.load(f"{FIX}/stylegan2_nvidia_generate.npz")
+    run, state = cli._load_run(workdir, [f"sample.truncation={float(ref['psi'])}"])
+    assert int(state.step) == 0
+    z = np.concatenate([np.random.RandomState(int(s)).randn(1, run.game.latent_dim) for s in ref["seeds"]])
+    x = run_lib.generate(run, state, z.astype(np.float32))
+    ours = np.clip(x * 127.5 + 128, 0, 255).astype(np.uint8)  # generate.py's conversion
+    diff = np.abs(ours.astype(int) - ref["images"].astype(int))
+    assert diff.max() <= 1 and np.mean(diff == 0) > 0.99, (diff.max(), np.mean(diff == 0))
