@@ -27,11 +27,11 @@ from jaxgan import checkpoint as checkpoint_lib, cli, config as config_lib, peri
 from jaxgan import train as train_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# 4 steps of 64 examples: a log line every step, sample grids at steps 2 and 4, a periodic checkpoint at
-# step 3 and the final one at 4, the final evaluation
+# 4 steps of 64 examples: a log line every step, sample grids at steps 2 and 4, an evaluation at step 2,
+# a periodic checkpoint at step 3 and the final one at 4, the final evaluation
 ARGS = ["train", "ring8", "--smoke", "--set", "train.total_kimg=0.256", "--set", "checkpoint_every_steps=3",
-        "--set", "sample_every_steps=2", "--set", "log_every_steps=1"]
-RATES = {"steps_per_sec", "images_per_sec"}
+        "--set", "sample_every_steps=2", "--set", "log_every_steps=1", "--set", "eval.every_kimg=0.128"]
+RATES = {"steps_per_sec", "images_per_sec"}  # and input/* (the input pipeline's wait and rate): timings
 
 
 def jaxgan(workdir, *extra) -> int:
@@ -66,7 +66,7 @@ def outcome(workdir: pathlib.Path) -> dict:
     from jaxgan.workdir import load_recorded_experiment
 
     run = run_lib.build(config, load_recorded_experiment(workdir, config)[0])
-    records = [{k: v for k, v in json.loads(line).items() if k not in RATES}
+    records = [{k: v for k, v in json.loads(line).items() if k not in RATES and not k.startswith("input/")}
                for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     return {"state": jax.device_get(run_lib.restore_latest(run, workdir / "checkpoints")), "records": records,
             "eval": json.loads((workdir / "eval.json").read_text()),
@@ -123,6 +123,7 @@ CASES = {
                 "yet (the run has no checkpoint yet); run the same command to continue", [], []),
     "training": ("hook@1", signal.SIGHUP, "saved checkpoint at step 2 in {ckpts}", [2], ["00000002.png"]),
     "samples": ("hook@2", signal.SIGTERM, "saved checkpoint at step 2 in {ckpts}", [2], ["00000002.png"]),
+    "evaluation": ("hook@2", signal.SIGINT, "saved checkpoint at step 2 in {ckpts}", [2], ["00000002.png"]),
     "save": ("save@3", signal.SIGINT, "saved checkpoint at step 3 in {ckpts}", [3], ["00000002.png"]),
     "final save": ("save@4", signal.SIGTERM, "saved checkpoint at step 4 in {ckpts}; the final evaluation is "
                    "left for the rerun", [3, 4], ["00000002.png", "00000004.png"]),
@@ -140,6 +141,8 @@ def test_a_stop_in_each_phase_saves_or_has_nothing_to_save_and_the_rerun_continu
     hook = None
     if how.startswith("hook@"):
         hook = on_phase(phase, int(how[5:]), sig)
+    elif how == "inside evaluate":  # the final one (step 4), not the one at step 2
+        signal_inside(monkeypatch, train_lib, "evaluate", sig, when=lambda run, state: int(state.step) == 4)
     elif how.startswith("inside "):  # e.g. inside build: the run's data and networks, after the lock
         signal_inside(monkeypatch, train_lib, how[7:], sig)
     elif how.startswith("save@"):  # right after the save started: its files are being written
@@ -203,7 +206,7 @@ def test_under_nohup_in_the_background_sigint_and_sighup_stay_ignored_and_sigter
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("entry {'SIGINT': 'SIG_IGN', 'SIGHUP': 'SIG_IGN'}"), proc.stdout
     assert "SIGINT received" not in proc.stderr and "SIGHUP received" not in proc.stderr, proc.stderr[-3000:]
-    assert "SIGTERM received during training" in proc.stderr
+    assert "SIGTERM received during training" in proc.stderr and "workdir:" not in proc.stdout
     assert proc.stderr.strip().splitlines()[-1].endswith(f"saved checkpoint at step 2 in {wd / 'checkpoints'}"), \
         proc.stderr[-3000:]
     assert steps_on_disk(wd) == [2]
