@@ -6,7 +6,7 @@ Layout on disk (``directory`` is usually ``<workdir>/checkpoints``)::
       <step>/                 one orbax step, written to a temporary name and renamed when complete
         state/                the GANState arrays (orbax StandardSave: OCDBT/zarr, one writer per array
                               shard, so every process of a multi-host run writes its own shards)
-        meta/metadata         JSON {"data_position": {...}, "config": {...}} (written by process 0)
+        meta/metadata         JSON {"data_position": {...}, "config": {...}, "digest": {...}} (process 0)
       <step>.orbax-checkpoint-tmp-*/   a save in flight or cut off: never listed, never restored
       corrupt/<step>/         a step that failed to restore while an older one restored: moved aside
                               for inspection, never deleted, no longer counted by keep-N
@@ -14,6 +14,16 @@ Layout on disk (``directory`` is usually ``<workdir>/checkpoints``)::
 Saves are asynchronous: :meth:`Checkpointer.save` returns once the arrays are copied off the
 accelerator and the files are written in the background; :meth:`Checkpointer.wait` blocks until they
 are durable. Only the newest ``keep`` steps are kept.
+
+Integrity: orbax checks a step's structure, not its values (its data files have no checksum: flipped
+bytes restore as other numbers). Each save therefore records a 64-bit digest of every array
+(:func:`state_digest`, independent of the sharding) and a sha256 of the data position and config; a
+restore recomputes them, and a step that does not match is corrupt like one that does not read. A step
+saved before digests restores with a log line saying its values are unverified.
+
+Identity: the config saved with each step (with the experiment file's name and sha256) says which run
+it belongs to; ``restore(check=...)`` is given it before any array is read, so that callers refuse
+another run's checkpoint (:func:`run_differences`) instead of restoring it.
 
 Restoring takes an abstract state (``jax.ShapeDtypeStruct`` leaves with shardings, e.g.
 :meth:`jaxgan.step.TrainStep.abstract_state`): the target shardings decide placement, so a run saved
@@ -145,9 +155,9 @@ def _digest_fn(leaves: list) -> Any:
 
 
 # Arrays up to this many words (1 MiB) are hashed on the host when their data is there to read: a
-# jitted reduction costs a compilation per array (measured: StyleGAN2's 300 arrays took 11 s to compile
-# on a loaded 2-core CPU), where copying a small array off the accelerator and hashing it with numpy
-# costs well under a millisecond. Larger arrays are reduced where they live.
+# jitted reduction costs a compilation per array (measured on a 2-core CPU at load ~20: 14.6 s for
+# StyleGAN2-MNIST's 300 arrays, 2.6 s for ring8's 62), where hashing them all on the host with numpy
+# took 36 ms (BENCHMARKS.md, "Checkpoint digest"). Larger arrays are reduced where they live.
 HOST_DIGEST_WORDS = 1 << 18
 
 
@@ -211,8 +221,9 @@ def state_digest(state: Any) -> dict[str, str]:
     host = [(jax.tree_util.keystr(p), x) for p, x in items if _on_host(x)]
     device = [(jax.tree_util.keystr(p), x) for p, x in items if not _on_host(x)]
     if host:  # one transfer for all; a replicated array of a multi-process run: its local copy
-        copies = jax.device_get([x.addressable_data(0) if isinstance(x, jax.Array) and not x.is_fully_addressable
-                                 else x for _, x in host])
+        local = [x.addressable_data(0) if isinstance(x, jax.Array) and not x.is_fully_addressable else x
+                 for _, x in host]
+        copies = jax.device_get(local)
         digests.update(zip((k for k, _ in host), _host_digests([np.asarray(c) for c in copies])))
     if device:
         leaves = [x for _, x in device]
@@ -401,7 +412,8 @@ def quiet_orbax_failures(quiet: bool = True) -> None:
     collected: dozens of tracebacks, up to after the command's last line. A failed background save (a
     full disk) is logged by orbax's threads with tracebacks. Quiet, those reports are dropped (every
     other unraisable one goes to the previous hook, every other record is logged) and orbax's error
-    records are dropped (see :class:`_OrbaxErrorRecords`); jaxgan's error says what failed. For command-line entry points (``--debug`` shows everything); idempotent.
+    records are dropped (see :class:`_OrbaxErrorRecords`); jaxgan's error says what failed. For
+    command-line entry points (``--debug`` shows everything); idempotent.
     """
     current = sys.unraisablehook
     installed = getattr(current, "_jaxgan_previous", None)
@@ -622,9 +634,10 @@ class Checkpointer:
                     f"({reason or 'on another process'}); nothing was moved or deleted. Fix the storage "
                     "(disk full, permissions, a flaky network file system) and run again")
             if outcome == _RESTORED:
-                for failed_step, failed_reason in failed.items():  # said once an older step restored: when
+                # said once an older step restored (when none does, the error lists them instead)
+                for failed_step, failed_reason in failed.items():
                     _log.warning("checkpoint step %d in %s does not restore, restored step %d instead: %s",
-                                 failed_step, self.directory, step, failed_reason)  # none does, the error does
+                                 failed_step, self.directory, step, failed_reason)
                 self._move_aside(failed)
                 return out
             failed[step] = reason or "did not restore on another process"

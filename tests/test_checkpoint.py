@@ -188,16 +188,19 @@ def _edit_meta(step_dir, edit):
     path.write_text(json.dumps(meta))
 
 
-def _stale_arrays(step_dir):
-    """The arrays of another step (a well-formed checkpoint, wrong values) under this step's meta."""
-    shutil.rmtree(step_dir / "state")
-    shutil.copytree(step_dir.parent / "1" / "state", step_dir / "state")
+def _from_step_1(item):
+    """Replaces the step's ``item`` (state or meta) by step 1's: each well-formed, the pair wrong."""
+    def damage(step_dir):
+        shutil.rmtree(step_dir / item)
+        shutil.copytree(step_dir.parent / "1" / item, step_dir / item)
+    return damage
 
 
 SILENT_CORRUPTIONS = {
     "flip_64_bytes_of_array_data": lambda step_dir: _flip_bytes(_data_file(step_dir)),
     "flip_1_byte_of_array_data": lambda step_dir: _flip_bytes(_data_file(step_dir), 1),
-    "arrays_of_another_step": _stale_arrays,
+    "arrays_of_another_step": _from_step_1("state"),
+    "meta_of_another_step": _from_step_1("meta"),
     "edited_data_position": lambda step_dir: _edit_meta(step_dir, lambda m: m["data_position"].update(step=9)),
     "edited_config": lambda step_dir: _edit_meta(step_dir, lambda m: m["config"].update(lr=1.0)),
 }
