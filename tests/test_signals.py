@@ -1,11 +1,12 @@
 """A stop signal is honoured in every phase of ``jaxgan train``, and the rerun continues exactly.
 
-Each case trains a tiny ring8 run (4 steps; a checkpoint and a sample grid every 2) with ``jaxgan
-train`` in this process and sends a real signal to this process at a chosen moment: from the run's
-phase hook (``StopSignal(on_phase=...)``) or from inside the phase's own work (a wrapped ``build``,
-checkpoint save or ``evaluate``), never by sleeping. It checks how the run ended (exit 0, the one
-line it ended with, what is on disk), then reruns the same command and compares the result with an
-uninterrupted run: the final state bit for bit, every metric record (but the timing rates), the
+Each case trains a tiny ring8 run (4 steps: a sample grid and an evaluation at step 2, a checkpoint
+at step 3, the final save, grid and evaluation at step 4) with ``jaxgan train`` in this process and
+sends a real signal to this process at a chosen moment: from the run's phase hook
+(``StopSignal(on_phase=...)``) or from inside the phase's own work (a wrapped ``build``, restore,
+compile, checkpoint save or ``evaluate``), never by sleeping. It checks how the run ended (exit 0,
+the one line it ended with, what is on disk), then reruns the same command and compares the result
+with an uninterrupted run: the final state bit for bit, every metric record (but the timings), the
 evaluation and the sample grids.
 
 The last test starts the command as ``nohup jaxgan train ... &`` does (SIGINT and SIGHUP ignored
@@ -114,13 +115,14 @@ def signal_inside(monkeypatch, target, name: str, sig, when=lambda *a, **k: True
 # phase: how the signal is sent (inside a function of jaxgan.train, from the phase hook at a step, or
 # right after a checkpoint save of a step started), the signal, the run's last line, the checkpoints
 # left (None: no workdir), the sample grids left
+NOTHING = "stopped before the first step, nothing to save yet ({}); run the same command to continue"
 CASES = {
-    "start-up": ("inside build", signal.SIGTERM, "SIGTERM during start-up: stopped before the first step, nothing to "
-                 "save yet (nothing was restored or trained); run the same command to continue", None, []),
-    "restore": ("inside _restore_or_init", signal.SIGINT, "SIGINT during restore: stopped before the first step, nothing to save "
-                "yet (the run has no checkpoint yet); run the same command to continue", [], []),
-    "compile": ("inside _compile", signal.SIGTERM, "SIGTERM during compile: stopped before the first step, nothing to save "
-                "yet (the run has no checkpoint yet); run the same command to continue", [], []),
+    "start-up": ("inside build", signal.SIGTERM,
+                 "SIGTERM during start-up: " + NOTHING.format("nothing was restored or trained"), None, []),
+    "restore": ("inside _restore_or_init", signal.SIGINT,
+                "SIGINT during restore: " + NOTHING.format("the run has no checkpoint yet"), [], []),
+    "compile": ("inside _compile", signal.SIGTERM,
+                "SIGTERM during compile: " + NOTHING.format("the run has no checkpoint yet"), [], []),
     "training": ("hook@1", signal.SIGHUP, "saved checkpoint at step 2 in {ckpts}", [2], ["00000002.png"]),
     "samples": ("hook@2", signal.SIGTERM, "saved checkpoint at step 2 in {ckpts}", [2], ["00000002.png"]),
     "evaluation": ("hook@2", signal.SIGINT, "saved checkpoint at step 2 in {ckpts}", [2], ["00000002.png"]),
