@@ -96,7 +96,9 @@ def main(args) -> int:
                        progress=not args.no_progress)
     out = pathlib.Path(args.out)
     size = (out / "images.npy").stat().st_size
+    how = (f"--set data.name=store --set data.path={out}" if "path" in spec else
+           f"the data spec {{'name': 'store', 'path': '{out}'}} in an experiment file (this data has no 'path' "
+           "field for --set)")
     print(f"jaxgan prepare: wrote {meta['count']:,} images {tuple(meta['shape'])} uint8 ({size / 2**20:,.1f} MiB) "
-          f"to {out}; train from it with --set data.name=store data.path={out} (or the data spec "
-          f"{{'name': 'store', 'path': '{out}'}})")
+          f"to {out}; train from it with {how}")
     return 0

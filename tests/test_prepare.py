@@ -28,7 +28,7 @@ def test_a_prepared_folder_reads_as_the_folder_bit_for_bit(tmp_path, capsys):
     folder = _folder(tmp_path / "images")
     assert _prepare(folder, tmp_path / "st", "--resolution", 16, "--crop", "center", "--workers", 2,
                     "--chunk", 3) == 0
-    assert "data.name=store data.path=" in capsys.readouterr().out
+    assert "--set data.name=store --set data.path=" in capsys.readouterr().out
     meta = json.loads((tmp_path / "st" / "store.json").read_text())
     assert meta["count"] == 10 and meta["shape"] == [16, 16, 3] and meta["classes"] == ["cats", "dogs"]
     assert meta["options"] == {"resolution": 16, "channels": None, "crop": "center"}
@@ -115,3 +115,21 @@ def test_sources_that_are_not_uint8_are_not_prepared(tmp_path, capsys):
     assert _prepare("ring8", tmp_path / "st") == 2
     assert "only images can be prepared" in capsys.readouterr().err
     assert not (tmp_path / "st").exists()
+
+
+def test_an_experiment_trained_from_its_store_reads_the_batches_its_folder_gives(tmp_path):
+    """`--set data.name=store data.path=OUT` on dcgan64: the run's batches (uint8, as they cross to the
+    device) equal the folder run's, step for step, for every critic sub-batch."""
+    from jaxgan import config as config_lib, run as run_lib
+
+    folder = _folder(tmp_path / "images", n=9)
+    sets = [f"data.path={folder}", "data.resolution=28", "train.batch_size=4", "train.n_critic=2"]
+    assert _prepare("dcgan64", tmp_path / "st", *[a for s in sets for a in ("--set", s)]) == 0
+    runs = [run_lib.build(*config_lib.resolve("dcgan64", sets + extra, smoke=True))
+            for extra in ([], ["data.name=store", f"data.path={tmp_path / 'st'}"])]
+    assert runs[1].source.info == runs[0].source.info
+    for step in (0, 1, 5):  # 5: past the first epoch of 18 examples
+        a, b = (run_lib.host_batch(r, step) for r in runs)
+        assert a["x"].dtype == b["x"].dtype == np.uint8 and a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
