@@ -374,6 +374,59 @@ def test_prdc_same_distribution_near_one_and_separated_zero():
     assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
 
 
+def ring_features(seed, n=2000, std=0.02):
+    """float32 points of the ring of 8 Gaussians (radius 2): k-NN balls ~100x smaller than the norms."""
+    rng = np.random.default_rng(seed)
+    angles = 2 * np.pi * rng.integers(0, 8, n) / 8
+    return (np.stack([2 * np.cos(angles), 2 * np.sin(angles)], 1) + std * rng.normal(size=(n, 2))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def ring_data():
+    """(real, fake, reference) for d = 2, n = 2000, k = 3, the reference on the float32 values in float64."""
+    real, fake = ring_features(31), ring_features(32)
+    want, _, margin = ref_prdc(real.astype(np.float64), fake.astype(np.float64), 3, 3)
+    assert margin > 1e-6, "a near tie: pick other seeds"
+    return real, fake, want
+
+
+def test_prdc_float32_keeps_the_digits_where_balls_are_small_against_the_norms(ring_data):
+    """|a|^2 + |b|^2 - 2ab in float32 moved density by 2% here (the issue: 1.7e-4 on such data);
+    distances from differences give the float64 counts exactly (so also the prdc package's)."""
+    real, fake, want = ring_data
+    got = prdc(real, fake, k_pr=3, k_dc=3, block_size=512)
+    assert got == pytest.approx(want, rel=1e-12, abs=0), (got, want)
+
+
+def test_prdc_blocks_that_need_every_distance_exact_fall_back_to_differences(ring_data, monkeypatch):
+    """Too few exact candidates per row: rows and blocks whose comparisons the rounding bound cannot
+    settle recompute all their distances from differences, and the counts stay exact."""
+    import jaxgan.eval.prdc as prdc_lib
+
+    real, fake, want = ring_data
+    monkeypatch.setattr(prdc_lib, "CANDIDATES", 4)
+    prdc_lib._knn_sq_distances.clear_cache()  # the constant is read when the functions are traced
+    prdc_lib._cross_counts.clear_cache()
+    try:
+        got = prdc(real, fake, k_pr=3, k_dc=3, block_size=300)
+        radii = knn_radii(real, ks=(3,), block_size=300)[3]
+    finally:
+        prdc_lib._knn_sq_distances.clear_cache()
+        prdc_lib._cross_counts.clear_cache()
+    assert got == pytest.approx(want, rel=1e-12, abs=0), (got, want)
+    exact = np.sort(cdist(real.astype(np.float64), real.astype(np.float64)), axis=1)[:, 3]
+    np.testing.assert_allclose(np.asarray(radii, np.float64), exact, rtol=1e-6)
+
+
+def test_exact_squared_distances_are_accurate_to_the_distance_not_the_norms():
+    from jaxgan.eval.prdc import exact_squared_distances, squared_distances
+
+    a = np.array([[1000.0, 1000.0], [1000.001, 1000.0]], np.float32)
+    want = cdist(a.astype(np.float64), a.astype(np.float64), "sqeuclidean")
+    np.testing.assert_allclose(np.asarray(exact_squared_distances(a, a)), want, rtol=1e-6)
+    assert abs(float(squared_distances(a, a)[0, 1]) - want[0, 1]) > 0.5 * want[0, 1]  # the expansion: digits gone
+
+
 def test_prdc_rejects_too_few_samples():
     with pytest.raises(ValueError, match="k=5"):
         prdc(np.zeros((5, 2)), np.ones((10, 2)))
