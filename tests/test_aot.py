@@ -198,3 +198,15 @@ def test_fused_norms_equal_the_cond_norms():
         for k in metrics_a:
             np.testing.assert_allclose(metrics_a[k], metrics_b[k], rtol=1e-6, err_msg=k)
         jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), state_a.g_params, state_b.g_params)
+
+
+def test_the_analytic_count_is_for_dcgan_and_mlps_only():
+    """CycleGAN's config names ngf/ndf too; it was counted as a DCGAN (jaxgan compile showed XLA at
+    32x that count). SRGAN and CycleGAN have no analytic count."""
+    from jaxgan import config as config_lib, flops
+
+    def count(name, shape):
+        return flops.step_flops_for_config(config_lib.resolve(name, [])[0], shape)
+
+    assert count("cyclegan_mnist", (28, 28, 1)) is None and count("srgan_mnist", (28, 28, 1)) is None
+    assert count("dcgan_mnist", (28, 28, 1))["total"] > 0 and count("ring8", (2,))["total"] > 0
