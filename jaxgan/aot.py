@@ -213,7 +213,9 @@ def batch_arrays(hlo_text: str, leading: int, dtype: str = "f32", exclude: froze
     """Arrays of ``dtype`` with a leading dimension of ``leading`` (the per-chip batch: activations)
     that the optimised program writes to memory: results of the entry computation's instructions
     (values inside a fusion never leave the chip's vector memory, and are not listed). ``exclude``:
-    shapes (``'f32[4,4,64,128]'``) that are not activations (the parameters' and optimiser state's).
+    shapes (``'f32[4,4,64,128]'``) that are not activations (the parameters' and optimiser state's);
+    an activation that happens to have a parameter's shape (an MLP's ``[batch, hidden]`` beside a
+    ``[hidden, hidden]`` weight, batch = hidden) is not listed either.
 
     Returns:
       ``[{'name', 'shape', 'bytes', 'op_name'}]``, ``op_name`` the jax operation it came from.
