@@ -141,3 +141,47 @@ def test_imported_workdir_samples_what_nvidias_generate_py_draws(tmp_path):
     ours = np.clip(x * 127.5 + 128, 0, 255).astype(np.uint8)  # generate.py's conversion
     diff = np.abs(ours.astype(int) - ref["images"].astype(int))
     assert diff.max() <= 1 and np.mean(diff == 0) > 0.99, (diff.max(), np.mean(diff == 0))
+
+
+@pytest.mark.slow  # two short training runs and a resume: ~1-2 min of CPU on the 2-core machine
+def test_fine_tuning_from_a_pickle_starts_from_its_weights_with_fresh_adam_and_resumes_exactly(tmp_path):
+    import shutil
+
+    import chex
+    import jax
+
+    from jaxgan import cli, config as config_lib, run as run_lib
+    from jaxgan.interop import stylegan2_import
+
+    pkl = f"{FIX}/stylegan2_nvidia_res32.pkl"
+    data = nvidia_pickle.load(pkl)
+    sets = [a for s in stylegan2_import.config_overrides(data) for a in ("--set", s)]
+    args = ["train", "stylegan2_folder", *sets, "--set", f"data.path={_image_folder(tmp_path / 'images')}",
+            "--set", f"init_from={pkl}", "--set", "train.batch_size=4", "--set", "train.total_kimg=0.008",
+            "--set", "checkpoint_every_steps=1", "--set", "sample_every_steps=1000", "--set", "eval.every_kimg=0",
+            "--set", "eval.num_samples=16", "--set", "reg.pl_every=2", "--set", "penalty.every=2"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert cli.main([*args, "--workdir", str(a)]) == 0  # 2 steps
+
+    def restore(workdir, step=None):
+        config = config_lib.Config(json.loads((workdir / "config.json").read_text()))
+        run = run_lib.build(config, config_lib.load_experiment(config.experiment))
+        return run, run_lib.restore_latest(run, workdir / "checkpoints")
+
+    # step 1 (the first checkpoint): D moved one Adam step from the pickle's D, Adam's count is 1
+    shutil.copytree(a, b)
+    shutil.rmtree(b / "checkpoints" / "2")
+    (b / "eval.json").unlink(missing_ok=True)
+    run, s1 = restore(b)
+    assert int(s1.step) == 1
+    d0 = nvidia.discriminator_variables(nvidia.discriminator_from_kwargs(data["D"].init_kwargs),
+                                        data["D"].state_dict)["params"]
+    moved = jax.tree.map(lambda x, y: float(np.max(np.abs(np.asarray(x) - y))), s1.d_params, d0)
+    assert 0 < max(jax.tree.leaves(moved)) < 0.05  # one small step away from the pickle's weights
+    counts = [int(x) for x in jax.tree.leaves(jax.device_get(s1.d_opt_state)) if np.ndim(x) == 0]
+    assert counts and set(counts) == {1}  # a fresh Adam that has taken one step
+    # resume to step 2: equal to the straight run
+    assert cli.main([*args, "--workdir", str(b)]) == 0
+    (_, sa), (_, sb) = restore(a), restore(b)
+    assert int(sa.step) == int(sb.step) == 2
+    chex.assert_trees_all_equal(jax.device_get(sa), jax.device_get(sb))
