@@ -355,17 +355,14 @@ def compile_for_topology(config, module, topology: str, *, generate: bool = True
 def _source(config):
     """The config's data source; where its files are absent here, a synthetic one of the configured
     shape (compiling needs shapes, not the data)."""
-    from jaxgan.bench import _stand_in_source
-    from jaxgan.data import make_run_source
+    from jaxgan.data.factory import make_run_source
 
     try:
         return make_run_source(config)
     except (FileNotFoundError, ValueError, ImportError) as e:
-        if "resolution" not in config.data:
-            raise
-        print(f"jaxgan compile: the data source cannot be built here ({e}); compiling for its configured "
-              "shape", file=sys.stderr)
-        return _stand_in_source(config)
+        print(f"jaxgan compile: the data source cannot be built here ({e}); compiling for the shapes its "
+              "spec declares", file=sys.stderr)
+        return make_run_source(config, stand_in=True)  # a clear error where the spec declares none
 
 
 def _abstract_generate_inputs(run, mesh):
