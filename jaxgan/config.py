@@ -296,7 +296,11 @@ def describe_experiment_error(error: BaseException, doing: str) -> str:
     if not text and frame is not None:
         statement = linecache.getline(frame[0], frame[1]).strip()
         text = f"`{statement}` failed" if statement else ""
-    where = f"experiment file {frame[0]}, line {frame[1]}, in {frame[2]}" if frame else doing
+    if frame is not None:
+        scope = "while importing it" if frame[2] == "<module>" else f"in {frame[2]}"
+        where = f"experiment file {frame[0]}, line {frame[1]}, {scope}"
+    else:
+        where = doing
     return f"{where}: {kind}{': ' + text if text else ''}"
 
 
