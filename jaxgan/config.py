@@ -293,6 +293,8 @@ def describe_experiment_error(error: BaseException, doing: str) -> str:
     frame = experiment_frame(error)
     kind = "KeyError" if isinstance(error, MissingFieldError) else type(error).__name__
     text = str(error)  # a KeyError's is its key's repr ('hiden'); a MissingFieldError's its message
+    text = "; ".join(line.strip() for line in text.splitlines() if line.strip())  # one line
+    text = text if len(text) <= 1000 else text[:1000] + "..."
     if not text and frame is not None:
         statement = linecache.getline(frame[0], frame[1]).strip()
         text = f"`{statement}` failed" if statement else ""

@@ -35,8 +35,10 @@ def register(subparsers) -> None:
 def read_images(path: str | pathlib.Path, channels: int | None = None) -> tuple[np.ndarray, list[str]]:
     """Images from a .npy or a folder as float32 NHWC in [-1, 1], and their names.
 
-    ``channels``: 1 or 3 to convert to (None: the file's own; a folder's images are then RGB). Raises UserError (naming ``--input``) for a missing or unreadable file, an empty array or folder,
-    a wrong shape or dtype, float values outside [-1, 1], and NaN or infinite values.
+    ``channels``: 1 or 3 to convert to (None: the file's own; a folder's images are grey if all of
+    them are, else RGB). Raises UserError (naming ``--input``) for a missing or unreadable file, an
+    empty array or folder, a wrong shape or dtype, float values outside [-1, 1], and NaN or infinite
+    values.
     """
     from jaxgan.errors import UserError
 
@@ -152,8 +154,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
     run, state = _load(args, "translate")
     x = to_channels(x, run.source.info.shape[-1])
     if x.shape[1:] != run.source.info.shape:
-        raise UserError(f"--input {args.input}: images are {x.shape[1:]}, the run was trained on {run.source.info.shape}: "
-                         "resize them first")
+        raise UserError(f"--input {args.input}: images are {x.shape[1:]}, the run was trained on "
+                        f"{run.source.info.shape}: resize them first")
     y = translate_images(run, state, x, args.direction)
     write_images(args.out, y, names)
     print(f"translated {len(y)} images ({args.direction}) to {args.out}")

@@ -222,7 +222,8 @@ def _cross_counts(real, fake, center, r2_real_closed, r2_real_open, r2_fake_clos
         return (real_in_fake, real_covered), per_fake
 
     init = (jnp.zeros(real.shape[0], bool), jnp.zeros(real.shape[0], bool))
-    (real_in_fake, real_covered), (fake_in_real, fake_density) = jax.lax.scan(step, init, (blocks, blocks_c, r2_fake, valid))
+    inputs = (blocks, blocks_c, r2_fake, valid)
+    (real_in_fake, real_covered), (fake_in_real, fake_density) = jax.lax.scan(step, init, inputs)
     return fake_in_real.reshape(-1)[:m], fake_density.reshape(-1)[:m], real_in_fake, real_covered
 
 
