@@ -6,7 +6,6 @@ and outputs tests/fixtures/stylegan2_nvidia.npz holds; stylegan2_nvidia_generate
 generate.py output for the res32 pickle (tools/stylegan2_nvidia_reference.py made all of them).
 """
 import builtins
-import io
 import json
 import pickle
 import sys
@@ -67,20 +66,21 @@ def test_a_hostile_pickle_is_refused_and_nothing_runs(tmp_path):
 
 
 def test_a_payload_inside_a_real_pickle_is_refused_and_nothing_runs(tmp_path):
-    """The payload replaces one tensor of NVIDIA's pickle (after the networks' own globals)."""
+    """A sixth entry spliced into NVIDIA's own snapshot, after its networks: the reader gets through
+    every real global and tensor, then refuses the payload's global before calling it."""
     marker = tmp_path / "ran"
     real = open(f"{FIX}/stylegan2_nvidia_orig16.pkl", "rb").read()
+    assert real.endswith(b"u.")  # the snapshot dict's last SETITEMS, then STOP
     payload = pickle.dumps(_Payload(marker), protocol=2)[2:-1]  # the opcodes that build the payload
-    # a pickle that first loads the real snapshot as one entry, then the payload as another
-    buf = io.BytesIO()
-    buf.write(b"\x80\x02}q\x00(X\x04\x00\x00\x00realq\x01")
-    buf.write(real[2:-1] if real[:1] == b"\x80" else real[:-1])
-    buf.write(b"X\x07\x00\x00\x00payloadq\x02" + payload + b"u.")
-    path = tmp_path / "mixed.pkl"
-    path.write_bytes(buf.getvalue())
-    with pytest.raises(nvidia_pickle.NotANetworkPickle, match="refused|not a readable"):
+    path = tmp_path / "network-snapshot-000000.pkl"
+    # "u." becomes "N0" (push None, pop it: the protocol-4 frame keeps its length), then the entry
+    path.write_bytes(real[:-2] + b"N0" + b"X\x07\x00\x00\x00payload" + payload + b"u.")
+    with pytest.raises(nvidia_pickle.NotANetworkPickle, match="builtin__.exec.*refused"):  # protocol 2's name
         nvidia_pickle.load(path)
     assert not marker.exists()
+    # without the payload's entry the same splice reads (the refusal is the payload's)
+    path.write_bytes(real[:-2] + b"N0u.")
+    assert sorted(nvidia_pickle.load(path)) == ["D", "G", "G_ema", "augment_pipe", "training_set_kwargs"]
 
 
 def test_not_a_pickle_and_a_pickle_without_a_generator_are_one_line_errors(tmp_path):
