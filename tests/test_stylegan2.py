@@ -193,13 +193,15 @@ def test_path_length_matches_a_direct_jacobian(tiny16):
         jty = jnp.einsum("hwc,hwcld->ld", y, jac)
         expected = jnp.sqrt(jnp.mean(jnp.sum(jty ** 2, axis=1)))
         np.testing.assert_allclose(float(lengths[i]), float(expected), rtol=1e-4)
-    # the game's penalty: (length - a)^2 with a moved 1% towards the batch mean, on every 2nd example
+    # the game's penalty: (length - a)^2 with a moved 1% towards the batch mean, on every 2nd example,
+    # with its own latents, mixing and noise (sub-stream 8 of the example's key, as ADA's Greg phase)
     keys = _keys(4, 8)
     penalty, a, mean_len = jax.jit(lambda p: game._path_length(p, _state(v, pl_mean=0.5), keys, None))(p)
-    ws_sub, _ = game.mixed_ws(p, s, keys[::2], None)
     from jaxgan import rng as rng_lib
-    direct = path_lengths(lambda w: game._synthesis(p, s, w, rng_lib.substream(keys[::2], 4)), ws_sub,
-                          rng_lib.substream(keys[::2], 7))
+    pl_keys = rng_lib.substream(keys[::2], 8)
+    ws_sub, _ = game.mixed_ws(p, s, pl_keys, None)
+    direct = path_lengths(lambda w: game._synthesis(p, s, w, rng_lib.substream(pl_keys, 4)), ws_sub,
+                          rng_lib.substream(pl_keys, 7))
     np.testing.assert_allclose(float(mean_len), float(jnp.mean(direct)), rtol=1e-5)
     np.testing.assert_allclose(float(a), 0.5 + 0.01 * (float(jnp.mean(direct)) - 0.5), rtol=1e-5)
     np.testing.assert_allclose(float(penalty), float(jnp.mean((direct - a) ** 2)), rtol=1e-5)
