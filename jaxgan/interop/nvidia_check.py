@@ -46,8 +46,8 @@ def compute(g_state: Mapping, g_kwargs: Mapping, d_state: Mapping, d_kwargs: Map
     """jaxgan's value of every row (``ref`` supplies the inputs: z, labels, real images, pl_y).
 
     Returns:
-      (outputs, gradients): ``{row: array}`` and ``{row: params tree}``, plus the reference gradients
-      mapped to jaxgan's trees (``{row: (ours, theirs)}``) in the second dict.
+      (outputs, gradients, (generator, discriminator)): ``{row: array}``, ``{row: params tree}`` and
+      the jaxgan modules built from the kwargs. Everything runs as one jitted function.
     """
     g, _ = nvidia.generator_from_kwargs(g_kwargs)
     d = nvidia.discriminator_from_kwargs(d_kwargs)
