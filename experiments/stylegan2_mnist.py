@@ -14,7 +14,9 @@ Expected: every run first collapses (one shape in every cell: samples/diversity 
           22 minutes (7,663 steps): classifier FID 132.8, Inception FID 53.9 / KID 0.028 at 500
           samples; ADA's small-data recipe (--set reg.pl_weight=0 --set reg.style_mixing=0 --set
           penalty.r1_gamma=0.01 --set model.mbstd_group=32) reaches 70.0 in the same time; DCGAN
-          105.1 (Inception 39.9 / 0.013). See docs/results.md.
+          105.1 (Inception 39.9 / 0.013). See docs/results.md. These figures predate the changes
+          that made the networks NVIDIA's (up-sampling padding, demodulation epsilon, path-length
+          gradient and fresh latents); the run was not repeated since (the shared CPU was too loaded).
 
 A very small StyleGAN2, sized so a 2-core CPU trains it for a while in minutes: z and w 64-d, 2
 mapping layers (ADA's CIFAR-10 choice), feature maps min(256 / res, 16) (16 at 4x4 to 16x16, 8 at
