@@ -2,7 +2,14 @@
 import os
 import pathlib
 
-import pytest
+# The suite runs on the CPU. The test extra installs libtpu (jaxgan compile's tests compile for TPU
+# topologies, which needs no TPU backend), and with libtpu present every process that initialises
+# jax's backends probes for a TPU and prints libtpu's warnings to stderr, which tests of the CLI's
+# one-line errors read. Set before jax is imported; subprocesses inherit it. A run on an accelerator
+# sets JAX_PLATFORMS itself.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
 
 from jaxgan import compile_cache, experiment as experiment_lib
 
