@@ -54,12 +54,12 @@ def test_inception_weights_resolution(tmp_path, monkeypatch):
     config = base_config(eval={"inception_weights": ""})
     assert ev.inception_weights(config) is None  # nothing converted yet
     (tmp_path / inception.NVIDIA_WEIGHTS_FILENAME).write_bytes(b"")
-    import jax
-
-    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")  # converted: the default on accelerators
-    assert ev.inception_weights(config) == str(tmp_path / "inception_fid_nvidia.npz")
-    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")  # hours for 10k samples: only when named
-    assert ev.inception_weights(config) is None
+    # the run's platform decides (Run.platform, from the devices it is built for), never jax's default
+    # backend: converted weights are the default on accelerators ...
+    for platform in ("gpu", "tpu"):
+        assert ev.inception_weights(config, platform) == str(tmp_path / "inception_fid_nvidia.npz")
+    assert ev.inception_weights(config, "cpu") is None  # ... and hours for 10k samples on CPU: only when named
+    assert ev.inception_weights(config) is None  # no platform given: this process's devices (the CPU)
     config.eval.inception_weights = "OFF"
     assert ev.inception_weights(config) is None
     config.eval.inception_weights = "/somewhere/else.npz"  # explicit wins (and must exist when used)
