@@ -16,7 +16,7 @@ import numpy as np
 
 from jaxgan.data.base import DataInfo, EpochShuffle
 from jaxgan.data.images import (ImageOptions, as_nhwc, check_value_range, keeps_uint8, preprocess,
-                                stored_pixels)
+                                stored_pixels, uint8_to_unit)
 
 
 class FiniteSource(abc.ABC):
@@ -89,6 +89,20 @@ def check_finite(x: np.ndarray, what: str) -> None:
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"{what} contains {int(bad.sum())} NaN or infinite value(s) (the first at index "
                          f"{first}, = {x[first]}): clean the data (e.g. np.nan_to_num) or drop those examples")
+
+
+class Uint8Source(FiniteSource):
+    """A finite source whose images are uint8 (decoded files, a prepared store): subclasses implement
+    :meth:`stored_examples`, and :meth:`examples` is its images through ``uint8_to_unit``, so the float
+    batch and the device-converted stored batch are the same bits by construction."""
+
+    @abc.abstractmethod
+    def stored_examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """The examples ``indices`` with ``'x'`` as uint8 (N, H, W, C)."""
+
+    def examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        batch = self.stored_examples(indices)
+        return {**batch, "x": uint8_to_unit(batch["x"])}
 
 
 class ArraySource(FiniteSource):

@@ -17,9 +17,9 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from jaxgan.data.arrays import FiniteSource
+from jaxgan.data.arrays import Uint8Source
 from jaxgan.data.base import DataInfo
-from jaxgan.data.images import ImageOptions, stored_pixels, uint8_to_unit
+from jaxgan.data.images import ImageOptions, stored_pixels
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 _HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
@@ -53,7 +53,7 @@ def list_images(root) -> tuple[list[pathlib.Path], np.ndarray | None, tuple[str,
     return paths, labels, tuple(d.name for d in class_dirs)
 
 
-class FolderSource(FiniteSource):
+class FolderSource(Uint8Source):
     """A finite source over a folder of images (see the module docstring).
 
     Args:
@@ -126,7 +126,3 @@ class FolderSource(FiniteSource):
         if self.labels is not None:
             batch["label"] = self.labels[indices]
         return batch
-
-    def examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        batch = self.stored_examples(indices)
-        return {**batch, "x": uint8_to_unit(batch["x"])}

@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from jaxgan.data.arrays import FiniteSource
+from jaxgan.data.arrays import Uint8Source
 from jaxgan.data.base import DataInfo
-from jaxgan.data.images import ImageOptions, uint8_to_unit
+from jaxgan.data.images import ImageOptions
 
 FORMAT = "jaxgan-store-1"
 META = "store.json"
@@ -130,7 +130,7 @@ def _open_npy(path: pathlib.Path, shape: tuple, dtype, store) -> np.ndarray:
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
-class StoreSource(FiniteSource):
+class StoreSource(Uint8Source):
     """A finite source over a prepared store (see the module docstring).
 
     Args:
@@ -174,10 +174,6 @@ class StoreSource(FiniteSource):
         if self.labels is not None:
             batch["label"] = self.labels[indices]
         return batch
-
-    def examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        batch = self.stored_examples(indices)
-        return {**batch, "x": uint8_to_unit(batch["x"])}
 
 
 def store_source(path, seed: int, resolution: int | None = None, channels: int | None = None,
