@@ -67,9 +67,6 @@ def _norms(side: str, grads, old_params, params, on, fused: bool = False) -> dic
     norms; temporaries 7.3 MB -> 0; BENCHMARKS.md, "TPU, compiled here").
     """
     keys = _norm_keys(side)
-    if fused:
-        values = (_norm(grads), _norm(jax.tree.map(jnp.subtract, params, old_params)), _norm(params))
-        return {k: jnp.where(on, v, jnp.zeros((), jnp.float32)) for k, v in zip(keys, values)}
 
     def compute(trees):
         g, old, p = trees
@@ -78,7 +75,11 @@ def _norms(side: str, grads, old_params, params, on, fused: bool = False) -> dic
     def skip(trees):
         return dict.fromkeys(keys, jnp.zeros((), jnp.float32))
 
-    return jax.lax.cond(on, compute, skip, (grads, old_params, params))
+    operands = (grads, old_params, params)
+    if fused:
+        zeros = skip(operands)
+        return {k: jnp.where(on, v, zeros[k]) for k, v in compute(operands).items()}
+    return jax.lax.cond(on, compute, skip, operands)
 
 
 def _without_norms(metrics: dict) -> dict:
