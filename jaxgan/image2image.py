@@ -16,6 +16,8 @@ import pathlib
 
 import numpy as np
 
+from jaxgan.data.images import uint8_to_unit
+
 
 def register(subparsers) -> None:
     """Adds the ``translate`` and ``upscale`` sub-commands."""
@@ -58,7 +60,7 @@ def read_images(path: str | pathlib.Path, channels: int | None = None) -> tuple[
         if x.size == 0:
             raise UserError(f"--input {path} holds no images (shape {x.shape}): give at least one")
         if x.dtype == np.uint8:
-            x = x.astype(np.float32) / 127.5 - 1.0
+            x = uint8_to_unit(x)
         elif np.issubdtype(x.dtype, np.floating):
             x = x.astype(np.float32)
             if not np.isfinite(x).all():
@@ -88,12 +90,12 @@ def read_images(path: str | pathlib.Path, channels: int | None = None) -> tuple[
             except (OSError, ValueError) as e:
                 raise UserError(f"--input {path}: cannot read {f.name} as an image ({e})") from None
         grey = channels == 1 or (channels is None and all(im.mode in ("L", "1") for im in images))
-        arrays = [np.asarray(im.convert("L" if grey else "RGB"), np.float32) for im in images]
+        arrays = [np.asarray(im.convert("L" if grey else "RGB"), np.uint8) for im in images]
         if len({a.shape for a in arrays}) > 1:
             raise UserError(f"--input {path}: the images have different sizes ({sorted({a.shape for a in arrays})}): "
                             "resize them to one size first")
-        x = np.stack(arrays) / 127.5 - 1.0
-        return (x[..., None] if x.ndim == 3 else x).astype(np.float32), [f.stem for f in files]
+        x = uint8_to_unit(np.stack(arrays))
+        return (x[..., None] if x.ndim == 3 else x), [f.stem for f in files]
     raise UserError(f"--input {path}: give a .npy file or a folder of images")
 
 
