@@ -371,6 +371,50 @@ def test_folder_errors(tmp_path):
         src.get_batch(0, 2)
 
 
+def _every_kind_of_image(root, size=(23, 17)):
+    """Files of one non-square size (WxH) in each mode a folder meets: JPEG RGB and grey, PNG RGB,
+    grey, RGBA, grey+alpha, palette, 1-bit; smooth content, so resizing has real work to do."""
+    rng = np.random.default_rng(0)
+    w, h = size
+    coarse = Image.fromarray(rng.integers(0, 256, (5, 4, 3), dtype=np.uint8))
+    rgb = np.asarray(coarse.resize(size, Image.Resampling.BICUBIC))
+    noise = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    root.mkdir()
+    Image.fromarray(rgb).save(root / "a_rgb.jpg", quality=85)
+    Image.fromarray(noise[..., 0]).save(root / "b_grey.jpg")
+    Image.fromarray(noise).save(root / "c_rgb.png")
+    Image.fromarray(rgb[..., 1]).save(root / "d_grey.png")
+    Image.fromarray(np.dstack([rgb, noise[..., :1]])).save(root / "e_rgba.png")
+    Image.fromarray(np.dstack([noise[..., 1], rgb[..., 2]])).save(root / "f_grey_alpha.png")
+    Image.fromarray(noise).quantize(16).save(root / "g_palette.png")
+    Image.fromarray(rgb[..., 0]).convert("1").save(root / "h_bits.png")
+    return root
+
+
+@pytest.mark.parametrize("channels", [None, 1, 3])
+def test_folder_decoding_in_pil_gives_the_pixels_of_the_numpy_path_bit_for_bit(channels, tmp_path):
+    """FolderSource crops and resizes in PIL (crop_resize_image); the pixels equal those of the
+    earlier path, which copied each decoded image to numpy and applied stored_pixels to it: every
+    mode, crop on and off, resize down, up and not at all."""
+    from jaxgan.data import FolderSource, stored_pixels
+
+    root = _every_kind_of_image(tmp_path / "f")
+    for crop in (None, "center"):
+        for resolution in (None, 9, 40):
+            src = FolderSource(root, seed=0, resolution=resolution, channels=channels, crop=crop)
+            got = src.stored_examples(np.arange(len(src.paths)))["x"]
+            mode = src.mode
+            assert mode == {None: "RGB", 1: "L", 3: "RGB"}[channels]  # the first file (JPEG RGB) decides
+            for row, path in enumerate(src.paths):
+                with Image.open(path) as image:
+                    pixels = np.asarray(image.convert(mode) if image.mode != mode else image, dtype=np.uint8)
+                pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+                expected = stored_pixels(pixels[None], src.options)[0]
+                assert got[row].shape == expected.shape == src.info.shape, (path.name, crop, resolution)
+                np.testing.assert_array_equal(got[row], expected, err_msg=f"{path.name} crop={crop} "
+                                                                          f"resolution={resolution}")
+
+
 # --- TFDS -----------------------------------------------------------------------------------------
 
 def test_tfds_mock():

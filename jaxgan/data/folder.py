@@ -19,7 +19,7 @@ from PIL import Image
 
 from jaxgan.data.arrays import Uint8Source
 from jaxgan.data.base import DataInfo
-from jaxgan.data.images import ImageOptions, stored_pixels
+from jaxgan.data.images import ImageOptions, crop_resize_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 _HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
@@ -96,32 +96,33 @@ class FolderSource(Uint8Source):
                              f"supported: convert it to 8-bit grey or RGB")
         return image
 
-    def _decode(self, path: pathlib.Path) -> np.ndarray:
+    def _decode(self, path: pathlib.Path) -> Image.Image:
+        """One file decoded, in the source's mode, centre-cropped and resized (in PIL)."""
         image = self._open(path)
         if image.mode != self.mode:
             image = image.convert(self.mode)
-        pixels = np.asarray(image, dtype=np.uint8)
-        pixels = pixels[..., None] if pixels.ndim == 2 else pixels
         if self.options.resolution is None:
-            hw = pixels.shape[:2]
+            hw = (image.height, image.width)
             if self.options.crop == "center":
                 hw, want = (min(hw),) * 2, (min(self._stored_hw),) * 2
             else:
                 want = self._stored_hw
             if hw != want:
-                raise ValueError(f"{path} is {pixels.shape[1]}x{pixels.shape[0]} (WxH) but {self.paths[0]} is "
+                raise ValueError(f"{path} is {image.width}x{image.height} (WxH) but {self.paths[0]} is "
                                  f"{self._stored_hw[1]}x{self._stored_hw[0]}: set `resolution` to resize all images "
                                  f"to one size")
-        # Crop and resize each image now, since a batch of different sizes cannot be stacked. The
-        # mode conversion above made the channels, so the pixels stay uint8 (stored_pixels).
-        return stored_pixels(pixels[None], self.options)[0]
+        # The mode conversion above made the channels, so the pixels stay uint8 (those of
+        # stored_pixels on the decoded array, computed in PIL: crop_resize_image).
+        return crop_resize_image(image, self.options)
 
     def stored_examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        """The examples ``indices`` decoded, cropped and resized, as uint8."""
-        if len(indices) == 0:
-            x = np.zeros((0,) + self.info.shape, np.uint8)
-        else:
-            x = np.stack([self._decode(self.paths[i]) for i in indices])
+        """The examples ``indices`` decoded, cropped and resized, as uint8.
+
+        Each image is written into the batch as it is decoded (one copy out of PIL, no stacking).
+        """
+        x = np.empty((len(indices),) + self.info.shape, np.uint8)
+        for row, i in enumerate(indices):
+            x[row] = np.asarray(self._decode(self.paths[i])).reshape(self.info.shape)
         batch = {"x": x}
         if self.labels is not None:
             batch["label"] = self.labels[indices]

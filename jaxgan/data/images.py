@@ -169,20 +169,54 @@ def stored_pixels(images: np.ndarray, options: ImageOptions) -> np.ndarray:
     return images
 
 
+def _center_box(height: int, width: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the largest centred square of a height x width image."""
+    m = min(height, width)
+    top, left = (height - m) // 2, (width - m) // 2
+    return left, top, left + m, top + m
+
+
 def _crop_resize(images: np.ndarray, options: ImageOptions) -> np.ndarray:
     """Centre crop and resize (the spatial options), in the images' dtype family."""
     n, h, w, c = images.shape
     if options.crop == "center" and h != w:
-        m = min(h, w)
-        top, left = (h - m) // 2, (w - m) // 2
-        images = images[:, top:top + m, left:left + m]
-        h = w = m
+        left, top, right, bottom = _center_box(h, w)
+        images = images[:, top:bottom, left:right]
+        h = w = right - left
     if options.resolution is not None and (h, w) != (options.resolution,) * 2:
         if images.dtype != np.uint8:
             images = images.astype(np.float32, copy=False)
-        images = (np.stack([_resize(im, options.resolution) for im in images]) if n
-                  else np.zeros((0, options.resolution, options.resolution, c), images.dtype))
+        out = np.empty((n, options.resolution, options.resolution, c), images.dtype)
+        for i, image in enumerate(images):  # written in place: no list of images to stack
+            out[i] = _resize(image, options.resolution)
+        images = out
     return images
+
+
+def crop_resize_image(image: Image.Image, options: ImageOptions) -> Image.Image:
+    """One decoded PIL image (mode ``L`` or ``RGB``), centre-cropped and resized as ``options`` say.
+
+    The pixels of :func:`stored_pixels` on the image's array, without leaving PIL: the crop is
+    ``Image.crop`` of the same square (the same pixels), the resize the same PIL call on the same
+    image, so only the final array is made (a decoding source's per-image work stays in PIL's C
+    code, which releases the GIL, instead of three copies between PIL and numpy). The crop comes
+    first, not as ``resize(box=...)``: with a box, PIL's filter also reads the pixels just outside
+    it, which changes the edge rows (``tests/test_data.py`` compares the two paths).
+
+    Args:
+      image: a loaded PIL image in mode ``L`` or ``RGB``.
+      options: the crop and resolution to apply (channels are the caller's mode conversion).
+
+    Returns:
+      A PIL image of ``options.output_shape``'s height and width (``image`` itself when nothing
+      changes).
+    """
+    if options.crop == "center" and image.width != image.height:
+        image = image.crop(_center_box(image.height, image.width))
+    size = options.resolution
+    if size is not None and image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
+    return image
 
 
 def preprocess(images: np.ndarray, options: ImageOptions, value_range=UINT8_RANGE) -> np.ndarray:
