@@ -1,6 +1,6 @@
 """The host's side of a step, measured: gathering stored rows and decoding files, in one run.
 
-    python benchmarks/input_pipeline.py [--gather] [--decode] [--grain PATH] [--out FILE.json]
+    python benchmarks/input_pipeline.py [--gather] [--decode] [--stages] [--grain PATH] [--out FILE.json]
 
 --gather: a batch of random rows (the train loop's access pattern: ``EpochShuffle`` indices) from
   uint8 images at 64x64x3 (20,000 images) and 256x256x3 (2,048), by
@@ -17,7 +17,13 @@
   the same round.
 --decode: a folder of 2,048 JPEGs at 178x218 (CelebA's aligned size; smooth synthetic images,
   quality 90), centre-cropped and resized to 64 and to 256 (``FolderSource``): one thread, 2 threads,
-  2 processes (``ProcessPoolExecutor``, batches returned to the parent), 256-image batches.
+  2 processes (``ProcessPoolExecutor``, each process's source built once before the timing, batches
+  returned to the parent pickled), 256-image batches.
+--stages: where decoding's time goes, per image (512 of those JPEGs): each stage's CPU time on one
+  thread (``time.thread_time``) and the stage alone on 2 threads against 1 (a stage that holds the
+  GIL scales 1.0x, one that releases it up to 2.0x), for the decode before (``_old_decode``: numpy
+  between the steps, then ``np.stack``) and after (``FolderSource``: PIL to the end, written into
+  the batch).
 
 Prints one JSON object (also written to --out) with the load average before and after.
 """
@@ -108,13 +114,17 @@ def _smooth_jpegs(root: pathlib.Path, n: int) -> None:
         Image.fromarray(small).resize((178, 218), Image.Resampling.BICUBIC).save(root / f"{i:05d}.jpg", quality=90)
 
 
+_WORKER_SOURCES: dict = {}  # a process worker's FolderSource per (folder, resolution), built once
+
+
 def _decode_batch(args):
-    """A process worker's batch (the source is rebuilt per process: cheap, a path listing)."""
+    """A process worker's batch, returned to the parent through the pool's pipe (pickled)."""
     root, res, lo, hi = args
     from jaxgan.data import FolderSource
 
-    src = FolderSource(root, seed=0, resolution=res, crop="center")
-    return src.stored_examples(np.arange(lo, hi))["x"]
+    if (root, res) not in _WORKER_SOURCES:
+        _WORKER_SOURCES[(root, res)] = FolderSource(root, seed=0, resolution=res, crop="center")
+    return _WORKER_SOURCES[(root, res)].stored_examples(np.arange(lo, hi))["x"]
 
 
 def decode(workdir: pathlib.Path, n: int = 2048, batch: int = 256) -> dict:
@@ -131,7 +141,8 @@ def decode(workdir: pathlib.Path, n: int = 2048, batch: int = 256) -> dict:
         rows = {"1 thread": [], "2 threads": [], "2 processes": []}
         with concurrent.futures.ThreadPoolExecutor(2) as threads, \
                 concurrent.futures.ProcessPoolExecutor(2) as procs:
-            list(procs.map(_decode_batch, [(str(root), res, 0, 8)] * 2))  # start the processes
+            # start the processes and build each one's source (a path listing) before the timing
+            list(procs.map(_decode_batch, [(str(root), res, 0, 8)] * 8))
             for _ in range(3):  # rounds, interleaved
                 rows["1 thread"].append(_timed(lambda: [one(lo) for lo in starts]))
                 rows["2 threads"].append(_timed(lambda: list(threads.map(one, starts))))
@@ -145,20 +156,148 @@ def decode(workdir: pathlib.Path, n: int = 2048, batch: int = 256) -> dict:
     return out
 
 
+def _old_decode(src, path) -> np.ndarray:
+    """``FolderSource._decode`` before decoding moved into PIL (the reference of ``--stages``): the
+    decoded image copied to numpy, then ``stored_pixels`` (``Image.fromarray``, resize, ``np.asarray``)."""
+    from PIL import Image
+
+    from jaxgan.data import stored_pixels
+
+    image = Image.open(path)
+    image.load()
+    if image.mode != src.mode:
+        image = image.convert(src.mode)
+    pixels = np.asarray(image, dtype=np.uint8)
+    pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+    return stored_pixels(pixels[None], src.options)[0]
+
+
+def _each(fn, items) -> list:
+    return [fn(item) for item in items]
+
+
+def _cpu_and_scaling(fn, items, threads, rounds: int = 5) -> dict:
+    """``fn`` over ``items``: this thread's CPU time per item (``time.thread_time``, one thread), and
+    the wall time of the same items split over 2 threads against 1 (medians over interleaved rounds).
+    A stage that holds the GIL throughout scales 1.0x, one that releases it 2.0x on 2 free cores."""
+    cpu, one, two = [], [], []
+    half = len(items) // 2
+    for _ in range(rounds):
+        t0, c0 = time.perf_counter(), time.thread_time()
+        _each(fn, items)
+        cpu.append(time.thread_time() - c0)
+        one.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        list(threads.map(lambda part: _each(fn, part), (items[:half], items[half:])))
+        two.append(time.perf_counter() - t0)
+    return {"cpu_us_per_image": 1e6 * statistics.median(cpu) / len(items),
+            "wall_us_per_image": 1e6 * statistics.median(one) / len(items),
+            "2_threads_vs_1": statistics.median(a / b for a, b in zip(one, two))}
+
+
+def _load_scaling(open_all, threads, rounds: int = 5) -> dict:
+    """As :func:`_cpu_and_scaling` for ``ImageFile.load`` (the decode), which needs images opened and
+    not yet loaded in every round (opened outside the timing)."""
+    cpu, one, two = [], [], []
+    for _ in range(rounds):
+        images = open_all()
+        t0, c0 = time.perf_counter(), time.thread_time()
+        for image in images:
+            image.load()
+        cpu.append(time.thread_time() - c0)
+        one.append(time.perf_counter() - t0)
+        images = open_all()
+        half = len(images) // 2
+        t0 = time.perf_counter()
+        list(threads.map(lambda part: [image.load() for image in part], (images[:half], images[half:])))
+        two.append(time.perf_counter() - t0)
+    n = len(images)
+    return {"cpu_us_per_image": 1e6 * statistics.median(cpu) / n,
+            "wall_us_per_image": 1e6 * statistics.median(one) / n,
+            "2_threads_vs_1": statistics.median(a / b for a, b in zip(one, two))}
+
+
+def stages(workdir: pathlib.Path, n: int = 512, batch: int = 256) -> dict:
+    """Per image, each stage of decoding a JPEG for a batch: its CPU time on one thread and the same
+    stage alone on 2 threads against 1; the decode before this change (numpy between the steps:
+    ``_old_decode`` + ``np.stack``) and after (``FolderSource._decode``: PIL to the end, written into
+    the batch)."""
+    from PIL import Image
+
+    from jaxgan.data import FolderSource, stored_pixels
+    from jaxgan.data.images import _center_box
+
+    root = workdir / "jpegs"
+    if not root.is_dir():
+        _smooth_jpegs(root, n)
+    out = {"images": n, "size": "178x218 JPEG, crop=center"}
+    with concurrent.futures.ThreadPoolExecutor(2) as threads:
+        for res in (64, 256):
+            src = FolderSource(root, seed=0, resolution=res, crop="center")
+            paths = src.paths[:n]
+            open_all = lambda: [Image.open(p) for p in paths]
+            loaded = open_all()
+            for image in loaded:
+                image.load()
+            arrays = [np.asarray(image) for image in loaded]
+            box = _center_box(loaded[0].height, loaded[0].width)
+            cropped = [image.crop(box) for image in loaded]
+            resized = [image.resize((res, res), Image.Resampling.BILINEAR) for image in cropped]
+            into = np.empty((len(paths), res, res, 3), np.uint8)
+            old_images = [_old_decode(src, p) for p in paths[:batch]]
+
+            def into_batch(row):
+                into[row] = np.asarray(resized[row])
+
+            def old_batch(part):
+                return np.stack([_old_decode(src, p) for p in part])
+
+            def new_batch(part):
+                return src.stored_examples(np.asarray(part))["x"]
+
+            chunks = [list(range(lo, lo + batch)) for lo in range(0, len(paths), batch)]
+            rows = {
+                "open (Image.open: the header, parsed in Python)": _cpu_and_scaling(Image.open, paths, threads),
+                "load (ImageFile.load: the JPEG decode)": _load_scaling(open_all, threads),
+                "before: np.asarray of the decoded 178x218": _cpu_and_scaling(np.asarray, loaded, threads),
+                "before: stored_pixels (crop, fromarray, resize, asarray)": _cpu_and_scaling(
+                    lambda a: stored_pixels(a[None], src.options), arrays, threads),
+                "before: np.stack": _cpu_and_scaling(lambda _: np.stack(old_images), [0, 1], threads),
+                "after: Image.crop": _cpu_and_scaling(lambda image: image.crop(box), loaded, threads),
+                "after: Image.resize": _cpu_and_scaling(
+                    lambda image: image.resize((res, res), Image.Resampling.BILINEAR), cropped, threads),
+                "after: np.asarray into the batch": _cpu_and_scaling(into_batch, list(range(len(paths))), threads),
+                "before: whole batches": _cpu_and_scaling(lambda c: old_batch([paths[i] for i in c]), chunks,
+                                                          threads),
+                "after: whole batches (FolderSource.stored_examples)": _cpu_and_scaling(new_batch, chunks, threads),
+            }
+            rows["before: np.stack"]["cpu_us_per_image"] /= batch  # it timed whole batches
+            rows["before: np.stack"]["wall_us_per_image"] /= batch
+            for k in ("before: whole batches", "after: whole batches (FolderSource.stored_examples)"):
+                rows[k]["cpu_us_per_image"] /= batch
+                rows[k]["wall_us_per_image"] /= batch
+            out[f"to {res}"] = rows
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gather", action="store_true")
     p.add_argument("--decode", action="store_true")
+    p.add_argument("--stages", action="store_true", help="per-stage CPU time of decoding and its 2-thread scaling")
     p.add_argument("--grain", help="a folder holding grain (pip install --target DIR grain==0.2.18 portpicker)")
     p.add_argument("--out")
     args = p.parse_args()
     result = {"cpu_count": os.cpu_count(), "load_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="jaxgan-input-bench-") as tmp:
         tmp = pathlib.Path(tmp)
-        if args.gather or not args.decode:
+        everything = not (args.gather or args.decode or args.stages)
+        if args.gather or everything:
             result["gather"] = gather(tmp, args.grain)
-        if args.decode or not args.gather:
+        if args.decode or everything:
             result["decode"] = decode(tmp)
+        if args.stages:
+            result["stages"] = stages(tmp)
     result["load_after"] = os.getloadavg()
     text = json.dumps(result, indent=1)
     print(text)

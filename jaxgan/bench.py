@@ -582,11 +582,13 @@ INPUT_KIND = "input"
 
 
 def bench_input(experiment: str, overrides: list[str], *, batch: int | None = None, smoke: bool = False,
-                steps: int = 10, windows: int = 5) -> dict:
+                steps: int = 10, windows: int = 5, source=None) -> dict:
     """Times the train loop's input pipeline alone: ``host_batch`` + ``global_batch`` on the loop's
     workers (:class:`jaxgan.pipeline.Prefetcher`, ``input_workers`` or one per core for decoding
     sources), ``windows`` windows of ``steps`` batches each, every window on new steps; the same with
-    one worker where the loop uses more. Needs the data (a step bench does not).
+    one worker where the loop uses more. Needs the data (a step bench does not), or ``source``: a
+    source to read instead of the config's (``benchmarks/feed_table.py`` passes a prepared store of
+    the experiment's shape).
 
     Returns:
       A record with ``kind='input'``, ``input_images_per_sec`` (median over windows),
@@ -601,7 +603,7 @@ def bench_input(experiment: str, overrides: list[str], *, batch: int | None = No
 
     overrides = list(overrides) + ([f"train.batch_size={batch}"] if batch else [])
     config, module = config_lib.resolve(experiment, overrides, smoke=smoke)
-    run = run_lib.build(config, module)
+    run = run_lib.build(config, module, source=source)
     workers = config.get("input_workers") or default_workers(run.source)
     place = lambda s: jax.block_until_ready(sharding.global_batch(run.mesh, run_lib.host_batch(run, s)))
     first = place(0)  # warm: the source's first read, the transfer's compilation
