@@ -58,3 +58,18 @@ def test_strided_order_maps_nvidia_groups_to_consecutive_groups():
     # NVIDIA's group of position i is i mod 2; the examples it holds must be jaxgan's groups {0..3}, {4..7}
     groups = [sorted(order[i] for i in range(8) if i % 2 == j) for j in range(2)]
     assert groups == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_gradient_rows_keep_a_float64_reference_exact(fixture):
+    """A float64 reference (tools/stylegan2_nvidia_reference.py --float64) is compared in float64.
+
+    The transplant is float32; mapping it over the values would round NVIDIA's float64 gradient to
+    float32 and hide differences below ~6e-8. The rows map indices instead: a 1e-12 change shows.
+    """
+    g_state, g_kw, d_state, d_kw, out = _config(fixture, "res32")
+    d = nvidia.discriminator_from_kwargs(d_kw)
+    grads32 = {k[len("grad_d/"):]: v for k, v in out.items() if k.startswith("grad_d/")}
+    ours = nvidia.discriminator_variables(d, grads32, with_buffers=False)["params"]
+    ref64 = {f"grad_d/{k}": v.astype(np.float64) * (1 + 1e-12) for k, v in grads32.items()}
+    rows = nvidia_check.differences({}, {"grad_d": ours}, (None, d), ref64)
+    assert 5e-13 < rows["grad_d"] < 2e-12, rows

@@ -17,6 +17,19 @@ penalty (pl_mean 0 and 0.5) and its gradient, each computed as ADA's ``loss.py``
                        stylegan2_nvidia_generate.npz beside the pickles
   --compare CONFIGS    also build the configurations listed (e.g. res64,res256) and print the
                        largest relative difference of jaxgan's output for every row (docs/results.md)
+  --float64            with --compare: also run both sides in float64 on the same weights and inputs
+                       and print, per row, jax32 vs nv32 (the comparison above), nv32 vs nv64 (the
+                       size of float32 rounding in NVIDIA's own result), jax32 vs nv64 and jax64 vs
+                       nv64 (the two functions, without float32 rounding)
+
+float64: NVIDIA's networks cast activations to torch.float32 by name (their fp16/fp32 switch); the
+tool runs a float64 copy of them with ``training.networks``' ``torch.float32`` read as float64 (the
+[1,3,3,1] resampling filters stay float32, as upfirdn2d asserts; they are exact in it), and checks
+that no tensor bigger than that 4x4 filter is float32 during the run. jaxgan's networks keep
+styles, the mapping, logits and the penalties in float32 for mixed precision: the tool reads
+``jnp.float32`` as float64 in those modules under ``jax_enable_x64`` and checks that the traced
+computation holds no float32 value. Both overrides are local to the run; the weights and inputs are
+the float32 ones, exact in float64.
 
 Usage (PyTorch on CPU; NVIDIA's custom ops fall back to their reference implementations):
   git clone https://github.com/NVlabs/stylegan2-ada-pytorch /tmp/sg2ada
@@ -24,15 +37,21 @@ Usage (PyTorch on CPU; NVIDIA's custom ops fall back to their reference implemen
   python tools/stylegan2_nvidia_reference.py --official /tmp/sg2ada \\
       --fixture tests/fixtures/stylegan2_nvidia.npz --pickles tests/fixtures --generate /tmp/sg2_generate
   python tools/stylegan2_nvidia_reference.py --official /tmp/sg2ada --compare res32,res64,res256
+  python tools/stylegan2_nvidia_reference.py --official /tmp/sg2ada --compare res64 --float64
 """
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import copy
 import json
 import os
 import pickle
+import re
 import sys
+import time
+import types
 
 import numpy as np
 
@@ -102,15 +121,19 @@ def _state(net) -> dict:
     return out
 
 
-def _grads(torch, net, value) -> dict:
+def _grads(torch, net, value, dtype=np.float32) -> dict:
     params = [(n, p) for n, p in net.named_parameters()]
     gs = torch.autograd.grad(value, [p for _, p in params], allow_unused=True)
-    return {n: (np.zeros(p.shape, np.float32) if g is None else g.numpy().astype(np.float32))
+    return {n: (np.zeros(p.shape, dtype) if g is None else g.numpy().astype(dtype))
             for (n, p), g in zip(params, gs)}
 
 
-def reference(torch, G, D, cfg: dict, seed: int) -> dict:
-    """Every row's NVIDIA output for ``cfg`` (NCHW images as NHWC; logits in jaxgan's batch order)."""
+def reference(torch, G, D, cfg: dict, seed: int, dtype=np.float32) -> dict:
+    """Every row's NVIDIA output for ``cfg`` (NCHW images as NHWC; logits in jaxgan's batch order).
+
+    The inputs are drawn in float32 whatever ``dtype``; ``dtype`` is that of the computation (G and D
+    must be in it: :func:`as_float64`) and of the outputs.
+    """
     from jaxgan.interop.nvidia import strided_order  # numpy only
     rng = np.random.RandomState(seed + 1)
     n, res, ch = cfg["batch"], cfg["res"], cfg["channels"]
@@ -120,19 +143,20 @@ def reference(torch, G, D, cfg: dict, seed: int) -> dict:
     real = rng.uniform(-1, 1, size=(n, ch, res, res)).astype(np.float32)
     pl_y = (rng.randn(n, ch, res, res) / np.sqrt(res * res)).astype(np.float32)
     T = lambda a: torch.from_numpy(np.ascontiguousarray(a))
-    nhwc = lambda t: np.ascontiguousarray(t.detach().numpy().transpose(0, 2, 3, 1)).astype(np.float32)
-    zt, ct = T(z), T(c)
+    F = lambda a: T(np.asarray(a, dtype))  # a float input in the computation's dtype
+    nhwc = lambda t: np.ascontiguousarray(t.detach().numpy().transpose(0, 2, 3, 1)).astype(dtype)
+    zt, ct = F(z), F(c)
     order = strided_order(n, cfg["mbstd"])
     back = np.argsort(order)
     d_of = lambda img, cc: D(img[T(order)], cc[T(order)])[:, 0][T(back)]
 
-    out = {"z": z, "labels": labels, "real": nhwc(T(real)), "pl_y": nhwc(T(pl_y))}
+    out = {"z": z, "labels": labels, "real": nhwc(F(real)), "pl_y": nhwc(F(pl_y))}
     with torch.no_grad():
         out["ws_psi1"] = G.mapping(zt, ct).numpy()
         out["img_psi1_const"] = nhwc(G(zt, ct, truncation_psi=1, noise_mode="const"))
         out["img_psi07_none"] = nhwc(G(zt, ct, truncation_psi=0.7, noise_mode="none"))
         out["img_psi07_cut2_const"] = nhwc(G(zt, ct, truncation_psi=0.7, truncation_cutoff=2, noise_mode="const"))
-        out["d_real"] = d_of(T(real), ct).numpy()
+        out["d_real"] = d_of(F(real), ct).numpy()
     G.requires_grad_(True)
     D.requires_grad_(True)
     # G's non-saturating loss through D (noise fixed: 'const'), and D's on that fake and the reals.
@@ -140,34 +164,158 @@ def reference(torch, G, D, cfg: dict, seed: int) -> dict:
     fake_logits = d_of(fake, ct)
     out["d_fake"] = fake_logits.detach().numpy()
     g_loss = torch.nn.functional.softplus(-fake_logits).mean()
-    out["g_loss"] = np.float32(g_loss.item())
-    out.update({f"grad_g/{k}": v for k, v in _grads(torch, G, g_loss).items()})
+    out["g_loss"] = dtype(g_loss.item())
+    out.update({f"grad_g/{k}": v for k, v in _grads(torch, G, g_loss, dtype).items()})
     d_loss = (torch.nn.functional.softplus(d_of(fake.detach(), ct)).mean()
-              + torch.nn.functional.softplus(-d_of(T(real), ct)).mean())
-    out["d_loss"] = np.float32(d_loss.item())
-    out.update({f"grad_d/{k}": v for k, v in _grads(torch, D, d_loss).items()})
+              + torch.nn.functional.softplus(-d_of(F(real), ct)).mean())
+    out["d_loss"] = dtype(d_loss.item())
+    out.update({f"grad_d/{k}": v for k, v in _grads(torch, D, d_loss, dtype).items()})
     # R1 (loss.py: r1_grads over the reals' logits sum, squared, summed over C, H, W; mean over the batch).
-    real_t = T(real).requires_grad_(True)
+    real_t = F(real).requires_grad_(True)
     r1_grads = torch.autograd.grad(d_of(real_t, ct).sum(), [real_t], create_graph=True)[0]
     r1 = r1_grads.square().sum([1, 2, 3]).mean()
-    out["r1"] = np.float32(r1.item())
-    out.update({f"grad_r1/{k}": v for k, v in _grads(torch, D, r1).items()})
+    out["r1"] = dtype(r1.item())
+    out.update({f"grad_r1/{k}": v for k, v in _grads(torch, D, r1, dtype).items()})
     # Path length (loss.py, Greg), with fixed noise and y; the mean update keeps its gradient.
     for pl_mean0 in (0.0, 0.5):
         ws = G.mapping(zt, ct)
         img = G.synthesis(ws, noise_mode="const")
-        pl_grads = torch.autograd.grad((img * T(pl_y)).sum(), [ws], create_graph=True)[0]
+        pl_grads = torch.autograd.grad((img * F(pl_y)).sum(), [ws], create_graph=True)[0]
         lengths = pl_grads.square().sum(2).mean(1).sqrt()
-        pl_mean = torch.tensor(pl_mean0).lerp(lengths.mean(), 0.01)
+        pl_mean = F(pl_mean0).lerp(lengths.mean(), 0.01)
         penalty = (lengths - pl_mean).square().mean()
         tag = f"pl{pl_mean0:g}"
         out[f"{tag}/lengths"] = lengths.detach().numpy()
-        out[f"{tag}/pl_mean"] = np.float32(pl_mean.item())
-        out[f"{tag}/penalty"] = np.float32(penalty.item())
-        out.update({f"grad_{tag}/{k}": v for k, v in _grads(torch, G, penalty).items()})
+        out[f"{tag}/pl_mean"] = dtype(pl_mean.item())
+        out[f"{tag}/penalty"] = dtype(penalty.item())
+        out.update({f"grad_{tag}/{k}": v for k, v in _grads(torch, G, penalty, dtype).items()})
     G.requires_grad_(False)
     D.requires_grad_(False)
     return out
+
+
+# ---------------------------------------------------------------------------------------- float64
+
+def as_float64(net):
+    """A float64 copy of NVIDIA's network (parameters and buffers; the resampling filters stay float32,
+    as ``upfirdn2d`` asserts: [1,3,3,1]'s 4x4 filter, /64, is exact there)."""
+    net64 = copy.deepcopy(net).double()
+    for m in net64.modules():
+        if m._buffers.get("resample_filter") is not None:
+            m._buffers["resample_filter"] = m._buffers["resample_filter"].float()
+    return net64
+
+
+@contextlib.contextmanager
+def nvidia_float64(torch, networks):
+    """NVIDIA's networks run in float64: ``torch.float32`` read as float64 in ``training.networks``.
+
+    Its blocks cast to ``torch.float32`` by name (``dtype = float16 if use_fp16 else float32``, the
+    mapping's input, the images); only that module's name for float32 changes, for the block.
+    Yields a census of the float32 tensors any operation made meanwhile (``.largest`` elements).
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    class Census(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops, self.largest = collections.Counter(), 0
+
+        def __torch_dispatch__(self, func, types_, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_leaves(out):
+                if isinstance(t, torch.Tensor) and t.dtype == torch.float32:
+                    self.ops[str(func)] += 1
+                    self.largest = max(self.largest, t.numel())
+            return out
+
+    shim = types.ModuleType("torch_float32_as_float64")
+    shim.__dict__.update(torch.__dict__)
+    shim.float32 = torch.float64
+    real, networks.torch = networks.torch, shim
+    try:
+        with Census() as census:
+            yield census
+    finally:
+        networks.torch = real
+
+
+# the jaxgan modules that name jnp.float32 on the compared path (mixed precision: "at least float32")
+_JAX_MODULES = ("jaxgan.nets.stylegan2", "jaxgan.games.stylegan2", "jaxgan.penalties", "jaxgan.interop.nvidia_check")
+
+
+@contextlib.contextmanager
+def jax_float64():
+    """jax_enable_x64, and ``jnp.float32`` read as float64 in :data:`_JAX_MODULES` (restored after)."""
+    import importlib
+
+    import jax
+    import jax.numpy as jnp
+    shim = types.ModuleType("jnp_float32_as_float64")
+    shim.__dict__.update(jnp.__dict__)
+    shim.float32 = jnp.float64
+    mods = [importlib.import_module(m) for m in _JAX_MODULES]
+    saved = [m.jnp for m in mods]
+    try:
+        for m in mods:
+            m.jnp = shim
+        with jax.enable_x64(True):
+            yield
+    finally:
+        for m, j in zip(mods, saved):
+            m.jnp = j
+
+
+def ref_differences(a: dict, ref: dict, rows) -> dict:
+    """``{row: rel}`` of one set of NVIDIA outputs against another (a gradient row: all its entries)."""
+    from jaxgan.interop.nvidia_check import rel
+    out = {}
+    for row in rows:
+        if row.startswith("grad_"):
+            keys = sorted(k for k in ref if k.startswith(row + "/"))
+            flat = lambda d: np.concatenate([np.ravel(np.asarray(d[k], np.float64)) for k in keys])
+            out[row] = rel(flat(a), flat(ref))
+        else:
+            out[row] = rel(a[row], ref[row])
+    return out
+
+
+def compare_float64(torch, networks, G, D, cfg: dict, seed: int, ref32: dict) -> dict:
+    """``{row: (jax32 vs nv32, nv32 vs nv64, jax32 vs nv64, jax64 vs nv64)}`` for one configuration."""
+    import jax
+    import jax.numpy as jnp
+    from jaxgan.interop import nvidia_check
+    g_state, d_state = _state(G), _state(D)
+    G64, D64 = as_float64(G), as_float64(D)
+    t = time.time()
+    with nvidia_float64(torch, networks) as census:
+        ref64 = reference(torch, G64, D64, cfg, seed, dtype=np.float64)
+    print(f"  nv64: {time.time() - t:.0f} s; float32 tensors made: {census.largest} elements at most "
+          f"({dict(census.ops)})", flush=True)
+    if census.largest > 16:
+        raise SystemExit(f"NVIDIA's float64 run made a float32 tensor of {census.largest} elements (more than "
+                         "its 4x4 resampling filter): something still runs in float32")
+    t = time.time()
+    res32 = nvidia_check.compute(g_state, G.init_kwargs, d_state, D.init_kwargs, ref32)
+    print(f"  jax32: {time.time() - t:.0f} s", flush=True)
+    t = time.time()
+    with jax_float64():
+        args = (g_state, G.init_kwargs, d_state, D.init_kwargs, ref32)
+        jaxpr = str(jax.make_jaxpr(lambda: nvidia_check.compute(*args, dtype=jnp.float64)[:2])())
+        found = re.search(r"\bf32\b|float32", jaxpr)
+        if found:
+            at = found.start()
+            raise SystemExit(f"jaxgan's float64 run still holds a float32 value: ...{jaxpr[at - 200:at + 100]}...")
+        res64 = nvidia_check.compute(*args, dtype=jnp.float64)
+        leaves = jax.tree.leaves(res64[:2])
+        assert all(x.dtype == jnp.float64 for x in leaves), {x.dtype for x in leaves}
+    print(f"  jax64: {time.time() - t:.0f} s (no float32 in its jaxpr)", flush=True)
+    a = nvidia_check.differences(*res32, ref32)
+    b = ref_differences(ref32, ref64, a)
+    c = nvidia_check.differences(*res32, ref64)
+    d = nvidia_check.differences(*res64, ref64)
+    return {row: (a[row], b[row], c[row], d[row]) for row in a}
 
 
 def write_pickle(torch, networks, G, D, path: str, cfg: dict) -> None:
@@ -218,6 +366,8 @@ def main(argv=None):
     p.add_argument("--pickles", help="write network pickles (stylegan2_nvidia_<config>.pkl) into this folder")
     p.add_argument("--generate", help="write generate.py's PNGs for the pickled res32 network here")
     p.add_argument("--compare", help="comma-separated configs to compare against jaxgan (prints a table)")
+    p.add_argument("--float64", action="store_true",
+                   help="with --compare: also compare both sides in float64 (four columns per row)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     torch, networks = _load_official(args.official)
@@ -252,19 +402,31 @@ def main(argv=None):
         np.savez_compressed(os.path.join(args.pickles, "stylegan2_nvidia_generate.npz"), images=images,
                             seeds=np.asarray(GENERATE_SEEDS), psi=np.float32(GENERATE_PSI))
         print(f"wrote generate.py's images for seeds {GENERATE_SEEDS} at psi {GENERATE_PSI} into {args.generate}")
+    if args.float64 and not args.compare:
+        p.error("--float64 goes with --compare CONFIGS")
     if args.compare:
         from jaxgan.interop import nvidia_check
         rows = []
         for name in args.compare.split(","):
             cfg = CONFIGS[name]
+            t = time.time()
             G, D = build(torch, networks, cfg, args.seed)
             ref = reference(torch, G, D, cfg, args.seed)
-            for row, err in nvidia_check.compare(_state(G), G.init_kwargs, _state(D), D.init_kwargs, ref).items():
-                rows.append((name, row, err))
-        print("| config | row | max relative difference |\n|---|---|---|")
-        for name, row, err in rows:
-            print(f"| {name} | {row} | {err:.1e} |")
-
+            if args.float64:
+                print(f"{name}: nv32 {time.time() - t:.0f} s", flush=True)
+                for row, errs in compare_float64(torch, networks, G, D, cfg, args.seed, ref).items():
+                    rows.append((name, row, errs))
+            else:
+                for row, err in nvidia_check.compare(_state(G), G.init_kwargs, _state(D), D.init_kwargs, ref).items():
+                    rows.append((name, row, (err,)))
+            print(f"{name}: {time.time() - t:.0f} s", flush=True)
+        if args.float64:
+            print("| config | row | jax32 vs nv32 | nv32 vs nv64 | jax32 vs nv64 | jax64 vs nv64 |\n"
+                  "|---|---|---|---|---|---|")
+        else:
+            print("| config | row | max relative difference |\n|---|---|---|")
+        for name, row, errs in rows:
+            print(f"| {name} | {row} | " + " | ".join(f"{e:.1e}" for e in errs) + " |")
 
 if __name__ == "__main__":
     main()

@@ -42,8 +42,17 @@ def _tree_rel(a, ref) -> float:
     return rel(flat(a), flat(ref))
 
 
-def compute(g_state: Mapping, g_kwargs: Mapping, d_state: Mapping, d_kwargs: Mapping, ref: Mapping):
+def compute(g_state: Mapping, g_kwargs: Mapping, d_state: Mapping, d_kwargs: Mapping, ref: Mapping, *,
+            dtype=None):
     """jaxgan's value of every row (``ref`` supplies the inputs: z, labels, real images, pl_y).
+
+    Args:
+      g_state, g_kwargs, d_state, d_kwargs: NVIDIA's state dicts (numpy) and init kwargs.
+      ref: the inputs (and NVIDIA's outputs, unused here).
+      dtype: None (float32, as the networks are built), or a dtype for the networks' compute dtype,
+        parameters and inputs alike. A float64 run also needs ``jax_enable_x64`` and the quantities
+        the networks keep in float32 for mixed precision (styles, mapping, logits, penalties) lifted:
+        ``tools/stylegan2_nvidia_reference.py --float64`` does both.
 
     Returns:
       (outputs, gradients, (generator, discriminator)): ``{row: array}``, ``{row: params tree}`` and
@@ -51,10 +60,14 @@ def compute(g_state: Mapping, g_kwargs: Mapping, d_state: Mapping, d_kwargs: Map
     """
     g, _ = nvidia.generator_from_kwargs(g_kwargs)
     d = nvidia.discriminator_from_kwargs(d_kwargs)
-    gv = jax.tree.map(jnp.asarray, nvidia.generator_variables(g, g_state))
-    dv = jax.tree.map(jnp.asarray, nvidia.discriminator_variables(d, d_state))
+    cast = (lambda x: jnp.asarray(x)) if dtype is None else (
+        lambda x: jnp.asarray(x, dtype) if np.issubdtype(np.asarray(x).dtype, np.floating) else jnp.asarray(x))
+    if dtype is not None:
+        g, d = g.clone(dtype=dtype), d.clone(dtype=dtype)
+    gv = jax.tree.map(cast, nvidia.generator_variables(g, g_state))
+    dv = jax.tree.map(cast, nvidia.discriminator_variables(d, d_state))
     labels = jnp.asarray(ref["labels"]) if g.num_classes is not None else None
-    inputs = (jnp.asarray(ref["z"]), labels, jnp.asarray(ref["real"]), jnp.asarray(ref["pl_y"]))
+    inputs = (cast(ref["z"]), labels, cast(ref["real"]), cast(ref["pl_y"]))
     out, grads = jax.jit(lambda gv, dv, inputs: _rows(g, d, gv, dv, *inputs))(gv, dv, inputs)
     return out, grads, (g, d)
 
@@ -100,14 +113,29 @@ def _rows(g, d, gv, dv, z, labels, real, y):
 
 
 def _ref_grads(ref: Mapping, prefix: str, net, to_vars) -> dict:
-    sd = {k[len(prefix) + 1:]: v for k, v in ref.items() if k.startswith(prefix + "/")}
-    return to_vars(net, sd, with_buffers=False)["params"]
+    """NVIDIA's gradient ``prefix/<name>`` entries in jaxgan's layout, in their own dtype.
+
+    The transplant works in float32; it maps entry indices instead of values (a permutation: exact
+    for a float64 reference too), then gathers.
+    """
+    sd = {k[len(prefix) + 1:]: np.asarray(v) for k, v in ref.items() if k.startswith(prefix + "/")}
+    flat = np.concatenate([np.ravel(v) for v in sd.values()])
+    if flat.size >= 2 ** 24:
+        raise ValueError(f"{flat.size} gradient entries: indices above 2^24 are not exact in float32")
+    offsets = np.cumsum([0] + [v.size for v in sd.values()])
+    index = {k: (np.arange(v.size) + o).reshape(v.shape).astype(np.float32) for (k, v), o in zip(sd.items(), offsets)}
+    where = to_vars(net, index, with_buffers=False)["params"]
+    return jax.tree.map(lambda i: flat[np.asarray(i, np.int64)], where)
 
 
-def compare(g_state: Mapping, g_kwargs: Mapping, d_state: Mapping, d_kwargs: Mapping, ref: Mapping
-            ) -> dict[str, float]:
-    """``{row: largest relative difference}`` of jaxgan against NVIDIA's reference outputs ``ref``."""
-    out, grads, (g, d) = compute(g_state, g_kwargs, d_state, d_kwargs, ref)
+def differences(out: Mapping, grads: Mapping, nets, ref: Mapping) -> dict[str, float]:
+    """``{row: largest relative difference}`` of :func:`compute`'s results against the outputs ``ref``.
+
+    Args:
+      out, grads, nets: :func:`compute`'s three results.
+      ref: NVIDIA's outputs (numpy, any float dtype), named as the tool writes them.
+    """
+    g, d = nets
     rows = {k: rel(v, ref[k]) for k, v in out.items()}
     for name, ours in grads.items():
         if name in ("grad_g",) or name.startswith("grad_pl"):
@@ -118,4 +146,10 @@ def compare(g_state: Mapping, g_kwargs: Mapping, d_state: Mapping, d_kwargs: Map
     return rows
 
 
-__all__ = ("compare", "compute", "rel")
+def compare(g_state: Mapping, g_kwargs: Mapping, d_state: Mapping, d_kwargs: Mapping, ref: Mapping
+            ) -> dict[str, float]:
+    """``{row: largest relative difference}`` of jaxgan against NVIDIA's reference outputs ``ref``."""
+    return differences(*compute(g_state, g_kwargs, d_state, d_kwargs, ref), ref)
+
+
+__all__ = ("compare", "compute", "differences", "rel")
