@@ -17,8 +17,8 @@
   the same round.
 --decode: a folder of 2,048 JPEGs at 178x218 (CelebA's aligned size; smooth synthetic images,
   quality 90), centre-cropped and resized to 64 and to 256 (``FolderSource``): one thread, 2 threads,
-  2 processes (``ProcessPoolExecutor``, each process's source built once before the timing, batches
-  returned to the parent pickled), 256-image batches.
+  2 processes (``FolderSource(processes=2)``, called from 2 threads as the train loop's workers do:
+  each batch decoded in a worker process and returned pickled), 256-image batches.
 --stages: where decoding's time goes, per image (512 of those JPEGs): each stage's CPU time on one
   thread (``time.thread_time``) and the stage alone on 2 threads against 1 (a stage that holds the
   GIL scales 1.0x, one that releases it up to 2.0x), for the decode before (``_old_decode``: numpy
@@ -114,19 +114,6 @@ def _smooth_jpegs(root: pathlib.Path, n: int) -> None:
         Image.fromarray(small).resize((178, 218), Image.Resampling.BICUBIC).save(root / f"{i:05d}.jpg", quality=90)
 
 
-_WORKER_SOURCES: dict = {}  # a process worker's FolderSource per (folder, resolution), built once
-
-
-def _decode_batch(args):
-    """A process worker's batch, returned to the parent through the pool's pipe (pickled)."""
-    root, res, lo, hi = args
-    from jaxgan.data import FolderSource
-
-    if (root, res) not in _WORKER_SOURCES:
-        _WORKER_SOURCES[(root, res)] = FolderSource(root, seed=0, resolution=res, crop="center")
-    return _WORKER_SOURCES[(root, res)].stored_examples(np.arange(lo, hi))["x"]
-
-
 def decode(workdir: pathlib.Path, n: int = 2048, batch: int = 256) -> dict:
     from jaxgan.data import FolderSource
 
@@ -136,18 +123,17 @@ def decode(workdir: pathlib.Path, n: int = 2048, batch: int = 256) -> dict:
     starts = list(range(0, n, batch))
     for res in (64, 256):
         src = FolderSource(root, seed=0, resolution=res, crop="center")
-        one = lambda lo: src.stored_examples(np.arange(lo, min(lo + batch, n)))
+        procs = FolderSource(root, seed=0, resolution=res, crop="center", processes=2)
+        batches = lambda s: lambda lo: s.stored_examples(np.arange(lo, min(lo + batch, n)))
         src.stored_examples(np.arange(batch))  # warm: page cache
         rows = {"1 thread": [], "2 threads": [], "2 processes": []}
-        with concurrent.futures.ThreadPoolExecutor(2) as threads, \
-                concurrent.futures.ProcessPoolExecutor(2) as procs:
-            # start the processes and build each one's source (a path listing) before the timing
-            list(procs.map(_decode_batch, [(str(root), res, 0, 8)] * 8))
+        with concurrent.futures.ThreadPoolExecutor(2) as threads:
+            list(threads.map(lambda lo: procs.stored_examples(np.arange(lo, lo + 8)), (0, 8)))  # start both processes
             for _ in range(3):  # rounds, interleaved
-                rows["1 thread"].append(_timed(lambda: [one(lo) for lo in starts]))
-                rows["2 threads"].append(_timed(lambda: list(threads.map(one, starts))))
-                rows["2 processes"].append(_timed(lambda: list(procs.map(
-                    _decode_batch, [(str(root), res, lo, min(lo + batch, n)) for lo in starts]))))
+                rows["1 thread"].append(_timed(lambda: [batches(src)(lo) for lo in starts]))
+                rows["2 threads"].append(_timed(lambda: list(threads.map(batches(src), starts))))
+                rows["2 processes"].append(_timed(lambda: list(threads.map(batches(procs), starts))))
+        procs.close()
         rates = {k: n / statistics.median(v) for k, v in rows.items()}
         out[f"to {res}"] = {"images_per_sec": rates,
                             "per_core_1_thread": rates["1 thread"],

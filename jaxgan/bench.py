@@ -599,12 +599,13 @@ def bench_input(experiment: str, overrides: list[str], *, batch: int | None = No
     import jax
 
     from jaxgan import config as config_lib, run as run_lib, sharding
-    from jaxgan.pipeline import Prefetcher, default_workers
+    from jaxgan.pipeline import Prefetcher, default_workers, use_processes
 
     overrides = list(overrides) + ([f"train.batch_size={batch}"] if batch else [])
     config, module = config_lib.resolve(experiment, overrides, smoke=smoke)
     run = run_lib.build(config, module, source=source)
     workers = config.get("input_workers") or default_workers(run.source)
+    processes = config.get("input_processes", 0) if use_processes(run.source, config.get("input_processes", 0)) else 0
     place = lambda s: jax.block_until_ready(sharding.global_batch(run.mesh, run_lib.host_batch(run, s)))
     first = place(0)  # warm: the source's first read, the transfer's compilation
     nbytes = sum(x.nbytes for x in jax.tree.leaves(first))
@@ -626,10 +627,11 @@ def bench_input(experiment: str, overrides: list[str], *, batch: int | None = No
     record = {"kind": INPUT_KIND, "experiment": pathlib.Path(config.experiment).stem, "source": run.source.info.name,
               "batch": int(config.train.batch_size), "images_per_step": run.images_per_step,
               "image_shape": list(run.source.info.shape), "dtype": str(first["x"].dtype),
-              "bytes_per_image": nbytes / run.images_per_step, "input_workers": workers, "cpu_count": cpus,
+              "bytes_per_image": nbytes / run.images_per_step, "input_workers": workers,
+              "input_processes": processes, "cpu_count": cpus,
               "steps": steps, "windows": windows, "load_average": list(os.getloadavg())}
     record["input_images_per_sec"] = rate(workers)
-    record["input_images_per_sec_per_core"] = record["input_images_per_sec"] / min(workers, cpus)
+    record["input_images_per_sec_per_core"] = record["input_images_per_sec"] / min(processes or workers, cpus)
     record["input_images_per_sec_1_worker"] = rate(1) if workers > 1 else record["input_images_per_sec"]
     return record
 

@@ -39,6 +39,9 @@ def base_config(**fields) -> Config:
         # threads building batches ahead of the step (0: one per core for data decoded per batch, an
         # image folder or TFDS; else 1). Changes timing only: the stream is the same for any value.
         input_workers=0,
+        # worker processes decoding an image folder's batches (0: in the threads above; part of
+        # decoding holds Python's GIL, so on many cores processes decode more). Timing only, as above.
+        input_processes=0,
         # every_kimg: evaluate during training (0: only at the end); best_metric: keep the checkpoint
         # with the best value of this eval metric in <workdir>/best (e.g. 'modes10k/covered').
         # inception_weights: a .npz from tools/convert_fid_inception.py turns on fid/kid/pr/dc;

@@ -7,11 +7,14 @@ resumed run starts it at the restored step. The host work (gathering examples, d
 ``jax.make_array_from_process_local_data``) overlaps the device's work on the previous steps, and the
 step itself never waits on numpy unless the host is slower than the device.
 
-Threads, not processes: NumPy indexing, PIL's decoding and resizing and the device transfer release
-the GIL, and a thread shares the source's memory map and caches (BENCHMARKS.md measures threads
-against processes). Workers build whole batches, each a pure function of its step, and the stream
-is returned in step order however they finish. One worker suffices for arrays and prepared stores;
-sources that decode per batch (image folders, TFDS) get one per core (:func:`default_workers`).
+Workers are threads: NumPy indexing, PIL's decoding and resizing and the device transfer release
+the GIL, and a thread shares the source's memory map and caches. Workers build whole batches, each a
+pure function of its step, and the stream is returned in step order however they finish. One worker
+suffices for arrays and prepared stores; sources that decode per batch (image folders, TFDS) get one
+per core (:func:`default_workers`). Decoding a file also holds the GIL for part of its time (PIL
+parses a JPEG's header in Python), which caps what the threads of one process decode however many
+cores there are: an image folder can decode in worker processes instead (:func:`use_processes`,
+config ``input_processes``), the threads then only wait for them. BENCHMARKS.md measures both.
 
 The prefetcher counts the time the consumer waited for a batch and the time workers spent building
 them; :class:`InputMeter` turns those into the ``input/`` metrics of the training loop.
@@ -36,6 +39,26 @@ def decodes(source: Any) -> bool:
     if getattr(source, "decodes_per_batch", False):
         return True
     return any(decodes(getattr(source, k)) for k in ("source", "a", "b") if getattr(source, k, None) is not None)
+
+
+def use_processes(source: Any, processes: int) -> int:
+    """Has each source in ``source`` that can (an image folder; looking through views and both
+    domains of a pair) decode its batches in ``processes`` worker processes, 0: in the calling
+    thread (config ``input_processes``). The batches are the same either way.
+
+    Returns:
+      How many sources took it (0 where none decodes in processes: the setting does nothing).
+    """
+    found = 0
+    if hasattr(source, "processes") and hasattr(source, "close"):
+        if source.processes != processes:
+            source.close()  # a pool of the old size stops; the next batch starts one of the new size
+        source.processes = processes
+        found += 1
+    for key in ("source", "a", "b"):
+        if getattr(source, key, None) is not None:
+            found += use_processes(getattr(source, key), processes)
+    return found
 
 
 def default_workers(source: Any, cpu_count: int | None = None) -> int:

@@ -131,6 +131,43 @@ def test_the_stream_built_by_several_workers_equals_the_synchronous_one_across_a
             jax.tree.map(np.testing.assert_array_equal, got[s], expected[s])
 
 
+def test_a_folder_decoded_in_worker_processes_gives_the_same_stream_and_a_dead_worker_one_line(tmp_path):
+    """input_processes=2: the batches of a run decoded in worker processes, built by 3 threads from a
+    resumed step, are the synchronous in-thread ones; a worker killed ends the next batch in one
+    RuntimeError that names the remedy, and closing the source lets a later batch start new ones."""
+    from jaxgan.pipeline import use_processes
+
+    import os
+    import signal
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "f").mkdir()
+    for i in range(11):
+        Image.fromarray(rng.integers(0, 256, (9, 7, 3), dtype=np.uint8)).save(tmp_path / "f" / f"{i:02d}.jpg")
+    runs = {}
+    for processes in (0, 2):
+        config, module = config_lib.resolve("dcgan64", [f"data.path={tmp_path / 'f'}", "data.resolution=12",
+                                                        f"input_processes={processes}", "train.batch_size=4",
+                                                        "train.n_critic=2"], smoke=True)
+        runs[processes] = run_lib.build(config, module)
+        assert use_processes(runs[processes].source, config.input_processes) == 1  # as the train loop does
+    source = runs[2].source
+    assert source.processes == 2 and runs[0].source.processes == 0 and source._pool is None
+    with Prefetcher(lambda s: run_lib.host_batch(runs[2], s), 3, 8, depth=4, workers=3) as it:
+        got = dict(it)
+    assert sorted(got) == list(range(3, 8))
+    for s in got:
+        jax.tree.map(np.testing.assert_array_equal, got[s], run_lib.host_batch(runs[0], s))
+    os.kill(next(iter(source._pool._processes)), signal.SIGKILL)
+    with pytest.raises(RuntimeError, match=r"process decoding the images of .*f stopped .*input_processes=0"):
+        run_lib.host_batch(runs[2], 0)
+    source.close()
+    jax.tree.map(np.testing.assert_array_equal, run_lib.host_batch(runs[2], 1), run_lib.host_batch(runs[0], 1))
+    source.close()
+
+
 def _jpeg_folder(root, n=12):
     from PIL import Image
 

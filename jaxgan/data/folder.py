@@ -6,13 +6,22 @@ Layouts:
 * ``root/<class>/**/*.png``: labelled, classes are the sub-folder names in sorted order.
 
 Only 8-bit images are read (16-bit and float modes are refused), so pixels cannot be NaN or
-infinite; an undecodable file is refused with its path. Paths are sorted, so example ``i`` is the same file on every machine. Images are decoded to grey
-(``channels=1``) or RGB (``channels=3``; alpha is dropped); with ``channels=None`` the first image
-decides. With ``resolution=None`` every image must have the first image's size (after ``crop``).
+infinite; an undecodable file is refused with its path. Paths are sorted, so example ``i`` is the
+same file on every machine. Images are decoded to grey (``channels=1``) or RGB (``channels=3``;
+alpha is dropped); with ``channels=None`` the first image decides. With ``resolution=None`` every
+image must have the first image's size (after ``crop``).
+
+Each file is decoded, centre-cropped and resized in PIL and written into the batch with one copy
+(:func:`jaxgan.data.images.crop_resize_image`: the pixels of ``stored_pixels`` on the decoded
+array), in the calling thread or, with ``processes``, in worker processes.
 """
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
+import multiprocessing
 import pathlib
+import threading
 
 import numpy as np
 from PIL import Image
@@ -53,6 +62,56 @@ def list_images(root) -> tuple[list[pathlib.Path], np.ndarray | None, tuple[str,
     return paths, labels, tuple(d.name for d in class_dirs)
 
 
+def open_image(path: pathlib.Path) -> Image.Image:
+    """One image file, decoded (8-bit modes only); one clear error for a file that is not one."""
+    try:
+        image = Image.open(path)
+        image.load()
+    except (OSError, SyntaxError) as e:  # PIL raises these for unreadable / truncated files
+        raise ValueError(f"cannot decode image {path}: {e}. Remove or replace the file") from e
+    if image.mode in _HIGH_DEPTH_MODES:
+        raise ValueError(f"{path} has {image.mode!r} pixels (16-bit or float); only 8-bit images are "
+                         f"supported: convert it to 8-bit grey or RGB")
+    return image
+
+
+@dataclasses.dataclass(frozen=True)
+class _Decoding:
+    """What decoding a folder's file needs (sent to worker processes with each batch's paths)."""
+
+    mode: str  # 'L' or 'RGB'
+    options: ImageOptions
+    shape: tuple[int, int, int]  # the batch's image shape
+    first: pathlib.Path  # the file that fixed the stored size (named in errors)
+    stored_hw: tuple[int, int]  # its (height, width)
+
+    def image(self, path: pathlib.Path) -> Image.Image:
+        """One file decoded, in ``mode``, centre-cropped and resized (in PIL)."""
+        image = open_image(path)
+        if image.mode != self.mode:
+            image = image.convert(self.mode)
+        if self.options.resolution is None:
+            hw = (image.height, image.width)
+            if self.options.crop == "center":
+                hw, want = (min(hw),) * 2, (min(self.stored_hw),) * 2
+            else:
+                want = self.stored_hw
+            if hw != want:
+                raise ValueError(f"{path} is {image.width}x{image.height} (WxH) but {self.first} is "
+                                 f"{self.stored_hw[1]}x{self.stored_hw[0]}: set `resolution` to resize all images "
+                                 f"to one size")
+        # The mode conversion above made the channels, so the pixels stay uint8 (those of
+        # stored_pixels on the decoded array, computed in PIL: crop_resize_image).
+        return crop_resize_image(image, self.options)
+
+    def batch(self, paths: list[pathlib.Path]) -> np.ndarray:
+        """The files decoded into one uint8 (N, H, W, C) batch, each written in as it is decoded."""
+        x = np.empty((len(paths),) + self.shape, np.uint8)
+        for row, path in enumerate(paths):
+            x[row] = np.asarray(self.image(path)).reshape(self.shape)
+        return x
+
+
 class FolderSource(Uint8Source):
     """A finite source over a folder of images (see the module docstring).
 
@@ -60,6 +119,13 @@ class FolderSource(Uint8Source):
       path: the root folder.
       seed: data seed.
       resolution, channels, crop: image options (:class:`jaxgan.data.images.ImageOptions`).
+      processes: decode each batch in one of this many worker processes (0: in the calling thread;
+        the train loop sets it from config ``input_processes``, :func:`jaxgan.pipeline.use_processes`).
+        The input pipeline builds batches on one thread per core; part of decoding a file holds
+        Python's GIL (PIL parses a JPEG's header in Python), which caps what threads of one process
+        can decode however many cores the host has; processes do not share it. Workers start once
+        (``forkserver``: a script that uses them needs ``if __name__ == '__main__':``), on the first
+        batch; the batches are the same with or without them.
 
     Attributes:
       paths: the sorted image paths (example ``i`` is ``paths[i]``).
@@ -72,58 +138,65 @@ class FolderSource(Uint8Source):
     decodes_per_batch = True  # batches are decoded from files: the input pipeline builds them on one thread per core
 
     def __init__(self, path, seed: int, resolution: int | None = None, channels: int | None = None,
-                 crop: str | None = None):
+                 crop: str | None = None, processes: int = 0):
         self.options = ImageOptions(resolution=resolution, channels=channels, crop=crop)
+        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
+            raise ValueError(f"processes must be an integer >= 0 (0: decode in the input pipeline's threads), "
+                             f"got {processes!r}")
         self.paths, self.labels, self.classes = list_images(path)
         super().__init__(len(self.paths), seed)
-        first = self._open(self.paths[0])
+        first = open_image(self.paths[0])
         self.mode = {1: "L", 3: "RGB"}.get(channels) or ("L" if first.mode in ("1", "L", "LA") else "RGB")
         stored = (first.height, first.width, 1 if self.mode == "L" else 3)
-        self._stored_hw = stored[:2]
         self.info = DataInfo(shape=self.options.output_shape(*stored),
                              num_classes=len(self.classes) if self.labels is not None else None,
                              kind="image", num_examples=len(self.paths), name=pathlib.Path(path).name)
-
-    @staticmethod
-    def _open(path: pathlib.Path) -> Image.Image:
-        try:
-            image = Image.open(path)
-            image.load()
-        except (OSError, SyntaxError) as e:  # PIL raises these for unreadable / truncated files
-            raise ValueError(f"cannot decode image {path}: {e}. Remove or replace the file") from e
-        if image.mode in _HIGH_DEPTH_MODES:
-            raise ValueError(f"{path} has {image.mode!r} pixels (16-bit or float); only 8-bit images are "
-                             f"supported: convert it to 8-bit grey or RGB")
-        return image
+        self._decoding = _Decoding(self.mode, self.options, self.info.shape, self.paths[0], stored[:2])
+        self.processes = processes
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def _decode(self, path: pathlib.Path) -> Image.Image:
         """One file decoded, in the source's mode, centre-cropped and resized (in PIL)."""
-        image = self._open(path)
-        if image.mode != self.mode:
-            image = image.convert(self.mode)
-        if self.options.resolution is None:
-            hw = (image.height, image.width)
-            if self.options.crop == "center":
-                hw, want = (min(hw),) * 2, (min(self._stored_hw),) * 2
-            else:
-                want = self._stored_hw
-            if hw != want:
-                raise ValueError(f"{path} is {image.width}x{image.height} (WxH) but {self.paths[0]} is "
-                                 f"{self._stored_hw[1]}x{self._stored_hw[0]}: set `resolution` to resize all images "
-                                 f"to one size")
-        # The mode conversion above made the channels, so the pixels stay uint8 (those of
-        # stored_pixels on the decoded array, computed in PIL: crop_resize_image).
-        return crop_resize_image(image, self.options)
+        return self._decoding.image(path)
 
     def stored_examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        """The examples ``indices`` decoded, cropped and resized, as uint8.
-
-        Each image is written into the batch as it is decoded (one copy out of PIL, no stacking).
-        """
-        x = np.empty((len(indices),) + self.info.shape, np.uint8)
-        for row, i in enumerate(indices):
-            x[row] = np.asarray(self._decode(self.paths[i])).reshape(self.info.shape)
+        """The examples ``indices`` decoded, cropped and resized, as uint8."""
+        paths = [self.paths[i] for i in indices]
+        x = self._in_process(paths) if self.processes and paths else self._decoding.batch(paths)
         batch = {"x": x}
         if self.labels is not None:
             batch["label"] = self.labels[indices]
         return batch
+
+    def _in_process(self, paths: list[pathlib.Path]) -> np.ndarray:
+        with self._pool_lock:
+            if self._pool is None:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload([__name__])  # workers fork from a server that imported this
+                self._pool = concurrent.futures.ProcessPoolExecutor(self.processes, mp_context=context)
+            pool = self._pool
+        try:
+            return pool.submit(self._decoding.batch, paths).result()
+        except concurrent.futures.process.BrokenProcessPool as e:
+            raise RuntimeError(
+                f"a process decoding the images of {self.paths[0].parent} stopped (killed by the system, e.g. out of "
+                f"memory, or it failed to start: a script that trains must guard its code with `if __name__ == "
+                f"'__main__':`); set input_processes=0 to decode in threads (now {self.processes}), or prepare the "
+                f"data once with `jaxgan prepare`") from e
+
+    def close(self) -> None:
+        """Stops the decoding processes (if any started); a later batch starts new ones."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __getstate__(self) -> dict:  # a copy (pickle, deepcopy) starts its own processes
+        state = dict(self.__dict__)
+        state["_pool"], state["_pool_lock"] = None, None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pool_lock = threading.Lock()
