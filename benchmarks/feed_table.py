@@ -14,7 +14,7 @@ configured batch x 2, the rows of an 8-chip host if compiled for v5e:2x2.)
 The host's side, measured on this machine:
 
 * ``store``: the train loop's input pipeline (:func:`jaxgan.bench.bench_input`: ``host_batch`` and
-  ``global_batch`` on one :class:`~jaxgan.pipeline.Prefetcher` worker) reading a prepared store
+  ``global_batch`` on one :class:`~jaxgan.pipeline.Prefetcher` worker, and on 2) reading a prepared store
   (:mod:`jaxgan.data.store`, memory-mapped) of random uint8 images of the experiment's shape and
   classes, with its views (``part``, ``transform``, ``sr_factor``, the second domain), at the batch an
   8-chip host builds per step (the record's batch per chip x 8): images/s on one core.
@@ -101,9 +101,12 @@ def store_rate(experiment: str, batch: int, workdir: pathlib.Path, steps: int, w
     if config.get("data_b"):
         spec["data_b"] = _store_spec(config.data_b, workdir, 1)
     source = make_run_source(spec)
-    record = bench_input(experiment, [], batch=batch, steps=steps, windows=windows, source=source)
-    return {k: record[k] for k in ("batch", "images_per_step", "image_shape", "bytes_per_image",
-                                   "input_images_per_sec_1_worker", "load_average")}
+    record = bench_input(experiment, ["input_workers=2"], batch=batch, steps=steps, windows=windows, source=source)
+    out = {k: record[k] for k in ("batch", "images_per_step", "image_shape", "bytes_per_image",
+                                  "input_images_per_sec_1_worker", "load_average")}
+    out["input_images_per_sec_2_workers"] = record["input_images_per_sec"]
+    out["host_us_per_step_1_worker"] = 1e6 * record["images_per_step"] / record["input_images_per_sec_1_worker"]
+    return out
 
 
 def decode_rate(resolution, crop, channels, jpegs: pathlib.Path, n: int = 512, rounds: int = 3) -> float:
@@ -138,12 +141,15 @@ def row(experiment: str, record: dict | None, workdir: pathlib.Path, jpegs: path
                    hosts=record.get("hosts"), compute_dtype=record.get("compute_dtype"),
                    bound_images_per_s=bound["images_per_s"], limited_by=bound.get("limited_by"),
                    bound_per_chip=per_chip, need_per_host=per_chip * HOST_CHIPS)
-    out["store"] = store_rate(experiment, host_batch, workdir / experiment, steps, windows)
+    # windows of at least ~20,000 images (up to 200 steps): a window's thread start and join stay small
+    out["store"] = store_rate(experiment, host_batch, workdir / experiment, max(steps, min(200, 20_000 // host_batch)),
+                              windows)
     for key in ("data", "data_b"):
         spec = config.get(key) or {}
         if spec.get("name") == "folder" and "decode_per_core" not in out:
             out["decode_per_core"] = decode_rate(spec.get("resolution"), spec.get("crop"), spec.get("channels"), jpegs)
     if record is not None:
+        out["step_us_at_bound"] = 1e6 * out["store"]["images_per_step"] / out["need_per_host"]
         out["store_vcpus_needed_per_host"] = out["need_per_host"] / out["store"]["input_images_per_sec_1_worker"]
         if "decode_per_core" in out:
             out["decode_vcpus_needed_per_host"] = out["need_per_host"] / out["decode_per_core"]
@@ -153,21 +159,25 @@ def row(experiment: str, record: dict | None, workdir: pathlib.Path, jpegs: path
 def markdown(rows: list[dict]) -> str:
     """The rows as a Markdown table (experiments without a compile record: the host side only)."""
     vcpus = VCPUS_PER_CHIP * HOST_CHIPS
-    lines = [f"| experiment | compiled for | bound / chip (img/s) | an {HOST_CHIPS}-chip host's chips consume | "
-             f"store: img/s on one core here (batch) | store: vCPUs needed of {vcpus} | "
+    lines = [f"| experiment | compiled for | bound / chip (img/s) | an {HOST_CHIPS}-chip host's chips consume "
+             f"(img/s) | its step at the bound (us) | store: img/s on one core here (images per step) | "
+             f"host us per step | 2 workers / 1 | store: vCPUs needed of {vcpus} | "
              f"JPEG decode: img/s per core | decode: vCPUs needed of {vcpus} |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r["store"]
-        rate = f"{s['input_images_per_sec_1_worker']:,.0f} ({s['batch']})"
+        rate = (f"{s['input_images_per_sec_1_worker']:,.0f} ({s['images_per_step']}) | "
+                f"{s['host_us_per_step_1_worker']:,.0f} | "
+                f"{s['input_images_per_sec_2_workers'] / s['input_images_per_sec_1_worker']:.2f}")
         decode = f"{r['decode_per_core']:,.0f}" if "decode_per_core" in r else "-"
         if "topology" not in r:
-            lines.append(f"| {r['experiment']} | no v5e compile record | - | - | {rate} | - | {decode} | - |")
+            lines.append(f"| {r['experiment']} | no v5e compile record | - | - | - | {rate} | - | {decode} | - |")
             continue
         decode_need = f"{r['decode_vcpus_needed_per_host']:,.0f}" if "decode_per_core" in r else "-"
         lines.append(f"| {r['experiment']} | {r['topology']}, batch {r['batch']}, {r['compute_dtype']} "
-                     f"({r['limited_by']}-bound) | {r['bound_per_chip']:,.0f} | {r['need_per_host']:,.0f} | {rate} | "
-                     f"{r['store_vcpus_needed_per_host']:.1f} | {decode} | {decode_need} |")
+                     f"({r['limited_by']}-bound) | {r['bound_per_chip']:,.0f} | {r['need_per_host']:,.0f} | "
+                     f"{r['step_us_at_bound']:,.0f} | {rate} | {r['store_vcpus_needed_per_host']:.1f} | {decode} | "
+                     f"{decode_need} |")
     return "\n".join(lines)
 
 
