@@ -58,6 +58,8 @@ _OS_HINTS = {
     errno.EEXIST: "it already exists",
     errno.ENAMETOOLONG: "the file name is too long: choose a shorter path",
     errno.EIO: "an input/output error (a failing disk or network file system): retry, or check the disk",
+    errno.EFBIG: "the file is larger than this file system or your file-size limit (ulimit -f) allows: "
+                 "raise the limit or choose a --workdir/--out on another file system",
 }
 
 

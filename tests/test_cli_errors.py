@@ -225,6 +225,15 @@ def test_an_unknown_tfds_name_is_a_short_line_with_the_closest_names(tmp_path):
     assert "no data set 'mnits'" in message and "did you mean 'mnist'" in message and "list_builders" in message
 
 
+def test_a_file_too_large_for_the_file_system_says_what_to_do():
+    """EFBIG (a file-size limit, ulimit -f, or a file system's largest file) is the user's to fix."""
+    e = RuntimeError("saving failed")
+    e.__cause__ = OSError(errno.EFBIG, "File too large", "/work/run/checkpoints/tmp")
+    message, is_user = errors.describe(e)
+    assert is_user and "\n" not in message, message
+    assert "ulimit -f" in message and "another file system" in message, message
+
+
 BENCH_ARGS = [
     ("batch0", ["--batch", "0"], "argument --batch: expected an integer >= 1, got 0"),
     ("batch_text", ["--batch", "64", "x"], "argument --batch: expected an integer >= 1, got 'x'"),
