@@ -28,7 +28,8 @@ The report, per chip (every chip runs the same SPMD program):
 * the compile time (lowering + compilation, on this host).
 
 The generator forward that ``jaxgan sample``/``eval`` run (``Run.generate_fn``, a chunk of 1,000
-latents) is compiled and reported too, unless ``--no-generate``.
+latents, rounded up to a multiple of the chips and split over them) is compiled and reported too,
+unless ``--no-generate``.
 """
 from __future__ import annotations
 
@@ -331,9 +332,9 @@ def compile_for_topology(config, module, topology: str, *, generate: bool = True
         z, labels = _abstract_generate_inputs(run, mesh)
         t0 = time.perf_counter()
         gen = run.generate_fn.lower(params, model_state, z, labels).compile()
-        programs["generate"] = program_report(  # z replicated: every chip draws the whole chunk
-            gen, chip, compile_s=time.perf_counter() - t0, model_flops=None, images=GENERATE_CHUNK,
-            per_chip_batch=GENERATE_CHUNK, state_shapes=shapes)
+        programs["generate"] = program_report(  # z split over the chips along the batch
+            gen, chip, compile_s=time.perf_counter() - t0, model_flops=None, images=z.shape[0],
+            per_chip_batch=z.shape[0] // n, state_shapes=shapes)
         hlo["generate"] = gen.as_text()
     if hlo_dir:
         pathlib.Path(hlo_dir).mkdir(parents=True, exist_ok=True)
@@ -366,21 +367,23 @@ def _source(config):
 
 
 def _abstract_generate_inputs(run, mesh):
-    """(z, labels) as sample/eval pass them to ``Run.generate_fn``: a chunk, replicated on the mesh."""
+    """(z, labels) as sample/eval pass them to ``Run.generate_fn`` (``jaxgan.run.generate``): a
+    chunk of ``GENERATE_CHUNK`` latents rounded up to a multiple of the chips, split over them."""
     import jax
     import numpy as np
 
-    from jaxgan import sharding
+    from jaxgan import run as run_lib, sharding
 
-    rep = sharding.replicated(mesh)
+    rep = sharding.batch_sharding(mesh, critic_axis=False)
+    chunk = run_lib.generate_chunk(mesh, GENERATE_CHUNK)
     if hasattr(run.game, "sample_inputs"):  # image-to-image games: inputs drawn from the data
         x, _ = run.game.sample_inputs(run.source, 1, 0)
-        z = jax.ShapeDtypeStruct((GENERATE_CHUNK, *np.shape(x)[1:]), np.asarray(x).dtype, sharding=rep)
+        z = jax.ShapeDtypeStruct((chunk, *np.shape(x)[1:]), np.asarray(x).dtype, sharding=rep)
     else:
-        z = jax.ShapeDtypeStruct((GENERATE_CHUNK, run.game.latent_dim), np.float32, sharding=rep)
+        z = jax.ShapeDtypeStruct((chunk, run.game.latent_dim), np.float32, sharding=rep)
     labels = None
     if getattr(run.game, "num_classes", None) is not None:
-        labels = jax.ShapeDtypeStruct((GENERATE_CHUNK,), np.int32, sharding=rep)
+        labels = jax.ShapeDtypeStruct((chunk,), np.int32, sharding=rep)
     return z, labels
 
 

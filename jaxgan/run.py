@@ -109,15 +109,42 @@ def sampling_variables(state) -> tuple[Any, Any]:
     return state.g_ema, ema_state
 
 
+def generate_chunk(mesh, chunk: int = 1000) -> int:
+    """Latents per call of ``Run.generate_fn``: ``chunk`` rounded up to a multiple of the mesh's
+    devices, so that every call splits evenly over them."""
+    return -(-chunk // mesh.size) * mesh.size
+
+
 def generate(run: Run, state, z: jax.Array, labels: jax.Array | None = None,
              chunk: int = 1000) -> np.ndarray:
-    """Samples (float32 numpy) from the EMA generator where there is one, in inference mode."""
+    """Samples (float32 numpy) from the EMA generator where there is one, in inference mode.
+
+    Data parallel: each call's latents (``generate_chunk``) are split over the run's devices along
+    the batch, so n chips draw a chunk n times faster than one (the parameters are replicated, as in
+    training); the last chunk is padded with copies of its last row and trimmed. Every process passes
+    the same ``z`` and ``labels`` (drawn from the same key) and gets every sample back. Each sample
+    depends only on its own latent: generators run in inference mode (batch-norm statistics frozen)."""
     params, model_state = sampling_variables(state)
     fn = run.generate_fn
+    chunk = generate_chunk(run.mesh, chunk)
+    spec = sharding.batch_sharding(run.mesh, critic_axis=False)
+
+    def place(x, rows):
+        x = np.asarray(x)
+        if len(x) < rows:
+            x = np.concatenate([x, np.repeat(x[-1:], rows - len(x), axis=0)])
+        return jax.make_array_from_callback(x.shape, spec, lambda index: x[index])
+
     out = []
     for i in range(0, z.shape[0], chunk):
-        y = None if labels is None else labels[i:i + chunk]
-        out.append(np.asarray(jax.device_get(fn(params, model_state, z[i:i + chunk], y)), np.float32))
+        zc = z[i:i + chunk]
+        rows = -(-len(zc) // run.mesh.size) * run.mesh.size
+        y = None if labels is None else place(labels[i:i + chunk], rows)
+        x = fn(params, model_state, place(zc, rows), y)
+        if not x.is_fully_addressable:  # a multi-process mesh: gather every process's rows
+            from jax.experimental import multihost_utils
+            x = multihost_utils.process_allgather(x, tiled=True)
+        out.append(np.asarray(jax.device_get(x), np.float32)[:len(zc)])
     return np.concatenate(out)
 
 

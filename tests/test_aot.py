@@ -75,6 +75,9 @@ def test_compile_for_v5e_reports_sane_values_and_the_tpu_program(tmp_path):
     assert " conditional(" not in hlo  # the norms are fused into the optimizer's pass on TPU, no lax.cond
     gen = r["programs"]["generate"]
     assert gen["flops"]["xla"] > 0 and gen["memory"]["fits"] and gen["bound"]["images_per_s"] > 0
+    # sample/eval are data parallel: each chip draws a quarter of the 1,000-latent chunk (28x28x1
+    # images, at most float32) and nothing crosses the chips; a replicated chunk would be 4x that.
+    assert 0 < gen["memory"]["output"] <= 250 * 28 * 28 * 4 and gen["collectives"] == []
     assert "fits" in proc.stdout and "not a measurement" in proc.stdout and "all-reduce" in proc.stdout
 
 
