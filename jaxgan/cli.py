@@ -90,10 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--topology", metavar="GEN:SHAPE",
                    help="with --dry-run: also compile the step for this Cloud TPU slice (e.g. v5e:2x4) and "
                         "print jaxgan compile's report (needs libtpu: pip install 'jaxgan[tpu]'; no TPU)")
-    cache = t.add_mutually_exclusive_group()
-    cache.add_argument("--compile-cache", metavar="DIR",
-                       help="persistent compilation cache folder (default: jaxgan.compile_cache's)")
-    cache.add_argument("--no-compile-cache", action="store_true", help="do not use a persistent compilation cache")
+    _add_compile_cache_flags(t)
     s = sub.add_parser("sample", parents=[common], help="draw samples from a run's latest checkpoint")
     s.add_argument("workdir")
     s.add_argument("--n", type=_at_least_one, default=64, help="number of samples (default 64)")
@@ -110,11 +107,19 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--experiment", metavar="FILE",
                        help="build the run from this experiment file instead of the workdir's recorded "
                             "copy (for workdirs made before copies were kept)")
+        _add_compile_cache_flags(q)  # the generator and eval's networks compile once, as train's step
     import importlib
 
     for name in EXTRA_COMMANDS:
         importlib.import_module(name).register(sub)
     return p
+
+
+def _add_compile_cache_flags(parser) -> None:
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument("--compile-cache", metavar="DIR",
+                       help="persistent compilation cache folder (default: jaxgan.compile_cache's)")
+    cache.add_argument("--no-compile-cache", action="store_true", help="do not use a persistent compilation cache")
 
 
 def _note(command: str, text: str) -> None:
@@ -293,6 +298,7 @@ def cmd_sample(args) -> int:
     _check_workdir(workdir)
     out = pathlib.Path(args.out) if args.out else workdir / "samples.npy"
     _check_out(out)
+    _enable_compile_cache(args)
     run, state = _load_run(workdir, args.set, args.experiment, "sample")
     z, labels = run_lib.sample_inputs(run, args.n, args.seed)
     x = run_lib.generate(run, state, z, labels)
@@ -311,6 +317,7 @@ def cmd_eval(args) -> int:
     from jaxgan.evaluate import evaluate
     from jaxgan.train import json_dumps
 
+    _enable_compile_cache(args)
     if args.samples:
         from jaxgan.evaluate import evaluate_samples
 

@@ -469,6 +469,28 @@ def test_compile_cache_flags(tmp_path, monkeypatch):
     assert calls == [str(tmp_path), None]
 
 
+def test_sample_and_eval_use_the_compile_cache_as_train_does(trained, tmp_path, monkeypatch, capsys):
+    """sample and eval compile the generator (and eval its networks) once per machine, not per call:
+    they turn on the persistent compilation cache as train does, with the same flags."""
+    import importlib.machinery
+    import sys
+    import types
+
+    calls = []
+    fake = types.ModuleType("jaxgan.compile_cache")
+    fake.__spec__ = importlib.machinery.ModuleSpec("jaxgan.compile_cache", None)
+    fake.enable = calls.append
+    monkeypatch.setitem(sys.modules, "jaxgan.compile_cache", fake)
+    out = tmp_path / "s.npy"
+    assert run_cli(["sample", trained, "--n", "8", "--out", out, "--compile-cache", tmp_path / "xla"], capsys)[0] == 0
+    assert run_cli(["sample", trained, "--n", "8", "--out", out, "--no-compile-cache"], capsys)[0] == 0
+    assert run_cli(["sample", trained, "--n", "8", "--out", out], capsys)[0] == 0
+    assert calls == [str(tmp_path / "xla"), None]
+    assert run_cli(["eval", trained, "--compile-cache", tmp_path / "e"], capsys)[0] == 0
+    assert run_cli(["eval", trained, "--no-compile-cache"], capsys)[0] == 0
+    assert calls[2:] == [str(tmp_path / "e")]
+
+
 def test_an_unknown_convolution_form_is_one_line(capsys):
     code, _, err = run_cli(["train", "dcgan_mnist", "--dry-run", "--set", "model.upsample=fast"], capsys)
     assert_one_clear_line(code, err, "model.upsample = 'fast'")
