@@ -73,6 +73,9 @@ CONFIGS = {
                              map=8, d_arch="resnet", clamp=0.5, mbstd=4, batch=4),
     "res256": dict(res=256, channels=3, c_dim=0, channel_base=4096, channel_max=64, z_dim=64, w_dim=64, map=8,
                    d_arch="resnet", clamp=None, mbstd=2, batch=2),
+    # res256 with a quarter of its channels (4-16; the float64 comparison where res256 is too slow)
+    "res256_small": dict(res=256, channels=3, c_dim=0, channel_base=1024, channel_max=16, z_dim=64, w_dim=64,
+                         map=8, d_arch="resnet", clamp=None, mbstd=2, batch=2),
 }
 FIXTURE_CONFIGS = ("res32", "cond16_clamp", "orig16")
 GENERATE_SEEDS = list(range(16))
@@ -128,13 +131,8 @@ def _grads(torch, net, value, dtype=np.float32) -> dict:
             for (n, p), g in zip(params, gs)}
 
 
-def reference(torch, G, D, cfg: dict, seed: int, dtype=np.float32) -> dict:
-    """Every row's NVIDIA output for ``cfg`` (NCHW images as NHWC; logits in jaxgan's batch order).
-
-    The inputs are drawn in float32 whatever ``dtype``; ``dtype`` is that of the computation (G and D
-    must be in it: :func:`as_float64`) and of the outputs.
-    """
-    from jaxgan.interop.nvidia import strided_order  # numpy only
+def inputs(cfg: dict, seed: int):
+    """(z, labels, one-hot labels, real NCHW images, pl_y NCHW), float32, drawn from ``seed``."""
     rng = np.random.RandomState(seed + 1)
     n, res, ch = cfg["batch"], cfg["res"], cfg["channels"]
     z = rng.randn(n, cfg["z_dim"]).astype(np.float32)
@@ -142,6 +140,18 @@ def reference(torch, G, D, cfg: dict, seed: int, dtype=np.float32) -> dict:
     c = np.eye(cfg["c_dim"], dtype=np.float32)[labels] if cfg["c_dim"] else np.zeros((n, 0), np.float32)
     real = rng.uniform(-1, 1, size=(n, ch, res, res)).astype(np.float32)
     pl_y = (rng.randn(n, ch, res, res) / np.sqrt(res * res)).astype(np.float32)
+    return z, labels, c, real, pl_y
+
+
+def reference(torch, G, D, cfg: dict, seed: int, dtype=np.float32) -> dict:
+    """Every row's NVIDIA output for ``cfg`` (NCHW images as NHWC; logits in jaxgan's batch order).
+
+    The inputs are drawn in float32 whatever ``dtype``; ``dtype`` is that of the computation (G and D
+    must be in it: :func:`as_float64`) and of the outputs.
+    """
+    from jaxgan.interop.nvidia import strided_order  # numpy only
+    n = cfg["batch"]
+    z, labels, c, real, pl_y = inputs(cfg, seed)
     T = lambda a: torch.from_numpy(np.ascontiguousarray(a))
     F = lambda a: T(np.asarray(a, dtype))  # a float input in the computation's dtype
     nhwc = lambda t: np.ascontiguousarray(t.detach().numpy().transpose(0, 2, 3, 1)).astype(dtype)
@@ -281,6 +291,89 @@ def ref_differences(a: dict, ref: dict, rows) -> dict:
     return out
 
 
+def _flips(a: dict, b: dict) -> dict:
+    """``{layer: (count, largest |float64 value|)}`` of outputs whose sign differs between ``a`` and ``b``."""
+    out = {}
+    for k in a:
+        flip = np.sign(a[k]) != np.sign(b[k])
+        if flip.any():
+            out[k] = (int(flip.sum()), float(np.abs(b[k][flip]).max()))
+    return out
+
+
+def kink_flips(torch, networks, G, D, G64, D64, cfg: dict, seed: int) -> dict:
+    """Leaky-ReLU units whose input is on the other side of 0 in float32 than in float64.
+
+    For jaxgan and NVIDIA each: G(z) (psi 1, fixed noise), D on the reals, D on its own G's image.
+    At such a unit the slope is 0.2 sqrt(2) instead of sqrt(2) (or the reverse) in one precision:
+    float32 rounding that changes the gradients through that unit by far more than an ulp.
+
+    Returns:
+      ``{side: {pass: {layer: (count, largest |value| in float64)}}}``.
+    """
+    import jax
+    import jax.numpy as jnp
+    from jaxgan.nets.stylegan2 import SynthesisLayer
+    z, labels, c, real, _ = inputs(cfg, seed)
+    nhwc = lambda a: np.ascontiguousarray(np.asarray(a).transpose(0, 2, 3, 1))
+    lrelu = lambda mdl, method: method == "__call__" and (
+        isinstance(mdl, SynthesisLayer) or getattr(mdl, "act", None) == "lrelu")
+
+    def jax_side(dtype):
+        from jaxgan.interop import nvidia
+        g, _ = nvidia.generator_from_kwargs(G.init_kwargs)
+        d = nvidia.discriminator_from_kwargs(D.init_kwargs)
+        g, d = g.clone(dtype=dtype), d.clone(dtype=dtype)
+        cast = lambda t: jax.tree.map(lambda x: jnp.asarray(x, dtype), t)
+        gv, dv = cast(nvidia.generator_variables(g, _state(G))), cast(nvidia.discriminator_variables(d, _state(D)))
+        lab = jnp.asarray(labels) if g.num_classes is not None else None
+
+        def run(gv, dv, z, real):
+            img, gi = g.apply(gv, z, lab, noise_mode="const", capture_intermediates=lrelu, mutable=["intermediates"])
+            _, di = d.apply(dv, real, lab, capture_intermediates=lrelu, mutable=["intermediates"])
+            _, fi = d.apply(dv, img, lab, capture_intermediates=lrelu, mutable=["intermediates"])
+            return gi, di, fi
+
+        out = jax.jit(run)(gv, dv, jnp.asarray(z, dtype), jnp.asarray(nhwc(real), dtype))
+        return [{"/".join(p.key for p in path[:-2]): np.asarray(x, np.float64) for path, x in
+                 jax.tree_util.tree_flatten_with_path(o["intermediates"])[0]} for o in out]
+
+    def nv_side(g_net, d_net, dtype):
+        from jaxgan.interop.nvidia import strided_order
+        taps, hooks = {}, []
+        for name, m in list(g_net.named_modules()) + [("D." + n, m) for n, m in d_net.named_modules()]:
+            if getattr(m, "activation", None) == "lrelu":
+                hooks.append(m.register_forward_hook(
+                    lambda m, i, o, name=name: taps.__setitem__(name, o.detach().double().numpy().copy())))
+        order = torch.from_numpy(strided_order(cfg["batch"], cfg["mbstd"]))
+        F = lambda a: torch.from_numpy(np.asarray(a, dtype))
+        passes = []
+        try:
+            with torch.no_grad():
+                img = g_net(F(z), F(c), noise_mode="const")
+                passes.append(dict(taps))
+                taps.clear()
+                d_net(F(real)[order], F(c)[order])
+                passes.append(dict(taps))
+                taps.clear()
+                d_net(img[order], F(c)[order])
+                passes.append(dict(taps))
+        finally:
+            for h in hooks:
+                h.remove()
+        return passes
+
+    j32 = jax_side(jnp.float32)
+    with jax_float64():
+        j64 = jax_side(jnp.float64)
+    n32 = nv_side(G, D, np.float32)
+    with nvidia_float64(torch, networks):
+        n64 = nv_side(G64, D64, np.float64)
+    names = ("G", "D(reals)", "D(fakes)")
+    return {"jaxgan": {p: _flips(a, b) for p, a, b in zip(names, j32, j64)},
+            "NVIDIA": {p: _flips(a, b) for p, a, b in zip(names, n32, n64)}}
+
+
 def compare_float64(torch, networks, G, D, cfg: dict, seed: int, ref32: dict) -> dict:
     """``{row: (jax32 vs nv32, nv32 vs nv64, jax32 vs nv64, jax64 vs nv64)}`` for one configuration."""
     import jax
@@ -311,6 +404,12 @@ def compare_float64(torch, networks, G, D, cfg: dict, seed: int, ref32: dict) ->
         leaves = jax.tree.leaves(res64[:2])
         assert all(x.dtype == jnp.float64 for x in leaves), {x.dtype for x in leaves}
     print(f"  jax64: {time.time() - t:.0f} s (no float32 in its jaxpr)", flush=True)
+    t = time.time()
+    flips = kink_flips(torch, networks, G, D, G64, D64, cfg, seed)
+    say = lambda f: ", ".join(f"{p} " + (" ".join(f"{k}: {n} (|x| {x:.0e})" for k, (n, x) in layers.items()) or "0")
+                              for p, layers in f.items())
+    print(f"  leaky-ReLU inputs on the other side of 0 in float32 than in float64 ({time.time() - t:.0f} s): "
+          f"jaxgan {say(flips['jaxgan'])}; NVIDIA {say(flips['NVIDIA'])}", flush=True)
     a = nvidia_check.differences(*res32, ref32)
     b = ref_differences(ref32, ref64, a)
     c = nvidia_check.differences(*res32, ref64)
