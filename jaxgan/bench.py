@@ -514,7 +514,11 @@ def _jaxgan_timed(config, module, devices, data: str, warm_compile: bool) -> tup
                       "warm_cache_hit": warm_hit},
         "flops_per_step": {"hlo_lowered": hlo, "hlo_lowered_per_device": per_device, "analytic": analytic and analytic["total"],
                            "analytic_matmul": analytic and analytic["matmul"],
-                           "ratio": (analytic["total"] / hlo) if (analytic and hlo) else None,
+                           # one device's share of each (the optimizer's update of the replicated
+                           # parameters runs on every device: flops.per_device)
+                           "analytic_per_device": analytic and flops_lib.per_device(analytic, len(devices)),
+                           "ratio": (flops_lib.per_device(analytic, len(devices)) / per_device)
+                           if (analytic and per_device) else None,
                            "model": (analytic and analytic["total"]) or hlo,
                            "model_source": "analytic" if analytic else "hlo_lowered"},
         "memory": _memory(compiled, devices),
