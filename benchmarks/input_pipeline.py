@@ -203,67 +203,58 @@ def _load_scaling(open_all, threads, rounds: int = 5) -> dict:
             "2_threads_vs_1": statistics.median(a / b for a, b in zip(one, two))}
 
 
-def _gil_held(src, paths, res: int, rounds: int = 7) -> dict:
-    """Per image, the CPU time of a whole decode (before / after) and of its parts that run with the
-    GIL released, all on this thread (``time.thread_time``, so other load on the machine barely
-    moves them): PIL's decoders (``decoder.decode``: the JPEG's, and the raw one ``Image.fromarray``
-    uses), the core resize, the core crop. The rest (the JPEG header parsed in Python, PIL's and our
-    Python code, ``tobytes`` behind ``np.asarray``, whose encoder keeps the GIL) is what the GIL
-    serialises: threads of one process decode at most 1 / that many images per second."""
+def _gil_held(src, paths, rounds: int = 7) -> dict:
+    """Per image, the CPU time of a whole decode (before / after) and, in the same run, of its calls
+    that release the GIL, all on this thread (``time.thread_time``): PIL's decoders
+    (``decoder.decode``: the JPEG's, and the raw one behind ``Image.fromarray``), ``Image.resize``
+    and ``Image.crop`` (whole methods: their few microseconds of Python count as released). The rest
+    (the JPEG header parsed in Python, ``ImageFile.load``'s Python, ``tobytes`` behind ``np.asarray``,
+    whose encoder keeps the GIL, our code) is what the GIL serialises: the threads of one process
+    decode at most 1 / that many images per second, whatever the cores."""
     from PIL import Image
 
-    from jaxgan.data.images import _center_box
+    spent = {"released": 0.0}
 
-    spent = {"decode": 0.0}
-    original = Image._getdecoder
+    def timed(fn):
+        def call(*args, **kwargs):
+            c0 = time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent["released"] += time.thread_time() - c0
+        return call
 
     class _Timed:  # times decode() of the decoder it wraps; everything else passes through
         def __init__(self, decoder):
-            self._decoder = decoder
-
-        def decode(self, data):
-            c0 = time.thread_time()
-            try:
-                return self._decoder.decode(data)
-            finally:
-                spent["decode"] += time.thread_time() - c0
+            self._decoder, self.decode = decoder, timed(decoder.decode)
 
         def __getattr__(self, name):
             return getattr(self._decoder, name)
 
-    loaded = [Image.open(p) for p in paths]
-    for image in loaded:
-        image.load()
-    box = _center_box(loaded[0].height, loaded[0].width)
-    cropped = [image.crop(box) for image in loaded]
-    core = {"resize": lambda: [im.im.resize((res, res), Image.Resampling.BILINEAR, (0, 0, *im.size)) for im in cropped],
-            "crop": lambda: [im.im.crop(box) for im in loaded]}
-    paths_all = {"before": lambda: np.stack([_old_decode(src, p) for p in paths]),
-                 "after": lambda: src.stored_examples(np.arange(len(paths)))}
-    runs = {**paths_all, **core}
-    cpu, dec = {k: [] for k in runs}, {k: [] for k in runs}
-    Image._getdecoder = lambda *a, **k: _Timed(original(*a, **k))
+    runs = {"before": lambda: np.stack([_old_decode(src, p) for p in paths]),
+            "after": lambda: src.stored_examples(np.arange(len(paths)))}
+    cpu, released = {k: [] for k in runs}, {k: [] for k in runs}
+    originals = Image._getdecoder, Image.Image.resize, Image.Image.crop
+    Image._getdecoder = lambda *a, **k: _Timed(originals[0](*a, **k))
+    Image.Image.resize, Image.Image.crop = timed(originals[1]), timed(originals[2])
     try:
-        for _ in range(rounds):  # interleaved, so drift in the machine's load touches all alike
+        for _ in range(rounds):  # interleaved, so drift in the machine's load touches both alike
             for name, run in runs.items():
-                spent["decode"] = 0.0
+                spent["released"] = 0.0
                 c0 = time.thread_time()
                 run()
                 cpu[name].append(time.thread_time() - c0)
-                dec[name].append(spent["decode"])
+                released[name].append(spent["released"])
     finally:
-        Image._getdecoder = original
-    out = {k: (statistics.median(cpu[k]) * 1e6 / len(paths), statistics.median(dec[k]) * 1e6 / len(paths))
-           for k in runs}
+        Image._getdecoder, Image.Image.resize, Image.Image.crop = originals
     rows = {}
-    for name in paths_all:
-        whole, decoders = out[name]
-        released = decoders + out["resize"][0] + (out["crop"][0] if name == "after" else 0.0)
-        rows[name] = {"cpu_us_per_image": whole, "released_us_per_image": released,
-                      "decoders_us": decoders, "core_resize_us": out["resize"][0],
-                      "core_crop_us": out["crop"][0] if name == "after" else 0.0,
-                      "gil_held_us_per_image": whole - released, "gil_held_fraction": (whole - released) / whole,
-                      "threads_ceiling_images_per_sec": 1e6 / (whole - released)}
+    for name in runs:
+        held = [(c - r) / len(paths) * 1e6 for c, r in zip(cpu[name], released[name])]
+        fraction = [(c - r) / c for c, r in zip(cpu[name], released[name])]
+        rows[name] = {"cpu_us_per_image": statistics.median(cpu[name]) / len(paths) * 1e6,
+                      "gil_held_us_per_image": statistics.median(held),
+                      "gil_held_fraction": statistics.median(fraction),
+                      "threads_ceiling_images_per_sec": 1e6 / statistics.median(held)}
     return rows
 
 
@@ -326,7 +317,7 @@ def stages(workdir: pathlib.Path, n: int = 512, batch: int = 256) -> dict:
             for k in ("before: whole batches", "after: whole batches (FolderSource.stored_examples)"):
                 rows[k]["cpu_us_per_image"] /= batch
                 rows[k]["wall_us_per_image"] /= batch
-            rows["GIL"] = _gil_held(src, paths[:batch], res)
+            rows["GIL"] = _gil_held(src, paths[:batch])
             out[f"to {res}"] = rows
     return out
 
