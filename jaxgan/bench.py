@@ -608,8 +608,8 @@ def bench_input(experiment: str, overrides: list[str], *, batch: int | None = No
     overrides = list(overrides) + ([f"train.batch_size={batch}"] if batch else [])
     config, module = config_lib.resolve(experiment, overrides, smoke=smoke)
     run = run_lib.build(config, module, source=source)
-    workers = config.get("input_workers") or default_workers(run.source)
     processes = config.get("input_processes", 0) if use_processes(run.source, config.get("input_processes", 0)) else 0
+    workers = config.get("input_workers") or default_workers(run.source)
     place = lambda s: jax.block_until_ready(sharding.global_batch(run.mesh, run_lib.host_batch(run, s)))
     first = place(0)  # warm: the source's first read, the transfer's compilation
     nbytes = sum(x.nbytes for x in jax.tree.leaves(first))
@@ -646,7 +646,8 @@ def format_input(record: dict, step_records: list[dict] = ()) -> str:
     r = record
     line = (f"input pipeline of {r['experiment']} ({r['source']}, batch {r['batch']}, {r['dtype']} "
             f"{'x'.join(map(str, r['image_shape']))}, {r['bytes_per_image']:,.0f} bytes/image to the device): "
-            f"{r['input_images_per_sec']:,.0f} images/s on {r['input_workers']} worker(s), "
+            f"{r['input_images_per_sec']:,.0f} images/s on {r['input_workers']} worker(s)"
+            f"{' decoding in %d processes' % r['input_processes'] if r.get('input_processes') else ''}, "
             f"{r['input_images_per_sec_per_core']:,.0f} per core, {r['input_images_per_sec_1_worker']:,.0f} on one "
             f"({r['cpu_count']} CPUs, load {r['load_average'][0]:.1f})")
     steps = [s for s in step_records if s.get("experiment") == r["experiment"] and s.get("batch") == r["batch"]

@@ -61,9 +61,19 @@ def use_processes(source: Any, processes: int) -> int:
     return found
 
 
+def _processes(source: Any) -> int:
+    """The most decoding processes any source in ``source`` uses (see :func:`use_processes`)."""
+    own = getattr(source, "processes", 0) or 0
+    return max([own] + [_processes(getattr(source, k)) for k in ("source", "a", "b")
+                        if getattr(source, k, None) is not None])
+
+
 def default_workers(source: Any, cpu_count: int | None = None) -> int:
-    """Batch-building threads for ``source``: one per core where batches are decoded, else one."""
-    return max(1, (cpu_count or os.cpu_count() or 1)) if decodes(source) else 1
+    """Batch-building threads for ``source``: one per core where batches are decoded (at least one
+    per decoding process, so that each has a batch to build), else one."""
+    if not decodes(source):
+        return 1
+    return max(1, cpu_count or os.cpu_count() or 1, _processes(source))
 
 
 class Prefetcher:

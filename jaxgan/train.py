@@ -293,8 +293,8 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main,
     step, stopping = start, False
     place = lambda s: sharding.global_batch(run.mesh, host_batch(run, s))
     in_flight = collections.deque()  # one output of each step dispatched and perhaps not yet run
-    workers = cfg.get("input_workers") or default_workers(run.source)
     use_processes(run.source, cfg.get("input_processes") or 0)
+    workers = cfg.get("input_workers") or default_workers(run.source)
     with Prefetcher(place, start, total, depth=workers + 1, workers=workers) as batches:  # built ahead, off the step
         inputs = InputMeter(batches, run.images_per_step, remedy=_INPUT_REMEDY.format(workers=workers))
         while step < total and not stopping:
