@@ -128,6 +128,7 @@ class FolderSource(Uint8Source):
         batch; the batches are the same with or without them.
 
     Attributes:
+      root: the folder.
       paths: the sorted image paths (example ``i`` is ``paths[i]``).
       classes: class names (sub-folders) in label order; empty when unlabelled.
 
@@ -143,6 +144,7 @@ class FolderSource(Uint8Source):
         if isinstance(processes, bool) or not isinstance(processes, int) or processes < 0:
             raise ValueError(f"processes must be an integer >= 0 (0: decode in the input pipeline's threads), "
                              f"got {processes!r}")
+        self.root = pathlib.Path(path).expanduser()
         self.paths, self.labels, self.classes = list_images(path)
         super().__init__(len(self.paths), seed)
         first = open_image(self.paths[0])
@@ -180,7 +182,7 @@ class FolderSource(Uint8Source):
             return pool.submit(self._decoding.batch, paths).result()
         except concurrent.futures.process.BrokenProcessPool as e:
             raise RuntimeError(
-                f"a process decoding the images of {self.paths[0].parent} stopped (killed by the system, e.g. out of "
+                f"a process decoding the images of {self.root} stopped (killed by the system, e.g. out of "
                 f"memory, or it failed to start: a script that trains must guard its code with `if __name__ == "
                 f"'__main__':`); set input_processes=0 to decode in threads (now {self.processes}), or prepare the "
                 f"data once with `jaxgan prepare`") from e
