@@ -123,9 +123,11 @@ class FolderSource(Uint8Source):
         the train loop sets it from config ``input_processes``, :func:`jaxgan.pipeline.use_processes`).
         The input pipeline builds batches on one thread per core; part of decoding a file holds
         Python's GIL (PIL parses a JPEG's header in Python), which caps what threads of one process
-        can decode however many cores the host has; processes do not share it. Workers start once
-        (``forkserver``: a script that uses them needs ``if __name__ == '__main__':``), on the first
-        batch; the batches are the same with or without them.
+        can decode however many cores the host has; processes do not share it, but each batch comes
+        back through a pipe, which costs the parent per byte (BENCHMARKS.md: 10 us an image at 64x64,
+        256 us at 256x256): they pay where images are small. Workers start once (``forkserver``: a
+        script that uses them needs ``if __name__ == '__main__':``), on the first batch; the batches
+        are the same with or without them.
 
     Attributes:
       root: the folder.
