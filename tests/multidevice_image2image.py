@@ -50,7 +50,9 @@ def batches(kind):
             yield {"x": x, "lr": rs.uniform(-1, 1, (1, GLOBAL_BATCH, 7, 7, 1)).astype(np.float32)}
 
 
-def run(kind, num_devices):
+def run(kind, num_devices, initial=None):
+    """(initial state as a host copy, results); ``initial`` given: put on this mesh instead of compiling
+    ``init_state`` again (tests/test_step.py compares the engine's init_state on 8 devices with 1)."""
     mesh = sharding.make_mesh(jax.devices()[:num_devices])
     # Adam's eps at 1e-4, not 1e-8: an element whose gradient is ~1e-9 (rounding noise, which depends
     # on how the batch is split) would otherwise get a full +-lr step of either sign on step 1 and
@@ -62,17 +64,19 @@ def run(kind, num_devices):
     # 200 of 129,525 elements up to 1.2e-3 apart). tests/test_cyclegan.py compares leaf by leaf.
     tx = lambda: optax.sgd(1.0) if kind == "cyclegan" else optax.adam(1e-3, 0.5, eps=1e-4)
     step = TrainStep(make_game(kind), tx(), tx(), mesh, max_traces=1)
-    first = next(batches(kind))
-    state = step.init_state(0, jax.tree.map(lambda x: x[0], first))
+    if initial is None:
+        initial = jax.device_get(step.init_state(0, jax.tree.map(lambda x: x[0], next(batches(kind)))))
+    state = sharding.replicate(mesh, initial)  # the step donates its input: each run gets its own copy
     for b in batches(kind):
         state, metrics = step(state, sharding.global_batch(mesh, b))
     leaves = jax.tree.leaves((state.g_params, state.d_params, state.g_state, state.d_state, state.extra))
     flat = np.concatenate([np.ravel(np.asarray(x, np.float64)) for x in leaves])
-    return {"state": flat.tolist(), "sizes": [int(np.size(x)) for x in leaves],
+    return initial, {"state": flat.tolist(), "sizes": [int(np.size(x)) for x in leaves],
             "metrics": {k: float(v) for k, v in metrics.items()},
             "replication_error": sharding.replication_error(state)}
 
 
 if __name__ == "__main__":
     kind = sys.argv[1]
-    print(json.dumps({str(n): run(kind, n) for n in (1, 8)}))
+    initial, one = run(kind, 1)
+    print(json.dumps({"1": one, "8": run(kind, 8, initial)[1]}))
