@@ -148,13 +148,14 @@ def test_fir_shifted_slices_equal_the_depthwise_convolution_with_gradients(size)
     ]
     probe = jax.random.normal(jax.random.PRNGKey(1), _fir_depthwise(x, 4.0, padding=((2, 2), (2, 2)),
                                                                     lhs_dilation=(2, 2)).shape)
+    # jitted, as the train step runs them (op by op they cost ~7 s of CPU a size to compile, jitted ~2 s)
     for ours, ref in cases:
-        y, y_ref = ours(x), ref(x)
+        y, y_ref = jax.jit(ours)(x), jax.jit(ref)(x)
         chex.assert_equal_shape([y, y_ref])
         np.testing.assert_allclose(np.asarray(y), np.asarray(y_ref), rtol=1e-5, atol=1e-5)
         loss = lambda fn: lambda x: jnp.sum(fn(x) * probe[tuple(slice(0, n) for n in y.shape)])
-        np.testing.assert_allclose(np.asarray(jax.grad(loss(ours))(x)), np.asarray(jax.grad(loss(ref))(x)),
-                                   rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(jax.jit(jax.grad(loss(ours)))(x)),
+                                   np.asarray(jax.jit(jax.grad(loss(ref)))(x)), rtol=1e-5, atol=1e-5)
 
 
 def test_minibatch_stddev_groups_consecutive_examples():
@@ -286,12 +287,14 @@ game = StyleGAN2(g, d, latent_dim=8, num_classes=3, r1_gamma=1.0, r1_every=1, pl
 rs = np.random.RandomState(0)
 batch = {"x": rs.uniform(-1, 1, (1, 16, 8, 8, 1)).astype(np.float32),
          "label": rs.randint(0, 3, (1, 16)).astype(np.int32)}
-out = {}
+out, initial = {}, None
 for n in (1, 8):
     mesh = sharding.make_mesh(jax.devices()[:n])
     step = TrainStep(game, optax.adam(1e-2, 0.0, 0.99), optax.adam(1e-2, 0.0, 0.99), mesh,
                      ema_half_life_kimg=0.01, max_traces=1)
-    state = step.init_state(0, jax.tree.map(lambda x: x[0], batch))
+    if initial is None:  # compiled once, on 1 device (tests/test_step.py compares init_state on 8 with 1)
+        initial = jax.device_get(step.init_state(0, jax.tree.map(lambda x: x[0], batch)))
+    state = sharding.replicate(mesh, initial)  # both runs start from this copy (the step donates it)
     for _ in range(2):
         state, metrics = step(state, sharding.global_batch(mesh, batch))
     leaves = jax.tree.leaves((state.g_params, state.d_params, state.g_state, state.extra, state.g_ema))
