@@ -20,7 +20,9 @@ penalty (pl_mean 0 and 0.5) and its gradient, each computed as ADA's ``loss.py``
   --float64            with --compare: also run both sides in float64 on the same weights and inputs
                        and print, per row, jax32 vs nv32 (the comparison above), nv32 vs nv64 (the
                        size of float32 rounding in NVIDIA's own result), jax32 vs nv64 and jax64 vs
-                       nv64 (the two functions, without float32 rounding)
+                       nv64 (the two functions, without float32 rounding); and, per side, the
+                       leaky-ReLU units whose input is on the other side of 0 in float32 than in
+                       float64 (where float32 rounding moves gradients by far more than an ulp)
 
 float64: NVIDIA's networks cast activations to torch.float32 by name (their fp16/fp32 switch); the
 tool runs a float64 copy of them with ``training.networks``' ``torch.float32`` read as float64 (the
