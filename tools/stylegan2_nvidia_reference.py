@@ -75,9 +75,6 @@ CONFIGS = {
                              map=8, d_arch="resnet", clamp=0.5, mbstd=4, batch=4),
     "res256": dict(res=256, channels=3, c_dim=0, channel_base=4096, channel_max=64, z_dim=64, w_dim=64, map=8,
                    d_arch="resnet", clamp=None, mbstd=2, batch=2),
-    # res256 with a quarter of its channels (4-16; the float64 comparison where res256 is too slow)
-    "res256_small": dict(res=256, channels=3, c_dim=0, channel_base=1024, channel_max=16, z_dim=64, w_dim=64,
-                         map=8, d_arch="resnet", clamp=None, mbstd=2, batch=2),
 }
 FIXTURE_CONFIGS = ("res32", "cond16_clamp", "orig16")
 GENERATE_SEEDS = list(range(16))
