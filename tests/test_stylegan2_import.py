@@ -123,8 +123,9 @@ def _image_folder(path, n=8, res=32):
 
 
 @pytest.mark.slow  # builds a whole run, checkpoints it and restores it: ~25 s of CPU on the 2-core machine
-def test_imported_workdir_samples_what_nvidias_generate_py_draws(tmp_path):
-    """import-stylegan2, then the workdir's G_ema with NVIDIA's seeds and psi: generate.py's pixels."""
+def test_imported_workdir_samples_what_nvidias_generate_py_draws(tmp_path, capsys, random_inception_weights):
+    """import-stylegan2, then the workdir's G_ema with NVIDIA's seeds and psi: generate.py's pixels;
+    and jaxgan eval on the imported workdir gives its FID family (Inception weights stand-in)."""
     from jaxgan import cli
     from jaxgan import run as run_lib
 
@@ -141,6 +142,13 @@ def test_imported_workdir_samples_what_nvidias_generate_py_draws(tmp_path):
     ours = np.clip(x * 127.5 + 128, 0, 255).astype(np.uint8)  # generate.py's conversion
     diff = np.abs(ours.astype(int) - ref["images"].astype(int))
     assert diff.max() <= 1 and np.mean(diff == 0) > 0.99, (diff.max(), np.mean(diff == 0))
+
+    capsys.readouterr()
+    assert cli.main(["eval", str(workdir), "--set", "eval.num_samples=16", "--no-compile-cache",
+                     "--set", f"eval.inception_weights={random_inception_weights('pytorch_fid')}"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["step"] == 0 and np.isfinite(ev["fid16"]) and ev["fid16"] > 0, ev
+    assert all(np.isfinite(ev[k]) for k in ev if k.startswith(("kid16", "pr16"))), ev
 
 
 @pytest.mark.slow  # two short training runs and a resume: ~1-2 min of CPU on the 2-core machine
