@@ -34,7 +34,7 @@ def _keys(n, seed=0):
 def tiny16():
     g, d = sg.tiny_stylegan2(16, 1)
     game = StyleGAN2(g, d, latent_dim=8, r1_every=1, pl_every=1, axis_name=None)
-    v = game.init(jax.random.PRNGKey(0), {"x": jnp.zeros((4, 16, 16, 1))})
+    v = game.init(jax.random.key(0, impl="rbg"), {"x": jnp.zeros((4, 16, 16, 1))})  # see INIT_KEY
     return game, v
 
 
