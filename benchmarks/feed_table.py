@@ -156,6 +156,10 @@ def row(experiment: str, record: dict | None, workdir: pathlib.Path, jpegs: path
     return out
 
 
+def _cores(n: float) -> str:
+    return f"{n:,.0f}" if n >= 10 else f"{n:.1f}" if n >= 0.1 else "<0.1"
+
+
 def markdown(rows: list[dict]) -> str:
     """The rows as a Markdown table (experiments without a compile record: the host side only)."""
     vcpus = VCPUS_PER_CHIP * HOST_CHIPS
@@ -173,10 +177,10 @@ def markdown(rows: list[dict]) -> str:
         if "topology" not in r:
             lines.append(f"| {r['experiment']} | no v5e compile record | - | - | - | {rate} | - | {decode} | - |")
             continue
-        decode_need = f"{r['decode_vcpus_needed_per_host']:,.0f}" if "decode_per_core" in r else "-"
+        decode_need = _cores(r["decode_vcpus_needed_per_host"]) if "decode_per_core" in r else "-"
         lines.append(f"| {r['experiment']} | {r['topology']}, batch {r['batch']}, {r['compute_dtype']} "
                      f"({r['limited_by']}-bound) | {r['bound_per_chip']:,.0f} | {r['need_per_host']:,.0f} | "
-                     f"{r['step_us_at_bound']:,.0f} | {rate} | {r['store_vcpus_needed_per_host']:.1f} | {decode} | "
+                     f"{r['step_us_at_bound']:,.0f} | {rate} | {_cores(r['store_vcpus_needed_per_host'])} | {decode} | "
                      f"{decode_need} |")
     return "\n".join(lines)
 
