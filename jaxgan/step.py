@@ -275,27 +275,13 @@ class TrainStep:
           ema: keep a generator EMA; default: when this step has an EMA half-life.
         """
         create = jax.jit(self._init_fn(example_batch, ema), out_shardings=replicated(self.mesh))
-        key = seed_key(seed)
-        return create.lower(key).compile(compiler_options=_init_compiler_options(self.mesh))(key)
+        return create(seed_key(seed))
 
     def abstract_state(self, example_batch: dict, *, ema: bool | None = None) -> GANState:
         """The state's shapes, dtypes and shardings without computing it (for checkpoint restore)."""
         shapes = jax.eval_shape(self._init_fn(example_batch, ema), jax.random.PRNGKey(0))
         sharding = replicated(self.mesh)
         return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
-
-
-def _init_compiler_options(mesh: Mesh) -> dict:
-    """XLA options for the program that creates the state: on CPU, backend optimisation level 0.
-
-    It runs once per run, so optimising it buys nothing, and XLA:CPU's optimisation of its many
-    random draws (one threefry program per parameter shape) is most of its compile time: 6.35 -> 0.92
-    CPU-s for a tiny DCGAN, 7.42 -> 1.69 for a tiny StyleGAN2 (2-core CPU); tests/test_step.py as a
-    whole took 218 -> 149 CPU-s. The state is the same math, deterministic and equal on any device
-    count, but rounded without the optimised program's fused operations, so a seed's initial weights
-    moved slightly when this came in (a tiny DCGAN: 9 of 57 leaves, by up to 7.5e-9; a tiny
-    StyleGAN2: 40 of 229, by up to 3.1e-5). Other platforms keep XLA's defaults."""
-    return {"xla_backend_optimization_level": 0} if platform_of(mesh.devices.flat) == "cpu" else {}
 
 
 class Lowered:
