@@ -138,7 +138,7 @@ def generate(run: Run, state, z: jax.Array, labels: jax.Array | None = None,
     out = []
     for i in range(0, z.shape[0], chunk):
         zc = z[i:i + chunk]
-        rows = -(-len(zc) // run.mesh.size) * run.mesh.size
+        rows = generate_chunk(run.mesh, len(zc))  # the last chunk: padded to split evenly
         y = None if labels is None else place(labels[i:i + chunk], rows)
         x = fn(params, model_state, place(zc, rows), y)
         if not x.is_fully_addressable:  # a multi-process mesh: gather every process's rows
