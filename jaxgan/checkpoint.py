@@ -52,6 +52,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from typing import Any, Callable
 
 import jax
@@ -361,6 +362,22 @@ def run_differences(saved: dict, config: dict, *, may_differ=()) -> list[str]:
             if k not in skip and not same(k)]
 
 
+# Python's "coroutine ... was never awaited" RuntimeWarning for orbax's per-shard read coroutines:
+# when one array of a restore fails, reads of the others can be left unstarted (a race inside orbax),
+# and the warning comes when they are collected, at random, up to after the command's last line.
+_ORBAX_UNAWAITED = r"coroutine '_read_array_index_and_device_put' was never awaited"
+
+
+def _unawaited_filter_removed() -> None:
+    """Removes the warnings filter that ``quiet_orbax_failures`` adds (adding it again is a no-op:
+    ``filterwarnings`` replaces an equal filter)."""
+    kept = [f for f in warnings.filters
+            if not (f[0] == "ignore" and getattr(f[1], "pattern", None) == _ORBAX_UNAWAITED)]
+    if len(kept) != len(warnings.filters):
+        warnings.filters[:] = kept
+        getattr(warnings, "_filters_mutated", lambda: None)()  # what filterwarnings calls after an edit
+
+
 def _is_failed_read_noise(unraisable) -> bool:
     """Whether an unraisable-exception report is the residue of an orbax read that failed: a late
     tensorstore callback finding orbax's event loop closed, or one of orbax's read coroutines that
@@ -408,8 +425,8 @@ def quiet_orbax_failures(quiet: bool = True) -> None:
 
     When a checkpoint read fails (a corrupt step, or arrays that no longer fit the model), orbax's
     read coroutines and tensorstore's futures are left behind, and Python reports each as an
-    unraisable exception or an asyncio "exception was never retrieved" record when they are
-    collected: dozens of tracebacks, up to after the command's last line. A failed background save (a
+    unraisable exception, an asyncio "exception was never retrieved" record or a "coroutine ... was
+    never awaited" warning when they are collected: dozens of tracebacks, up to after the command's last line. A failed background save (a
     full disk) is logged by orbax's threads with tracebacks. Quiet, those reports are dropped (every
     other unraisable one goes to the previous hook, every other record is logged) and orbax's error
     records are dropped (see :class:`_OrbaxErrorRecords`); jaxgan's error says what failed. For
@@ -419,6 +436,7 @@ def quiet_orbax_failures(quiet: bool = True) -> None:
     installed = getattr(current, "_jaxgan_previous", None)
     absl, asyncio_log = logging.getLogger("absl"), logging.getLogger("asyncio")
     if not quiet:
+        _unawaited_filter_removed()
         if installed is not None:
             sys.unraisablehook = installed
         absl.removeFilter(_ORBAX_ERROR_RECORDS)
@@ -426,6 +444,7 @@ def quiet_orbax_failures(quiet: bool = True) -> None:
         return
     absl.addFilter(_ORBAX_ERROR_RECORDS)  # idempotent: a logger's filters are a set
     asyncio_log.addFilter(_ORBAX_ASYNCIO_RESIDUE)
+    warnings.filterwarnings("ignore", message=_ORBAX_UNAWAITED, category=RuntimeWarning)
     if installed is not None:
         return
 

@@ -151,6 +151,37 @@ def test_a_restore_that_fails_ends_in_one_line(changed_model):
     assert_ends_in_one_line(proc, "no checkpoint in", "restores")
 
 
+def test_an_orbax_read_left_unawaited_is_quiet_on_the_command_line():
+    """The warning for an orbax read coroutine left unstarted by a failed restore (a race in orbax: the
+    test above met it once in CI, after the command's last line) is dropped where the command line is
+    quiet, and shown again where it is not (--debug)."""
+    import gc
+    import warnings
+
+    from orbax.checkpoint._src.serialization import serialization
+
+    from jaxgan.checkpoint import quiet_orbax_failures
+
+    def left_unawaited():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")  # Python's own default for this warning
+            quiet_orbax_failures(quiet)  # its filter goes in front
+            coroutine = serialization._read_array_index_and_device_put(
+                [], (), None, global_shape=(), new_shard_shape=(), dtype=None, byte_limiter=None,
+                strict=True, dll=None, memory_kind=None)
+            del coroutine
+            gc.collect()
+        return [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+
+    try:
+        quiet = False
+        assert left_unawaited() == ["coroutine '_read_array_index_and_device_put' was never awaited"]
+        quiet = True
+        assert left_unawaited() == []
+    finally:
+        quiet_orbax_failures(False)
+
+
 # Files over 8 KiB cannot be written (EFBIG, as a full disk fails orbax's background save); the
 # limit is set in the child itself (a preexec_fn would fork this multithreaded process).
 SMALL_FILE_LIMIT = ("import resource, signal\n"
