@@ -8,6 +8,10 @@ import pathlib
 # one-line errors read. Set before jax is imported; subprocesses inherit it. A run on an accelerator
 # sets JAX_PLATFORMS itself.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The suite compiles its CPU programs at LLVM O1 (see xla_env.py); subprocesses inherit it.
+from xla_env import suite_flags  # noqa: E402
+
+os.environ["XLA_FLAGS"] = suite_flags()
 
 import pytest  # noqa: E402
 

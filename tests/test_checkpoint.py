@@ -24,6 +24,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from jaxgan.checkpoint import Checkpointer, read_config  # noqa: E402
+from xla_env import host_devices  # noqa: E402
 from jaxgan.state import GANState  # noqa: E402
 
 CONFIG = {"model": {"name": "tiny", "widths": [4, 8]}, "lr": 1e-3, "smoke": True}
@@ -342,8 +343,7 @@ def _worker(directory):
 
 @pytest.mark.multidevice
 def test_restore_onto_other_device_counts(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    env = dict(os.environ, XLA_FLAGS=host_devices(4), JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, __file__, "worker", str(tmp_path)], capture_output=True,
                           text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

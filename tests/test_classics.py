@@ -11,7 +11,9 @@ import subprocess
 import sys
 
 if __name__ == "__main__":  # the multi-device subprocess: 8 CPU devices, before jax is imported
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    from xla_env import host_devices
+
+    os.environ["XLA_FLAGS"] = host_devices(8)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import chex  # noqa: E402
@@ -167,7 +169,7 @@ def _multidevice_run(kind, num_devices, initial=None):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sngan_cond", "wgan_gp_layer_norm"])
 def test_one_step_on_8_devices_equals_1(kind):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = dict(os.environ)
     env["PYTHONPATH"] = str(HERE.parent) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, str(pathlib.Path(__file__).resolve()), kind], capture_output=True,
                           text=True, env=env, timeout=600)

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
+from xla_env import host_devices
+
 from jaxgan.eval.frechet import FeatureStats, batch_moments, fid_from_features, frechet_distance
 from jaxgan.eval.inception_score import classifier_score, inception_score
 from jaxgan.eval.kid import kernel_inception_distance
@@ -155,7 +157,6 @@ def test_feature_stats_errors():
 
 SHARDED_STATS_CHECK = """
 import json, os
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
 os.environ["JAX_PLATFORMS"] = "cpu"
 import jax, numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -183,7 +184,7 @@ def test_feature_stats_update_on_a_sharded_batch():
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = dict(os.environ, XLA_FLAGS=host_devices(8))
     proc = subprocess.run([sys.executable, "-c", SHARDED_STATS_CHECK], env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

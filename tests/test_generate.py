@@ -5,11 +5,12 @@ import pathlib
 import subprocess
 import sys
 
+from xla_env import host_devices
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 SCRIPT = r'''
 import json, os, sys
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
 import jax, numpy as np
 from jaxgan import config as config_lib, run as run_lib
 
@@ -41,8 +42,7 @@ def test_generate_splits_each_chunk_over_the_devices_and_equals_one_device():
     device; on 1 device the calls are 12 and 9, as before. The samples equal the
     1-device ones to float32 rounding (different per-device batch sizes may round differently).
     Before, the latents were replicated and every device drew the whole chunk."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=host_devices(8))
     proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from jaxgan import cli
+from xla_env import host_devices
 from jaxgan.errors import UserError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -89,7 +90,7 @@ def _free_port() -> int:
 
 def _env(devices: int, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in DIST_VARS}
-    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=host_devices(devices),
                JAXGAN_TRACEBACK="1", PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
     env.update(extra)
     return env

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from jaxgan import augment
+from xla_env import host_devices
 from jaxgan.games.stylegan2 import StyleGAN2, noise_keys_from_latents, path_lengths
 from jaxgan.nets import stylegan2 as sg
 
@@ -279,7 +280,6 @@ def _shift(img, dy, dx):
 
 _MULTIDEVICE = r"""
 import json, os
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax, numpy as np, optax
 from jaxgan import sharding
@@ -312,7 +312,7 @@ print(json.dumps(out))
 
 @pytest.mark.slow
 def test_one_step_on_8_devices_equals_1_device():
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": host_devices(8)}
     done = subprocess.run([sys.executable, "-c", _MULTIDEVICE], env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]

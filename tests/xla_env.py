@@ -1,0 +1,33 @@
+"""XLA_FLAGS of the suite's processes: conftest.py sets them for pytest's, and the tests and scripts
+that start processes with emulated CPU devices change only the device count (imports no jax).
+
+The suite compiles the CPU code of every program at LLVM O1 (``--xla_backend_optimization_level=1``)
+rather than XLA's default O2. XLA's own HLO passes (fusion, layout, sharding) are the same at both; the
+suite's programs are small and mostly compiled once and run a few steps, and at O1 they compile far
+faster and run about as fast (measured on the 2-core machine, README "Run the tests": the whole
+suite took 983 s at O2 and 752 s at O1). Bits can differ from O2 in the last place for some programs (seen in
+StyleGAN2's step and SNGAN's spectral-norm init), which no test reads: every check compares programs
+compiled alike (8 devices against 1, resumed against uninterrupted, jaxgan against the hand-written
+step) or within a tolerance. Runs of jaxgan itself (the README's commands, ``jaxgan bench``) keep
+XLA's default. A level set in XLA_FLAGS before the suite starts is kept: run the suite at XLA's
+default with ``XLA_FLAGS=--xla_backend_optimization_level=2``.
+"""
+import os
+
+SUITE_COMPILE_LEVEL = "--xla_backend_optimization_level=1"
+_DEVICE_COUNT = "--xla_force_host_platform_device_count"
+
+
+def suite_flags(flags: str | None = None) -> str:
+    """``flags`` (default: $XLA_FLAGS) with the suite's compile level unless they set a level."""
+    flags = (os.environ.get("XLA_FLAGS", "") if flags is None else flags).split()
+    if not any(f.startswith("--xla_backend_optimization_level") for f in flags):
+        flags.append(SUITE_COMPILE_LEVEL)
+    return " ".join(flags)
+
+
+def host_devices(n: int, flags: str | None = None) -> str:
+    """The suite's flags (:func:`suite_flags` of ``flags``) with ``n`` emulated CPU devices in place of
+    any device count they had: for a process's XLA_FLAGS, set before it imports jax."""
+    kept = [f for f in suite_flags(flags).split() if not f.startswith(_DEVICE_COUNT)]
+    return " ".join(kept + [f"{_DEVICE_COUNT}={n}"])
