@@ -301,18 +301,22 @@ def test_shared_generator_pass_is_the_two_pass_math_with_the_same_noise():
     s0: GANState = jax.device_get(state)
     new, _ = step(state, sharding.global_batch(mesh, batch))
 
-    # The same math by hand: D update, then G update through a second forward pass of the same z.
-    sub = jax.tree.map(lambda x: jnp.asarray(x[0]), batch)
-    keys = rng_lib.example_keys(jax.random.fold_in(jax.random.fold_in(s0.rng, 0), 0), 8, axis_name=None)
-    (_, out), dg = jax.value_and_grad(game.d_loss, has_aux=True)(s0.d_params, s0, sub, keys)
-    upd, _ = tx.update(dg, s0.d_opt_state, s0.d_params)
-    mid = s0.replace(d_params=optax.apply_updates(s0.d_params, upd), **out.updates)
-    (_, out), gg = jax.value_and_grad(game.g_loss, has_aux=True)(mid.g_params, mid, sub, keys)
-    upd, _ = tx.update(gg, mid.g_opt_state, mid.g_params)
-    chex.assert_trees_all_close(jax.device_get(new.d_params), mid.d_params, rtol=1e-5, atol=1e-7)
-    chex.assert_trees_all_close(jax.device_get(new.g_params), optax.apply_updates(mid.g_params, upd),
-                                rtol=1e-5, atol=1e-7)
-    chex.assert_trees_all_close(jax.device_get(new.g_state), out.updates["g_state"], rtol=1e-5, atol=1e-7)
+    # The same math by hand: D update, then G update through a second forward pass of the same z
+    # (jitted as one program: op by op, its double backward pass took most of this test's time).
+    @jax.jit
+    def by_hand(s0, sub):
+        keys = rng_lib.example_keys(jax.random.fold_in(jax.random.fold_in(s0.rng, 0), 0), 8, axis_name=None)
+        (_, out), dg = jax.value_and_grad(game.d_loss, has_aux=True)(s0.d_params, s0, sub, keys)
+        upd, _ = tx.update(dg, s0.d_opt_state, s0.d_params)
+        mid = s0.replace(d_params=optax.apply_updates(s0.d_params, upd), **out.updates)
+        (_, out), gg = jax.value_and_grad(game.g_loss, has_aux=True)(mid.g_params, mid, sub, keys)
+        upd, _ = tx.update(gg, mid.g_opt_state, mid.g_params)
+        return mid.d_params, optax.apply_updates(mid.g_params, upd), out.updates["g_state"]
+
+    d_params, g_params, g_state = by_hand(s0, jax.tree.map(lambda x: jnp.asarray(x[0]), batch))
+    chex.assert_trees_all_close(jax.device_get(new.d_params), d_params, rtol=1e-5, atol=1e-7)
+    chex.assert_trees_all_close(jax.device_get(new.g_params), g_params, rtol=1e-5, atol=1e-7)
+    chex.assert_trees_all_close(jax.device_get(new.g_state), g_state, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="n_critic == 1 .this run has 2 D updates"):
         TrainStep(game, tx, tx, mesh, n_critic=2, share_generator_pass=True)
     no_hooks = type("NoHooks", (), {"d_loss": game.d_loss, "g_loss": game.g_loss})()

@@ -205,10 +205,15 @@ def test_path_length_matches_a_direct_jacobian(tiny16):
     keys = _keys(4, 8)
     penalty, a, mean_len = jax.jit(lambda p: game._path_length(p, _state(v, pl_mean=0.5), keys, None))(p)
     from jaxgan import rng as rng_lib
-    pl_keys = rng_lib.substream(keys[::2], 8)
-    ws_sub, _ = game.mixed_ws(p, s, pl_keys, None)
-    direct = path_lengths(lambda w: game._synthesis(p, s, w, rng_lib.substream(pl_keys, 4)), ws_sub,
-                          rng_lib.substream(pl_keys, 7))
+
+    @jax.jit  # one program, not one per operation (eager)
+    def direct_lengths(p):
+        pl_keys = rng_lib.substream(keys[::2], 8)
+        ws_sub, _ = game.mixed_ws(p, s, pl_keys, None)
+        return path_lengths(lambda w: game._synthesis(p, s, w, rng_lib.substream(pl_keys, 4)), ws_sub,
+                            rng_lib.substream(pl_keys, 7))
+
+    direct = direct_lengths(p)
     np.testing.assert_allclose(float(mean_len), float(jnp.mean(direct)), rtol=1e-5)
     np.testing.assert_allclose(float(a), 0.5 + 0.01 * (float(jnp.mean(direct)) - 0.5), rtol=1e-5)
     np.testing.assert_allclose(float(penalty), float(jnp.mean((direct - a) ** 2)), rtol=1e-5)
