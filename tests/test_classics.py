@@ -53,7 +53,8 @@ def test_network_battery(name):
     make, shape, is_g, cond = NETWORKS[name]
     module = make()
     x, labels = _inputs(shape, cond)
-    variables = module.init(KEY, x, labels, train=False)
+    # init and gradients as one program each; the forward pass runs eagerly too (jit == eager below)
+    variables = jax.jit(lambda key, x: module.init(key, x, labels, train=False))(KEY, x)
     state_cols = [c for c in variables if c != "params"]
     expected_cols = {"resnet": ["batch_stats"] if is_g else [SPECTRAL_COLLECTION], "dcgan": []}[name.split("_")[0]]
     assert state_cols == expected_cols
@@ -79,7 +80,7 @@ def test_network_battery(name):
         y, _ = module.apply({**variables, "params": params}, x, labels, train=True, mutable=state_cols)
         return jnp.mean(jnp.square(y.astype(jnp.float32)))
 
-    grads = jax.grad(loss)(variables["params"])
+    grads = jax.jit(jax.grad(loss))(variables["params"])
     chex.assert_tree_all_finite(grads)
     assert all(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(grads)), "a parameter gets no gradient"
 

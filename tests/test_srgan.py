@@ -39,10 +39,10 @@ def test_pixel_shuffle_matches_pytorchs_channel_order():
 def test_tiny_networks_shapes_jit_equals_eager_and_finite_gradients(factor, lr_size):
     g, d = tiny_srgan(1, factor, axis_name=None)
     lr = jax.random.uniform(jax.random.PRNGKey(0), (3, lr_size, lr_size, 1), minval=-1, maxval=1)
-    gv = g.init(INIT_KEY[1], lr, train=False)
-    sr, _ = g.apply(gv, lr, train=True, mutable=["batch_stats"])
+    gv = jax.jit(lambda key, x: g.init(key, x, train=False))(INIT_KEY[1], lr)  # eager: the applies below
+    sr, _ = jax.jit(lambda v, x: g.apply(v, x, train=True, mutable=["batch_stats"]))(gv, lr)
     chex.assert_shape(sr, (3, 28, 28, 1))
-    dv = d.init(INIT_KEY[2], sr, train=False)
+    dv = jax.jit(lambda key, x: d.init(key, x, train=False))(INIT_KEY[2], sr)
     logits = d.apply(dv, sr, train=False)
     chex.assert_shape(logits, (3,))
     chex.assert_trees_all_close(jax.jit(lambda v, x: g.apply(v, x, train=False))(gv, lr),
@@ -53,7 +53,7 @@ def test_tiny_networks_shapes_jit_equals_eager_and_finite_gradients(factor, lr_s
         out, _ = g.apply({**gv, "params": p}, lr, train=True, mutable=["batch_stats"])
         return jnp.mean(out ** 2) + jnp.mean(d.apply(dv, out, train=False))
 
-    grads = jax.grad(loss)(gv["params"])
+    grads = jax.jit(jax.grad(loss))(gv["params"])
     chex.assert_tree_all_finite(grads)
     assert any(np.any(np.asarray(leaf) != 0) for leaf in jax.tree.leaves(grads))
 
