@@ -41,6 +41,18 @@ def decodes(source: Any) -> bool:
     return any(decodes(getattr(source, k)) for k in ("source", "a", "b") if getattr(source, k, None) is not None)
 
 
+def _sources(source: Any):
+    """``source`` and every source inside it (a view's source, both domains of a pair), outermost first."""
+    yield source
+    for key in ("source", "a", "b"):
+        if getattr(source, key, None) is not None:
+            yield from _sources(getattr(source, key))
+
+
+def _takes_processes(source: Any) -> bool:
+    return hasattr(source, "processes") and hasattr(source, "close")
+
+
 def use_processes(source: Any, processes: int) -> int:
     """Has each source in ``source`` that can (an image folder; looking through views and both
     domains of a pair) decode its batches in ``processes`` worker processes, 0: in the calling
@@ -50,22 +62,24 @@ def use_processes(source: Any, processes: int) -> int:
       How many sources took it (0 where none decodes in processes: the setting does nothing).
     """
     found = 0
-    if hasattr(source, "processes") and hasattr(source, "close"):
-        if source.processes != processes:
-            source.close()  # a pool of the old size stops; the next batch starts one of the new size
-        source.processes = processes
+    for inner in filter(_takes_processes, _sources(source)):
+        if inner.processes != processes:
+            inner.close()  # a pool of the old size stops; the next batch starts one of the new size
+        inner.processes = processes
         found += 1
-    for key in ("source", "a", "b"):
-        if getattr(source, key, None) is not None:
-            found += use_processes(getattr(source, key), processes)
     return found
+
+
+def close_processes(source: Any) -> None:
+    """Stops the decoding processes of every source in ``source`` (see :func:`use_processes`); a
+    later batch starts new ones. The train loop calls it when it ends."""
+    for inner in filter(_takes_processes, _sources(source)):
+        inner.close()
 
 
 def _processes(source: Any) -> int:
     """The most decoding processes any source in ``source`` uses (see :func:`use_processes`)."""
-    own = getattr(source, "processes", 0) or 0
-    return max([own] + [_processes(getattr(source, k)) for k in ("source", "a", "b")
-                        if getattr(source, k, None) is not None])
+    return max(getattr(inner, "processes", 0) or 0 for inner in _sources(source))
 
 
 def default_workers(source: Any, cpu_count: int | None = None) -> int:

@@ -26,7 +26,7 @@ from jaxgan.config import Config
 from jaxgan.errors import WorkdirLocked
 from jaxgan.evaluate import evaluate
 from jaxgan.experiment import kimg_to_steps
-from jaxgan.pipeline import InputMeter, Prefetcher, default_workers, use_processes
+from jaxgan.pipeline import InputMeter, Prefetcher, close_processes, default_workers, use_processes
 from jaxgan.periodic import Every, StopSignal, Stopped, Throughput
 from jaxgan.run import Run, build, example_batch, generate, host_batch, sample_inputs
 from jaxgan.step import NORM_KEYS
@@ -119,6 +119,7 @@ def _train_locked(config: Config, module, workdir: pathlib.Path, is_main: bool, 
             return _loop(run, compiled, state, start, ckpt, writer, workdir, is_main, stop)
         finally:
             writer.close()
+            close_processes(run.source)  # a folder's decoding processes (input_processes) end with the run
             ckpt.wait()
 
 

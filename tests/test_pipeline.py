@@ -1,4 +1,6 @@
 """The prefetching input pipeline yields exactly the synchronous pipeline's batches, in order."""
+import os
+import pathlib
 import random
 import time
 
@@ -176,6 +178,39 @@ def test_a_folder_decoded_in_worker_processes_gives_the_same_stream_and_a_dead_w
     source.close()
     jax.tree.map(np.testing.assert_array_equal, run_lib.host_batch(runs[2], 1), run_lib.host_batch(runs[0], 1))
     source.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, exited but not yet reaped by its parent, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = pathlib.Path(f"/proc/{pid}/status")
+    return not (status.exists() and "zombie" in status.read_text())
+
+
+def test_a_training_run_stops_its_decoding_processes_when_it_ends(tmp_path, monkeypatch):
+    """input_processes=2: the folder's worker processes are gone when train returns (before, they
+    lived on, e.g. in a notebook, until the source was collected)."""
+    from jaxgan import cli
+    from jaxgan.data.folder import FolderSource
+
+    workers = []
+    close = FolderSource.close
+
+    def recording_close(self):  # the workers of the pool that close stops
+        if self._pool is not None:
+            workers.extend(self._pool._processes)
+        close(self)
+
+    monkeypatch.setattr(FolderSource, "close", recording_close)
+    folder = _jpeg_folder(tmp_path / "f", n=8)
+    assert cli.main(["train", "dcgan64", "--smoke", "--workdir", str(tmp_path / "run"), "--set", f"data.path={folder}",
+                     "--set", "data.resolution=32", "--set", "input_processes=2", "--set", "eval.num_samples=16",
+                     "--set", "sample_every_steps=0", "--no-compile-cache"]) == 0
+    assert len(workers) == 2, workers  # the run's pool, stopped by the run
+    assert not [pid for pid in workers if _alive(pid)]
 
 
 def _jpeg_folder(root, n=12):
