@@ -426,11 +426,12 @@ def quiet_orbax_failures(quiet: bool = True) -> None:
     When a checkpoint read fails (a corrupt step, or arrays that no longer fit the model), orbax's
     read coroutines and tensorstore's futures are left behind, and Python reports each as an
     unraisable exception, an asyncio "exception was never retrieved" record or a "coroutine ... was
-    never awaited" warning when they are collected: dozens of tracebacks, up to after the command's last line. A failed background save (a
-    full disk) is logged by orbax's threads with tracebacks. Quiet, those reports are dropped (every
-    other unraisable one goes to the previous hook, every other record is logged) and orbax's error
-    records are dropped (see :class:`_OrbaxErrorRecords`); jaxgan's error says what failed. For
-    command-line entry points (``--debug`` shows everything); idempotent.
+    never awaited" warning when they are collected: dozens of tracebacks, up to after the command's
+    last line. A failed background save (a full disk) is logged by orbax's threads with tracebacks.
+    Quiet, those reports are dropped (every other unraisable one goes to the previous hook, every
+    other record is logged, every other warning is shown) and orbax's error records are dropped (see
+    :class:`_OrbaxErrorRecords`); jaxgan's error says what failed. For command-line entry points
+    (``--debug`` shows everything); idempotent.
     """
     current = sys.unraisablehook
     installed = getattr(current, "_jaxgan_previous", None)

@@ -36,9 +36,7 @@ WAIT_WARNING = 0.2  # fraction of the step time spent waiting for input that is 
 def decodes(source: Any) -> bool:
     """Whether building a batch of ``source`` decodes files (an image folder, TFDS), looking through
     views (``part``, ``transform``, ...) and both domains of a pair."""
-    if getattr(source, "decodes_per_batch", False):
-        return True
-    return any(decodes(getattr(source, k)) for k in ("source", "a", "b") if getattr(source, k, None) is not None)
+    return any(getattr(inner, "decodes_per_batch", False) for inner in _sources(source))
 
 
 def _sources(source: Any):
