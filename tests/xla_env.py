@@ -5,9 +5,9 @@ The suite compiles the CPU code of every program at LLVM O1 (``--xla_backend_opt
 rather than XLA's default O2. XLA's own HLO passes (fusion, layout, sharding) are the same at both; the
 suite's programs are small and mostly compiled once and run a few steps, and at O1 they compile far
 faster and run about as fast (measured on the 2-core machine, README "Run the tests": the whole
-suite took 983 s at O2, and 752-817 s in five runs at O1). Bits can differ from O2 in the last place for some programs (seen in
-StyleGAN2's step and SNGAN's spectral-norm init), which no test reads: every check compares programs
-compiled alike (8 devices against 1, resumed against uninterrupted, jaxgan against the hand-written
+suite took 983 s at O2, and 752-817 s in five runs at O1). Bits can differ from O2 in the last place
+for some programs (seen in StyleGAN2's step and SNGAN's spectral-norm init), which no test reads:
+every check compares programs compiled alike (8 devices against 1, resumed against uninterrupted, jaxgan against the hand-written
 step) or within a tolerance. Runs of jaxgan itself (the README's commands, ``jaxgan bench``) keep
 XLA's default. A level set in XLA_FLAGS before the suite starts is kept: run the suite at XLA's
 default with ``XLA_FLAGS=--xla_backend_optimization_level=2``.
