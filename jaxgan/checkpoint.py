@@ -51,6 +51,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import warnings
 from typing import Any, Callable
@@ -362,10 +363,15 @@ def run_differences(saved: dict, config: dict, *, may_differ=()) -> list[str]:
             if k not in skip and not same(k)]
 
 
-# Python's "coroutine ... was never awaited" RuntimeWarning for orbax's per-shard read coroutines:
-# when one array of a restore fails, reads of the others can be left unstarted (a race inside orbax),
-# and the warning comes when they are collected, at random, up to after the command's last line.
-_ORBAX_UNAWAITED = r"coroutine '_read_array_index_and_device_put' was never awaited"
+# Python's "coroutine ... was never awaited" RuntimeWarning for orbax's per-shard coroutines: when
+# one array of a restore fails, reads of the others can be left unstarted, and when a background save
+# fails (a full disk), writes of the others can be (races inside orbax); the warning comes when they
+# are collected, at random, up to after the command's last line.
+_ORBAX_UNAWAITED = (r"coroutine '(_read_array_index_and_device_put|async_serialize_from_host\.<locals>\."
+                    r"write_fragment)' was never awaited")
+# tensorstore's failures reach Python as ValueErrors raised in C++ (no Python traceback) whose text
+# starts with an absl status code, e.g. "OUT_OF_RANGE: Error writing ...".
+_TENSORSTORE_STATUS = re.compile(r"[A-Z][A-Z_]+: ")
 
 
 def _unawaited_filter_removed() -> None:
@@ -406,10 +412,18 @@ class _OrbaxErrorRecords(logging.Filter):
 
 class _OrbaxAsyncioResidue(logging.Filter):
     """Drops asyncio's "exception was never retrieved" records of futures that failed inside orbax
-    (left behind by a failed read and reported when collected, often at exit)."""
+    (left behind by a failed read or a failed background save, reported when collected, often at
+    exit): those whose traceback passes through orbax, and those holding a tensorstore failure, which
+    has no Python traceback to tell where it came from."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        tb = record.exc_info[2] if record.exc_info else None
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        tb = exc.__traceback__
+        if tb is None:
+            return not (isinstance(exc, ValueError) and "never retrieved" in record.getMessage()
+                        and _TENSORSTORE_STATUS.match(str(exc)))
         while tb is not None:
             if f"{os.sep}orbax{os.sep}" in tb.tb_frame.f_code.co_filename:
                 return False
