@@ -46,13 +46,13 @@ def test_shapes_and_dtypes_at_each_resolution(res, channels, classes):
     g, d = sg.tiny_stylegan2(res, channels, num_classes=classes)
     z = jax.random.normal(jax.random.PRNGKey(0), (4, 8))
     labels = None if classes is None else jnp.arange(4) % classes
-    gv = g.init(INIT_KEY[1], z, labels)
+    gv = jax.jit(g.init)(INIT_KEY[1], z, labels)  # jitted: one program instead of one per operation
     assert gv["stats"]["w_avg"].shape == (16,)
     assert g.num_ws == sg.num_ws(res) == 2 * int(math.log2(res)) - 2
     x = jax.jit(lambda v, z: g.apply(v, z, labels, noise_keys=_keys(4)))(gv, z)
     chex.assert_shape(x, (4, res, res, channels))
     assert x.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(x)))
-    dv = d.init(INIT_KEY[2], x, labels)
+    dv = jax.jit(d.init)(INIT_KEY[2], x, labels)
     logits = jax.jit(lambda v, x: d.apply(v, x, labels))(dv, x)
     chex.assert_shape(logits, (4,))
     assert logits.dtype == jnp.float32
