@@ -10,7 +10,7 @@ import sys
 
 from xla_env import host_devices  # noqa: E402 - beside this file
 
-os.environ["XLA_FLAGS"] = host_devices(8)
+os.environ["XLA_FLAGS"] = host_devices(8, equivalence=True)
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402

@@ -13,7 +13,7 @@ import sys
 if __name__ == "__main__":  # the multi-device subprocess: 8 CPU devices, before jax is imported
     from xla_env import host_devices
 
-    os.environ["XLA_FLAGS"] = host_devices(8)
+    os.environ["XLA_FLAGS"] = host_devices(8, equivalence=True)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import chex  # noqa: E402

@@ -42,7 +42,7 @@ def test_generate_splits_each_chunk_over_the_devices_and_equals_one_device():
     device; on 1 device the calls are 12 and 9, as before. The samples equal the
     1-device ones to float32 rounding (different per-device batch sizes may round differently).
     Before, the latents were replicated and every device drew the whole chunk."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=host_devices(8))
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=host_devices(8, equivalence=True))
     proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -317,7 +317,7 @@ print(json.dumps(out))
 
 @pytest.mark.slow
 def test_one_step_on_8_devices_equals_1_device():
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": host_devices(8)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": host_devices(8, equivalence=True)}
     done = subprocess.run([sys.executable, "-c", _MULTIDEVICE], env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -1,7 +1,7 @@
 """The suite's XLA_FLAGS (tests/xla_env.py): one compile level for every process, device counts per process."""
 import os
 
-from xla_env import SUITE_COMPILE_LEVEL, host_devices, suite_flags
+from xla_env import EQUIVALENCE_COMPILE_LEVEL, SUITE_COMPILE_LEVEL, host_devices, suite_flags
 
 
 def test_this_process_and_its_children_compile_at_the_suite_level_unless_a_level_was_set():
@@ -17,3 +17,10 @@ def test_a_device_count_replaces_the_one_inherited_and_keeps_the_other_flags():
     assert host_devices(8, flags) == f"--xla_dump_to=/d {SUITE_COMPILE_LEVEL} --xla_force_host_platform_device_count=8"
     assert host_devices(2, "--xla_backend_optimization_level=2") == \
         "--xla_backend_optimization_level=2 --xla_force_host_platform_device_count=2"
+
+
+def test_equivalence_processes_compile_at_o0_unless_the_caller_chose_a_level():
+    assert host_devices(8, "--xla_dump_to=/d", equivalence=True) == \
+        f"--xla_dump_to=/d {EQUIVALENCE_COMPILE_LEVEL} --xla_force_host_platform_device_count=8"
+    assert host_devices(8, "--xla_backend_optimization_level=2", equivalence=True) == \
+        "--xla_backend_optimization_level=2 --xla_force_host_platform_device_count=8"
