@@ -4,7 +4,6 @@ their step on 8 emulated devices against 1, and each experiment's --smoke run (t
 Run as a script (``python tests/test_classics.py``) it is the multi-device subprocess: XLA_FLAGS is
 set before jax is imported.
 """
-import functools
 import json
 import os
 import pathlib
@@ -28,14 +27,11 @@ from jaxgan import game as game_lib, losses, penalties, sharding  # noqa: E402
 from jaxgan.nets import DCGANDiscriminator, tiny_resnet  # noqa: E402
 from jaxgan.nets.resnet import ResNetDiscriminator, ResNetGenerator  # noqa: E402
 from jaxgan.nets.spectral import SPECTRAL_COLLECTION  # noqa: E402
-from xla_env import run_once_options  # noqa: E402
+from xla_env import jit_once  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 B, NZ, NUM_CLASSES = 4, 16, 10
 KEY = jax.random.key(0, impl="rbg")
-# The battery's programs are compiled to run once and compared within a tolerance: at O0
-# (tests/xla_env.py).
-jit_once = functools.partial(jax.jit, compiler_options=run_once_options())
 
 # name -> (module, input shape, is a generator, conditional)
 NETWORKS = {

@@ -1,5 +1,4 @@
 """CycleGAN: networks, the pool of past fakes, learning, device invariance, resume and `jaxgan translate`."""
-import functools
 import json
 import pathlib
 import shutil
@@ -17,7 +16,7 @@ from jaxgan import cli, config as config_lib, run as run_lib, sharding
 from jaxgan.games.cyclegan import CycleGAN, linear_decay, pair_grid, pool_query
 from jaxgan.nets.cyclegan import PatchDiscriminator, ResnetGenerator, reflect_pad, tiny_cyclegan
 from jaxgan.step import TrainStep
-from xla_env import run_once_options
+from xla_env import jit_once
 
 HERE = pathlib.Path(__file__).parent
 # The network tests initialise with rbg keys: flax draws every parameter with its own key, and XLA:CPU
@@ -25,9 +24,6 @@ HERE = pathlib.Path(__file__).parent
 # jax's default threefry keys, 4.4 s with rbg; measured). The values differ, their distributions do
 # not (tests/test_classics.py does the same).
 INIT_KEY = {s: jax.random.key(s, impl="rbg") for s in (1, 2)}
-# The battery's programs are compiled to run once and compared within a tolerance: at O0
-# (tests/xla_env.py).
-jit_once = functools.partial(jax.jit, compiler_options=run_once_options())
 
 
 def tiny_game(channels=1, **kw):

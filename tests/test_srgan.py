@@ -1,5 +1,4 @@
 """SRGAN / SRResNet: networks, pixel shuffle, learning, device invariance and `jaxgan upscale`."""
-import functools
 import json
 import pathlib
 import subprocess
@@ -18,7 +17,7 @@ from jaxgan.eval.ssim import psnr
 from jaxgan.games.srgan import SRGAN
 from jaxgan.nets.srgan import SRResNet, pixel_shuffle, tiny_srgan
 from jaxgan.step import TrainStep
-from xla_env import run_once_options
+from xla_env import jit_once
 
 HERE = pathlib.Path(__file__).parent
 # The network tests initialise with rbg keys: flax draws every parameter with its own key, and XLA:CPU
@@ -26,9 +25,6 @@ HERE = pathlib.Path(__file__).parent
 # jax's default threefry keys, 4.1 s with rbg; measured). The values differ, their distributions do
 # not (tests/test_classics.py does the same).
 INIT_KEY = {s: jax.random.key(s, impl="rbg") for s in (1, 2)}
-# The battery's programs are compiled to run once and compared within a tolerance: at O0
-# (tests/xla_env.py).
-jit_once = functools.partial(jax.jit, compiler_options=run_once_options())
 
 
 def test_pixel_shuffle_matches_pytorchs_channel_order():

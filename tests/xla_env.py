@@ -7,10 +7,10 @@ suite's programs are small and mostly compiled once and run a few steps, and at 
 faster and run about as fast (measured on the 2-core machine, README "Run the tests": the whole
 suite took 983 s at O2, and 752-817 s in five runs at O1). Bits can differ from O2 in the last place
 for some programs (seen in StyleGAN2's step and SNGAN's spectral-norm init), which no test reads:
-every check compares programs compiled alike (8 devices against 1, resumed against uninterrupted, jaxgan against the hand-written
-step) or within a tolerance. Runs of jaxgan itself (the README's commands, ``jaxgan bench``) keep
-XLA's default. A level set in XLA_FLAGS before the suite starts is kept: run the suite at XLA's
-default with ``XLA_FLAGS=--xla_backend_optimization_level=2``.
+every check compares programs compiled alike (8 devices against 1, resumed against uninterrupted,
+jaxgan against the hand-written step) or within a tolerance. Runs of jaxgan itself (the README's
+commands, ``jaxgan bench``) keep XLA's default. A level set in XLA_FLAGS before the suite starts is
+kept: run the suite at XLA's default with ``XLA_FLAGS=--xla_backend_optimization_level=2``.
 
 The equivalence subprocesses (one step on 8 emulated devices against 1 device, and the like:
 ``host_devices(n, equivalence=True)``) compile at O0 instead: each compiles its programs for 1 and
@@ -21,20 +21,22 @@ suite's is kept there too.
 
 In pytest's own processes, programs that a test compiles to run once and compare within a tolerance
 (StyleGAN2's gradients, its path length against a direct Jacobian, the rows against NVIDIA's frozen
-outputs) compile at O0 the same way, per program: ``jax.jit(f, compiler_options=run_once_options())``
-(the StyleGAN2 gradient pair: 10 -> 6.7 s).
+outputs, the network batteries) compile at O0 the same way, per program: :func:`jit_once` (the
+StyleGAN2 gradient pair: 10 -> 6.7 s).
 """
 import os
 
-SUITE_COMPILE_LEVEL = "--xla_backend_optimization_level=1"
-EQUIVALENCE_COMPILE_LEVEL = "--xla_backend_optimization_level=0"
+_LEVEL = "--xla_backend_optimization_level"
+SUITE_COMPILE_LEVEL = f"{_LEVEL}=1"
+RUN_ONCE_LEVEL = 0  # the equivalence subprocesses' and the run-once programs' level
+EQUIVALENCE_COMPILE_LEVEL = f"{_LEVEL}={RUN_ONCE_LEVEL}"
 _DEVICE_COUNT = "--xla_force_host_platform_device_count"
 
 
 def suite_flags(flags: str | None = None) -> str:
     """``flags`` (default: $XLA_FLAGS) with the suite's compile level unless they set a level."""
     flags = (os.environ.get("XLA_FLAGS", "") if flags is None else flags).split()
-    if not any(f.startswith("--xla_backend_optimization_level") for f in flags):
+    if not any(f.startswith(_LEVEL) for f in flags):
         flags.append(SUITE_COMPILE_LEVEL)
     return " ".join(flags)
 
@@ -43,8 +45,15 @@ def run_once_options() -> dict:
     """``jax.jit``'s ``compiler_options`` for a program a test compiles to run once: O0, unless the
     caller chose a level for the suite (then none: the process's level holds)."""
     if SUITE_COMPILE_LEVEL in os.environ.get("XLA_FLAGS", "").split():
-        return {"xla_backend_optimization_level": 0}
+        return {_LEVEL.removeprefix("--"): RUN_ONCE_LEVEL}
     return {}
+
+
+def jit_once(fun, **jit_kwargs):
+    """``jax.jit(fun, **jit_kwargs)`` compiled with :func:`run_once_options` (also as ``@jit_once``)."""
+    import jax  # here: the scripts import this module before jax, to set XLA_FLAGS
+
+    return jax.jit(fun, compiler_options=run_once_options(), **jit_kwargs)
 
 
 def host_devices(n: int, flags: str | None = None, *, equivalence: bool = False) -> str:
