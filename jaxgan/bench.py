@@ -602,18 +602,20 @@ def bench_input(experiment: str, overrides: list[str], *, batch: int | None = No
     """
     import jax
 
-    from jaxgan import config as config_lib, run as run_lib, sharding
-    from jaxgan.pipeline import Prefetcher, default_workers, use_processes
+    from jaxgan import config as config_lib, run as run_lib
+    from jaxgan.pipeline import Prefetcher, decoding_processes
 
     overrides = list(overrides) + ([f"train.batch_size={batch}"] if batch else [])
     config, module = config_lib.resolve(experiment, overrides, smoke=smoke)
     run = run_lib.build(config, module, source=source)
-    processes = config.get("input_processes", 0) if use_processes(run.source, config.get("input_processes", 0)) else 0
-    workers = config.get("input_workers") or default_workers(run.source)
-    place = lambda s: jax.block_until_ready(sharding.global_batch(run.mesh, run_lib.host_batch(run, s)))
-    first = place(0)  # warm: the source's first read, the transfer's compilation
+    make, workers, chunk = run_lib.input_pipeline(run)
+    processes = decoding_processes(run.source)
+    place = (lambda s: jax.block_until_ready(make(s))) if chunk == 1 else (
+        lambda s, n: jax.block_until_ready(make(s, n)))
+    first = place(0) if chunk == 1 else place(0, chunk)[0]  # warm: the first read, the transfer's compilation
     nbytes = sum(x.nbytes for x in jax.tree.leaves(first))
-    cursor = {"step": 1}
+    steps = -(-steps // chunk) * chunk  # whole transfers
+    cursor = {"step": chunk}
 
     def rate(n_workers: int) -> float:
         times = []
@@ -621,7 +623,7 @@ def bench_input(experiment: str, overrides: list[str], *, batch: int | None = No
             start = cursor["step"]
             cursor["step"] += steps
             t0 = time.perf_counter()
-            with Prefetcher(place, start, start + steps, depth=n_workers + 1, workers=n_workers) as it:
+            with Prefetcher(place, start, start + steps, depth=n_workers + 1, workers=n_workers, chunk=chunk) as it:
                 for _ in it:
                     pass
             times.append(time.perf_counter() - t0)
@@ -632,6 +634,7 @@ def bench_input(experiment: str, overrides: list[str], *, batch: int | None = No
               "batch": int(config.train.batch_size), "images_per_step": run.images_per_step,
               "image_shape": list(run.source.info.shape), "dtype": str(first["x"].dtype),
               "bytes_per_image": nbytes / run.images_per_step, "input_workers": workers,
+              "input_steps_per_transfer": chunk,
               "input_processes": processes, "cpu_count": cpus,
               "steps": steps, "windows": windows, "load_average": list(os.getloadavg())}
     record["input_images_per_sec"] = rate(workers)
@@ -647,7 +650,8 @@ def format_input(record: dict, step_records: list[dict] = ()) -> str:
     line = (f"input pipeline of {r['experiment']} ({r['source']}, batch {r['batch']}, {r['dtype']} "
             f"{'x'.join(map(str, r['image_shape']))}, {r['bytes_per_image']:,.0f} bytes/image to the device): "
             f"{r['input_images_per_sec']:,.0f} images/s on {r['input_workers']} worker(s)"
-            f"{' decoding in %d processes' % r['input_processes'] if r.get('input_processes') else ''}, "
+            f"{' decoding in %d processes' % r['input_processes'] if r.get('input_processes') else ''}"
+            f"{', %d steps a transfer' % r['input_steps_per_transfer'] if r.get('input_steps_per_transfer', 1) > 1 else ''}, "
             f"{r['input_images_per_sec_per_core']:,.0f} per core, {r['input_images_per_sec_1_worker']:,.0f} on one "
             f"({r['cpu_count']} CPUs, load {r['load_average'][0]:.1f})")
     steps = [s for s in step_records if s.get("experiment") == r["experiment"] and s.get("batch") == r["batch"]

@@ -42,6 +42,9 @@ def base_config(**fields) -> Config:
         # worker processes decoding an image folder's batches (0: in the threads above; part of
         # decoding holds Python's GIL, so on many cores processes decode more). Timing only, as above.
         input_processes=0,
+        # train steps whose batches cross to the devices in one transfer (0: several where batches are
+        # small, up to 4 MiB a transfer, else one; see jaxgan.pipeline.steps_per_transfer). Timing only.
+        input_steps_per_transfer=0,
         # every_kimg: evaluate during training (0: only at the end); best_metric: keep the checkpoint
         # with the best value of this eval metric in <workdir>/best (e.g. 'modes10k/covered').
         # inception_weights: a .npz from tools/convert_fid_inception.py turns on fid/kid/pr/dc;

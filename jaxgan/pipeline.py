@@ -10,7 +10,8 @@ step itself never waits on numpy unless the host is slower than the device.
 Workers are threads: NumPy indexing, PIL's decoding and resizing and the device transfer release
 the GIL, and a thread shares the source's memory map and caches. Workers build whole batches, each a
 pure function of its step, and the stream is returned in step order however they finish. One worker
-suffices for arrays and prepared stores; sources that decode per batch (image folders, TFDS) get one
+suffices for arrays and prepared stores, whose small batches cross to the devices several steps per
+transfer (:func:`steps_per_transfer`: the fixed cost of a transfer is paid once for them); sources that decode per batch (image folders, TFDS) get one
 per core (:func:`default_workers`). Decoding a file also holds the GIL for part of its time (PIL
 parses a JPEG's header in Python), which caps what the threads of one process decode however many
 cores there are: an image folder can decode in worker processes instead (:func:`use_processes`,
@@ -75,9 +76,32 @@ def close_processes(source: Any) -> None:
         inner.close()
 
 
-def _processes(source: Any) -> int:
+def decoding_processes(source: Any) -> int:
     """The most decoding processes any source in ``source`` uses (see :func:`use_processes`)."""
     return max(getattr(inner, "processes", 0) or 0 for inner in _sources(source))
+
+
+TRANSFER_BYTES = 4 << 20  # a transfer of several steps' batches carries about this much (see steps_per_transfer)
+MAX_STEPS_PER_TRANSFER = 32
+
+
+def steps_per_transfer(source: Any, bytes_per_step: int, setting: int = 0) -> int:
+    """Train steps whose batches cross to the devices in one transfer (config
+    ``input_steps_per_transfer``; 0: this choice).
+
+    Each transfer costs the host a fixed tens of microseconds besides its bytes (measured in
+    BENCHMARKS.md: 194 us a step for dcgan_mnist's 100 kB batches one at a time, 55 us in transfers
+    of 16), which a step of a small network on an accelerator does not cover. So batches of a few
+    hundred kB travel several steps at once, up to :data:`TRANSFER_BYTES` a transfer (at most
+    :data:`MAX_STEPS_PER_TRANSFER` steps); batches that are large already, and sources that decode
+    per batch (their decoding, not the transfer, is the cost; several workers share it by step), one
+    step at a time. The stream is the same for any value.
+    """
+    if setting:
+        return int(setting)
+    if decodes(source):
+        return 1
+    return int(max(1, min(MAX_STEPS_PER_TRANSFER, TRANSFER_BYTES // max(1, int(bytes_per_step)))))
 
 
 def default_workers(source: Any, cpu_count: int | None = None) -> int:
@@ -85,19 +109,21 @@ def default_workers(source: Any, cpu_count: int | None = None) -> int:
     per decoding process, so that each has a batch to build), else one."""
     if not decodes(source):
         return 1
-    return max(1, cpu_count or os.cpu_count() or 1, _processes(source))
+    return max(1, cpu_count or os.cpu_count() or 1, decoding_processes(source))
 
 
 class Prefetcher:
-    """Iterates ``(step, make_batch(step))`` for ``step = start, start+1, ... stop-1``, ``depth`` ahead.
+    """Iterates ``(step, batch)`` for ``step = start, start+1, ... stop-1``, built ahead on worker threads.
 
     Args:
       make_batch: ``step -> batch`` (device arrays, already sharded); called on worker threads, in
-        step order when ``workers == 1``.
+        step order when ``workers == 1``. With ``chunk > 1``: ``(step, n) -> n batches``, those of
+        steps ``step .. step+n-1`` (:func:`jaxgan.sharding.global_batches`: one transfer for them).
       start, stop: the steps to produce (``stop`` excluded).
-      depth: how many batches are built ahead of the one being consumed (2: the next step's batch is
-        on the devices while this step runs, and one more is being built).
+      depth: how many calls of ``make_batch`` are built ahead of the one being consumed (2: the next
+        step's batch is on the devices while this step runs, and one more is being built).
       workers: threads building batches; results are always returned in step order.
+      chunk: steps per call of ``make_batch`` (:func:`steps_per_transfer`); the last call may have fewer.
 
     Example::
 
@@ -106,45 +132,52 @@ class Prefetcher:
                 state, metrics = compiled(state, batch)
     """
 
-    def __init__(self, make_batch: Callable[[int], Any], start: int, stop: int, *, depth: int = 2,
-                 workers: int = 1):
-        if depth < 1 or workers < 1:
-            raise ValueError(f"Prefetcher needs depth >= 1 and workers >= 1, got depth={depth}, "
-                             f"workers={workers}")
+    def __init__(self, make_batch: Callable[..., Any], start: int, stop: int, *, depth: int = 2,
+                 workers: int = 1, chunk: int = 1):
+        if depth < 1 or workers < 1 or chunk < 1:
+            raise ValueError(f"Prefetcher needs depth >= 1, workers >= 1 and chunk >= 1, got depth={depth}, "
+                             f"workers={workers}, chunk={chunk}")
         self._make, self._next, self._stop = make_batch, start, stop
-        self._depth, self.workers = depth, workers
+        self._depth, self.workers, self.chunk = depth, workers, chunk
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="jaxgan-batches")
         self._pending: collections.deque = collections.deque()
+        self._ready: collections.deque = collections.deque()  # (step, batch, build seconds) of a taken chunk
         self.waited = 0.0  # seconds the consumer was blocked waiting for a batch
         self.build_seconds = 0.0  # seconds workers spent building the batches consumed so far
         self.consumed = 0
         self._fill()
 
-    def _timed(self, step: int) -> tuple[Any, float]:
+    def _timed(self, step: int, n: int) -> tuple[Any, float]:
         t0 = time.perf_counter()
-        batch = self._make(step)
-        return batch, time.perf_counter() - t0
+        batches = [self._make(step)] if self.chunk == 1 else list(self._make(step, n))
+        if len(batches) != n:
+            raise ValueError(f"make_batch({step}, {n}) returned {len(batches)} batches, not {n}")
+        return batches, time.perf_counter() - t0
 
     def _fill(self) -> None:
         while len(self._pending) < self._depth and self._next < self._stop:
-            self._pending.append((self._next, self._pool.submit(self._timed, self._next)))
-            self._next += 1
+            n = min(self.chunk, self._stop - self._next)
+            self._pending.append((self._next, self._pool.submit(self._timed, self._next, n)))
+            self._next += n
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
         return self
 
     def __next__(self) -> tuple[int, Any]:
-        if not self._pending:
-            raise StopIteration
-        step, future = self._pending.popleft()
-        t0 = time.perf_counter()
-        try:
-            batch, seconds = future.result()  # re-raises a worker's exception here, in the loop's thread
-        finally:
-            self.waited += time.perf_counter() - t0
+        if not self._ready:
+            if not self._pending:
+                raise StopIteration
+            step, future = self._pending.popleft()
+            t0 = time.perf_counter()
+            try:
+                batches, seconds = future.result()  # re-raises a worker's exception here, in the loop's thread
+            finally:
+                self.waited += time.perf_counter() - t0
+            self._ready.extend((step + i, b, seconds / len(batches)) for i, b in enumerate(batches))
+            self._fill()
+        step, batch, seconds = self._ready.popleft()
         self.build_seconds += seconds
         self.consumed += 1
-        self._fill()
         return step, batch
 
     def close(self) -> None:
@@ -152,6 +185,7 @@ class Prefetcher:
         for _, future in self._pending:
             future.cancel()
         self._pending.clear()
+        self._ready.clear()
         self._pool.shutdown(wait=True)
 
     def __enter__(self) -> "Prefetcher":

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 import types
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxgan import data as data_lib
-from jaxgan import precision, sharding
+from jaxgan import pipeline, precision, sharding
 from jaxgan.config import Config, build_experiment
 from jaxgan.experiment import images_per_step, total_steps
 from jaxgan.step import TrainStep
@@ -78,6 +79,44 @@ def host_batch(run: Run, step: int) -> dict:
     subs = [data_lib.process_batch(run.source, step * n_critic + c, batch, jax.process_index(),
                                    jax.process_count(), stored=True) for c in range(n_critic)]
     return {k: np.stack([s[k] for s in subs]) for k in subs[0]}
+
+
+def host_batches(run: Run, step: int, steps: int) -> dict:
+    """This process's rows of train steps ``step .. step + steps - 1``: leaves shaped
+    (steps, n_critic, local_batch, ...), whose ``[i]`` equals ``host_batch(run, step + i)``.
+
+    With one process the rows of consecutive steps are one range of the source's stream, read in one
+    call (one gather from a prepared store or in-memory arrays, where ``host_batch`` makes one per
+    critic update); with several, each update's rows are read in turn.
+    """
+    n_critic, batch = run.config.train.n_critic, run.config.train.batch_size
+    step, steps = operator.index(step), operator.index(steps)
+    if step < 0 or steps < 1:
+        raise ValueError(f"host_batches needs step >= 0 and steps >= 1, got step={step}, steps={steps}")
+    if jax.process_count() > 1:
+        subs = [host_batch(run, s) for s in range(step, step + steps)]
+        return {k: np.stack([s[k] for s in subs]) for k in subs[0]}
+    rows = data_lib.stored_batch(run.source, step * n_critic * batch, steps * n_critic * batch)
+    return {k: v.reshape(steps, n_critic, batch, *v.shape[1:]) for k, v in rows.items()}
+
+
+def input_pipeline(run: Run) -> tuple[Callable[..., Any], int, int]:
+    """What the train loop's :class:`jaxgan.pipeline.Prefetcher` is built from: ``(make_batch,
+    workers, steps_per_transfer)``, from config ``input_workers``, ``input_processes`` and
+    ``input_steps_per_transfer`` (0: :func:`jaxgan.pipeline.default_workers`,
+    :func:`jaxgan.pipeline.steps_per_transfer`). ``jaxgan bench --input`` times the same."""
+    config = run.config
+    pipeline.use_processes(run.source, config.get("input_processes") or 0)
+    workers = config.get("input_workers") or pipeline.default_workers(run.source)
+    setting = config.get("input_steps_per_transfer") or 0
+    per_step = 0 if setting or pipeline.decodes(run.source) else sum(
+        x.nbytes for x in jax.tree.leaves(host_batch(run, 0)))
+    chunk = pipeline.steps_per_transfer(run.source, per_step, setting)
+    if chunk == 1:
+        return (lambda s: sharding.global_batch(run.mesh, host_batch(run, s))), workers, 1
+    # every call reads and transfers a whole chunk (one shape: one compiled split); a run's last call
+    # may need only its first n (the rows after them are read and dropped)
+    return (lambda s, n: sharding.global_batches(run.mesh, host_batches(run, s, chunk))[:n]), workers, chunk
 
 
 def example_batch(run: Run) -> dict:

@@ -26,9 +26,9 @@ from jaxgan.config import Config
 from jaxgan.errors import WorkdirLocked
 from jaxgan.evaluate import evaluate
 from jaxgan.experiment import kimg_to_steps
-from jaxgan.pipeline import InputMeter, Prefetcher, close_processes, default_workers, use_processes
+from jaxgan.pipeline import InputMeter, Prefetcher, close_processes
 from jaxgan.periodic import Every, StopSignal, Stopped, Throughput
-from jaxgan.run import Run, build, example_batch, generate, host_batch, sample_inputs
+from jaxgan.run import Run, build, example_batch, generate, input_pipeline, sample_inputs
 from jaxgan.step import NORM_KEYS
 from jaxgan.validate import validate
 
@@ -37,6 +37,7 @@ log = logging.getLogger("jaxgan")
 # Fields that may change when a run is resumed; any other difference is refused.
 RESUMABLE_FIELDS = {"log_every_steps", "sample_every_steps", "checkpoint_every_steps",
                     "keep_checkpoints", "num_grid_samples", "eval", "input_workers", "input_processes",
+                    "input_steps_per_transfer",
                     "sample"}  # sample.*: how grids are drawn (jaxgan sample --set sample.truncation=0.7)
 GRID_SEED = 20240601  # the fixed z of the sample grids
 STOP_SYNC_EVERY = 10  # multi-process runs agree on a stop request every this many steps
@@ -292,11 +293,9 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main,
     real_grid = _real_grid(run, cfg.num_grid_samples)
     speed = Throughput()
     step, stopping = start, False
-    place = lambda s: sharding.global_batch(run.mesh, host_batch(run, s))
     in_flight = collections.deque()  # one output of each step dispatched and perhaps not yet run
-    use_processes(run.source, cfg.get("input_processes") or 0)
-    workers = cfg.get("input_workers") or default_workers(run.source)
-    with Prefetcher(place, start, total, depth=workers + 1, workers=workers) as batches:  # built ahead, off the step
+    make_batch, workers, chunk = input_pipeline(run)
+    with Prefetcher(make_batch, start, total, depth=workers + 1, workers=workers, chunk=chunk) as batches:
         inputs = InputMeter(batches, run.images_per_step, remedy=_INPUT_REMEDY.format(workers=workers))
         while step < total and not stopping:
             stop.phase("training", step)

@@ -138,6 +138,7 @@ RULES: dict[str, tuple[Check, bool]] = {
     "log_every_steps": (int_at_least(0), True),
     "input_workers": (int_at_least(0), False),
     "input_processes": (int_at_least(0), False),
+    "input_steps_per_transfer": (int_at_least(0), False),
     "sample_every_steps": (int_at_least(0), True),
     "checkpoint_every_steps": (int_at_least(0), True),
     "keep_checkpoints": (int_at_least(1), True),

@@ -50,8 +50,15 @@ def run(kind, num_devices):
                      n_critic=n_critic, ema_half_life_kimg=0.05, max_traces=1)
     first = next(batches(kind, n_critic))
     state = step.init_state(0, jax.tree.map(lambda x: x[0], first))
-    for b in batches(kind, n_critic):
-        state, metrics = step(state, sharding.global_batch(mesh, b))
+    # the steps' batches in one transfer, split on the devices: each the step-by-step placement's
+    placed = sharding.global_batches(mesh, jax.tree.map(lambda *x: np.stack(x), *batches(kind, n_critic)))
+    for b, chunked in zip(batches(kind, n_critic), placed, strict=True):
+        one = sharding.global_batch(mesh, b)
+        for a, c in zip(jax.tree.leaves(one), jax.tree.leaves(chunked), strict=True):
+            assert c.sharding == a.sharding, (c.sharding, a.sharding)
+            np.testing.assert_array_equal(np.asarray(c), np.asarray(a))
+    for b in placed:
+        state, metrics = step(state, b)
     flat = np.concatenate([np.ravel(x) for x in jax.tree.leaves(
         (state.g_params, state.d_params, state.g_state, state.d_state, state.g_ema))])
     return {"params": flat.tolist(), "metrics": {k: float(v) for k, v in metrics.items()}}

@@ -31,6 +31,71 @@ def test_prefetched_batches_equal_the_synchronous_ones(workers):
         assert batch["x"].sharding == sharding.batch_sharding(run.mesh)
 
 
+@pytest.mark.parametrize("workers", [1, 3])
+def test_batches_transferred_several_steps_at_once_equal_the_step_by_step_ones(workers):
+    """A chunk of 4 steps per transfer, from a resumed step 3 to 14 (the last transfer carries 3): each
+    step's batch equals the synchronous one, with the same sharding, and the meter counts steps."""
+    config, module = config_lib.resolve("ring8", ["train.n_critic=2", "input_steps_per_transfer=4"], smoke=True)
+    run = run_lib.build(config, module)
+    make, n_workers, chunk = run_lib.input_pipeline(run)
+    assert (n_workers, chunk) == (1, 4)
+    calls = []
+
+    def slow_make(s, n):
+        calls.append((s, n))
+        time.sleep(random.Random(s).uniform(0, 0.02))
+        return make(s, n)
+
+    with Prefetcher(slow_make, 3, 14, depth=2, workers=workers, chunk=chunk) as it:
+        got = list(it)
+        assert it.consumed == 11 and it.build_seconds > 0
+    assert sorted(calls) == [(3, 4), (7, 4), (11, 3)]
+    assert [s for s, _ in got] == list(range(3, 14))
+    for s, batch in got:
+        jax.tree.map(np.testing.assert_array_equal, jax.device_get(batch),
+                     jax.device_get(sharding.global_batch(run.mesh, run_lib.host_batch(run, s))))
+        assert batch["x"].sharding == sharding.batch_sharding(run.mesh) and batch["x"].shape == (2, config.train.batch_size, 2)
+
+
+def test_one_read_of_several_steps_equals_their_reads_one_by_one(tmp_path):
+    """host_batches reads steps s..s+n-1 of a prepared store (uint8 images and labels, 2 critic
+    updates, an epoch boundary inside) in one call: the rows of host_batch, step by step."""
+    from jaxgan.data import ArraySource
+    from jaxgan.data.store import write_store
+
+    rng = np.random.default_rng(0)
+    write_store(ArraySource(rng.integers(0, 256, (37, 8, 8, 3), dtype=np.uint8), rng.integers(0, 5, 37), seed=0,
+                            num_classes=5), tmp_path / "st", progress=False)
+    from jaxgan.data import make_source
+
+    config, module = config_lib.resolve("cgan_mnist", ["train.batch_size=4", "train.n_critic=2"], smoke=True)
+    run = run_lib.build(config, module, source=make_source({"name": "store", "path": str(tmp_path / "st")}, seed=0))
+    got = run_lib.host_batches(run, 3, 5)  # stream rows 24..63: past the 37-image epoch
+    assert got["x"].shape == (5, 2, 4, 8, 8, 3) and got["x"].dtype == np.uint8
+    for i in range(5):
+        jax.tree.map(np.testing.assert_array_equal, {k: v[i] for k, v in got.items()}, run_lib.host_batch(run, 3 + i))
+    with pytest.raises(ValueError, match="steps >= 1"):
+        run_lib.host_batches(run, 0, 0)
+
+
+def test_small_batches_travel_several_steps_a_transfer_and_large_or_decoded_ones_one(tmp_path):
+    from PIL import Image
+
+    from jaxgan.data import make_source
+    from jaxgan.pipeline import MAX_STEPS_PER_TRANSFER, TRANSFER_BYTES, steps_per_transfer
+
+    ring = make_source("ring8", seed=0)
+    assert steps_per_transfer(ring, 100_000) == min(MAX_STEPS_PER_TRANSFER, TRANSFER_BYTES // 100_000)
+    assert steps_per_transfer(ring, 2_000) == MAX_STEPS_PER_TRANSFER
+    assert steps_per_transfer(ring, 6_300_000) == 1  # dcgan64's 512 images: one step a transfer
+    assert steps_per_transfer(ring, 6_300_000, setting=3) == 3  # the config's value wins
+    (tmp_path / "f").mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "f" / "0.png")
+    assert steps_per_transfer(make_source({"name": "folder", "path": str(tmp_path / "f")}, seed=0), 100) == 1
+    with pytest.raises(ValueError, match="chunk >= 1"):
+        Prefetcher(lambda s, n: [s] * n, 0, 1, chunk=0)
+
+
 def test_a_failing_batch_raises_in_the_consumer_and_stops():
     def make(s):
         if s == 2:
