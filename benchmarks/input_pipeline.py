@@ -124,21 +124,26 @@ def decode(workdir: pathlib.Path, n: int = 2048, batch: int = 256) -> dict:
     for res in (64, 256):
         src = FolderSource(root, seed=0, resolution=res, crop="center")
         procs = FolderSource(root, seed=0, resolution=res, crop="center", processes=2)
+        proc1 = FolderSource(root, seed=0, resolution=res, crop="center", processes=1)
         batches = lambda s: lambda lo: s.stored_examples(np.arange(lo, min(lo + batch, n)))
         src.stored_examples(np.arange(batch))  # warm: page cache
-        rows = {"1 thread": [], "2 threads": [], "2 processes": []}
+        rows = {"1 thread": [], "2 threads": [], "1 process": [], "2 processes": []}
         with concurrent.futures.ThreadPoolExecutor(2) as threads:
             list(threads.map(lambda lo: procs.stored_examples(np.arange(lo, lo + 8)), (0, 8)))  # start both processes
+            proc1.stored_examples(np.arange(8))
             for _ in range(3):  # rounds, interleaved
                 rows["1 thread"].append(_timed(lambda: [batches(src)(lo) for lo in starts]))
                 rows["2 threads"].append(_timed(lambda: list(threads.map(batches(src), starts))))
+                rows["1 process"].append(_timed(lambda: [batches(proc1)(lo) for lo in starts]))
                 rows["2 processes"].append(_timed(lambda: list(threads.map(batches(procs), starts))))
         procs.close()
+        proc1.close()
         rates = {k: n / statistics.median(v) for k, v in rows.items()}
         out[f"to {res}"] = {"images_per_sec": rates,
                             "per_core_1_thread": rates["1 thread"],
                             "2_threads_vs_1": rates["2 threads"] / rates["1 thread"],
-                            "2_processes_vs_1": rates["2 processes"] / rates["1 thread"]}
+                            "2_processes_vs_1": rates["2 processes"] / rates["1 thread"],
+                            "2_processes_vs_1_process": rates["2 processes"] / rates["1 process"]}
     return out
 
 
