@@ -17,8 +17,9 @@
   the same round.
 --decode: a folder of 2,048 JPEGs at 178x218 (CelebA's aligned size; smooth synthetic images,
   quality 90), centre-cropped and resized to 64 and to 256 (``FolderSource``): one thread, 2 threads,
-  2 processes (``FolderSource(processes=2)``, called from 2 threads as the train loop's workers do:
-  each batch decoded in a worker process and returned pickled), 256-image batches.
+  one process (``FolderSource(processes=1)`` called from one thread), 2 processes
+  (``FolderSource(processes=2)``, called from 2 threads as the train loop's workers do: each batch
+  decoded in a worker process and returned pickled), 256-image batches, ``--rounds`` rounds.
 --stages: where decoding's time goes, per image (512 of those JPEGs): each stage's CPU time on one
   thread (``time.thread_time``) and the stage alone on 2 threads against 1 (a stage that holds the
   GIL scales 1.0x, one that releases it up to 2.0x), for the decode before (``_old_decode``: numpy
@@ -114,7 +115,7 @@ def _smooth_jpegs(root: pathlib.Path, n: int) -> None:
         Image.fromarray(small).resize((178, 218), Image.Resampling.BICUBIC).save(root / f"{i:05d}.jpg", quality=90)
 
 
-def decode(workdir: pathlib.Path, n: int = 2048, batch: int = 256) -> dict:
+def decode(workdir: pathlib.Path, n: int = 2048, batch: int = 256, rounds: int = 3) -> dict:
     from jaxgan.data import FolderSource
 
     root = workdir / "jpegs"
@@ -131,7 +132,7 @@ def decode(workdir: pathlib.Path, n: int = 2048, batch: int = 256) -> dict:
         with concurrent.futures.ThreadPoolExecutor(2) as threads:
             list(threads.map(lambda lo: procs.stored_examples(np.arange(lo, lo + 8)), (0, 8)))  # start both processes
             proc1.stored_examples(np.arange(8))
-            for _ in range(3):  # rounds, interleaved
+            for _ in range(rounds):  # interleaved
                 rows["1 thread"].append(_timed(lambda: [batches(src)(lo) for lo in starts]))
                 rows["2 threads"].append(_timed(lambda: list(threads.map(batches(src), starts))))
                 rows["1 process"].append(_timed(lambda: [batches(proc1)(lo) for lo in starts]))
@@ -333,6 +334,7 @@ def main() -> None:
     p.add_argument("--decode", action="store_true")
     p.add_argument("--stages", action="store_true", help="per-stage CPU time of decoding and its 2-thread scaling")
     p.add_argument("--grain", help="a folder holding grain (pip install --target DIR grain==0.2.18 portpicker)")
+    p.add_argument("--rounds", type=int, default=3, help="--decode's interleaved rounds")
     p.add_argument("--out")
     args = p.parse_args()
     result = {"cpu_count": os.cpu_count(), "load_before": os.getloadavg()}
@@ -342,7 +344,7 @@ def main() -> None:
         if args.gather or everything:
             result["gather"] = gather(tmp, args.grain)
         if args.decode or everything:
-            result["decode"] = decode(tmp)
+            result["decode"] = decode(tmp, rounds=args.rounds)
         if args.stages:
             result["stages"] = stages(tmp)
     result["load_after"] = os.getloadavg()

@@ -89,9 +89,10 @@ def steps_per_transfer(source: Any, bytes_per_step: int, setting: int = 0) -> in
     """Train steps whose batches cross to the devices in one transfer (config
     ``input_steps_per_transfer``; 0: this choice).
 
-    Each transfer costs the host a fixed tens of microseconds besides its bytes (measured in
-    BENCHMARKS.md: 194 us a step for dcgan_mnist's 100 kB batches one at a time, 55 us in transfers
-    of 16), which a step of a small network on an accelerator does not cover. So batches of a few
+    Each transfer costs the host a fixed tens of microseconds besides its bytes (BENCHMARKS.md,
+    ``benchmarks/input_transfers.py``: 139-163 us a step for dcgan_mnist's 100 kB batches one at a
+    time on one CPU device here, 47-53 us in transfers of 32), which a step of a small network on an
+    accelerator does not cover (139 us for that step on a v5e chip by the TPU compiler's bound). So batches of a few
     hundred kB travel several steps at once, up to :data:`TRANSFER_BYTES` a transfer (at most
     :data:`MAX_STEPS_PER_TRANSFER` steps); batches that are large already, and sources that decode
     per batch (their decoding, not the transfer, is the cost; several workers share it by step), one
