@@ -11,11 +11,12 @@ Workers are threads: NumPy indexing, PIL's decoding and resizing and the device 
 the GIL, and a thread shares the source's memory map and caches. Workers build whole batches, each a
 pure function of its step, and the stream is returned in step order however they finish. One worker
 suffices for arrays and prepared stores, whose small batches cross to the devices several steps per
-transfer (:func:`steps_per_transfer`: the fixed cost of a transfer is paid once for them); sources that decode per batch (image folders, TFDS) get one
-per core (:func:`default_workers`). Decoding a file also holds the GIL for part of its time (PIL
-parses a JPEG's header in Python), which caps what the threads of one process decode however many
-cores there are: an image folder can decode in worker processes instead (:func:`use_processes`,
-config ``input_processes``), the threads then only wait for them. BENCHMARKS.md measures both.
+transfer (:func:`steps_per_transfer`: the fixed cost of a transfer is paid once for them); sources
+that decode per batch (image folders, TFDS) get one per core (:func:`default_workers`). Decoding a
+file also holds the GIL for part of its time (PIL parses a JPEG's header in Python), which caps what
+the threads of one process decode however many cores there are: an image folder can decode in worker
+processes instead (:func:`use_processes`, config ``input_processes``), the threads then only wait
+for them. BENCHMARKS.md measures both.
 
 The prefetcher counts the time the consumer waited for a batch and the time workers spent building
 them; :class:`InputMeter` turns those into the ``input/`` metrics of the training loop.
@@ -92,8 +93,8 @@ def steps_per_transfer(source: Any, bytes_per_step: int, setting: int = 0) -> in
     Each transfer costs the host a fixed tens of microseconds besides its bytes (BENCHMARKS.md,
     ``benchmarks/input_transfers.py``: 139-163 us a step for dcgan_mnist's 100 kB batches one at a
     time on one CPU device here, 47-53 us in transfers of 32), which a step of a small network on an
-    accelerator does not cover (139 us for that step on a v5e chip by the TPU compiler's bound). So batches of a few
-    hundred kB travel several steps at once, up to :data:`TRANSFER_BYTES` a transfer (at most
+    accelerator does not cover (139 us for that step on a v5e chip by the TPU compiler's bound). So
+    batches of a few hundred kB travel several steps at once, up to :data:`TRANSFER_BYTES` a transfer (at most
     :data:`MAX_STEPS_PER_TRANSFER` steps); batches that are large already, and sources that decode
     per batch (their decoding, not the transfer, is the cost; several workers share it by step), one
     step at a time. The stream is the same for any value.
@@ -136,8 +137,8 @@ class Prefetcher:
     def __init__(self, make_batch: Callable[..., Any], start: int, stop: int, *, depth: int = 2,
                  workers: int = 1, chunk: int = 1):
         if depth < 1 or workers < 1 or chunk < 1:
-            raise ValueError(f"Prefetcher needs depth >= 1, workers >= 1 and chunk >= 1, got depth={depth}, "
-                             f"workers={workers}, chunk={chunk}")
+            raise ValueError(f"Prefetcher needs depth >= 1, workers >= 1 and chunk >= 1, got "
+                             f"depth={depth}, workers={workers}, chunk={chunk}")
         self._make, self._next, self._stop = make_batch, start, stop
         self._depth, self.workers, self.chunk = depth, workers, chunk
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="jaxgan-batches")

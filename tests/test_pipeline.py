@@ -54,7 +54,8 @@ def test_batches_transferred_several_steps_at_once_equal_the_step_by_step_ones(w
     for s, batch in got:
         jax.tree.map(np.testing.assert_array_equal, jax.device_get(batch),
                      jax.device_get(sharding.global_batch(run.mesh, run_lib.host_batch(run, s))))
-        assert batch["x"].sharding == sharding.batch_sharding(run.mesh) and batch["x"].shape == (2, config.train.batch_size, 2)
+        assert batch["x"].sharding == sharding.batch_sharding(run.mesh)
+        assert batch["x"].shape == (2, config.train.batch_size, 2)
 
 
 def test_one_read_of_several_steps_equals_their_reads_one_by_one(tmp_path):
