@@ -307,8 +307,13 @@ def test_bench_input_times_the_pipeline_alone_on_a_tiny_folder(tmp_path, capsys)
     assert record["bytes_per_image"] == 32 * 32 * 3  # uint8 pixels cross as stored; no labels here
     for key in ("input_images_per_sec", "input_images_per_sec_per_core", "input_images_per_sec_1_worker"):
         assert record[key] > 0, key
+    assert record["input_steps_per_transfer"] == 1  # a decoding source: one step a transfer
     with pytest.raises(UserError, match="no records"):  # --table shows step records: input records are skipped
         bench.read_records(out)
+    # arrays: the loop's transfers of several steps, timed as the loop makes them
+    points = bench.bench_input("ring8", [], smoke=True, steps=3, windows=1)
+    assert points["input_steps_per_transfer"] == 32 and points["steps"] == 32  # whole transfers
+    assert points["bytes_per_image"] == 2 * 4 and points["input_images_per_sec"] > 0
 
 
 def test_bench_builds_a_tfds_experiment_without_its_data_from_the_declared_shapes(tmp_path, monkeypatch):
