@@ -623,7 +623,8 @@ def bench_input(experiment: str, overrides: list[str], *, batch: int | None = No
             start = cursor["step"]
             cursor["step"] += steps
             t0 = time.perf_counter()
-            with Prefetcher(place, start, start + steps, depth=n_workers + 1, workers=n_workers, chunk=chunk) as it:
+            with Prefetcher(place, start, start + steps, depth=n_workers + 1, workers=n_workers,
+                            chunk=chunk) as it:
                 for _ in it:
                     pass
             times.append(time.perf_counter() - t0)
@@ -651,7 +652,7 @@ def format_input(record: dict, step_records: list[dict] = ()) -> str:
             f"{'x'.join(map(str, r['image_shape']))}, {r['bytes_per_image']:,.0f} bytes/image to the device): "
             f"{r['input_images_per_sec']:,.0f} images/s on {r['input_workers']} worker(s)"
             f"{' decoding in %d processes' % r['input_processes'] if r.get('input_processes') else ''}"
-            f"{', %d steps a transfer' % r['input_steps_per_transfer'] if r.get('input_steps_per_transfer', 1) > 1 else ''}, "
+            f"{', %d steps a transfer' % chunk if (chunk := r.get('input_steps_per_transfer', 1)) > 1 else ''}, "
             f"{r['input_images_per_sec_per_core']:,.0f} per core, {r['input_images_per_sec_1_worker']:,.0f} on one "
             f"({r['cpu_count']} CPUs, load {r['load_average'][0]:.1f})")
     steps = [s for s in step_records if s.get("experiment") == r["experiment"] and s.get("batch") == r["batch"]

@@ -295,6 +295,7 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main,
     step, stopping = start, False
     in_flight = collections.deque()  # one output of each step dispatched and perhaps not yet run
     make_batch, workers, chunk = input_pipeline(run)
+    # built ahead on worker threads, off the step
     with Prefetcher(make_batch, start, total, depth=workers + 1, workers=workers, chunk=chunk) as batches:
         inputs = InputMeter(batches, run.images_per_step, remedy=_INPUT_REMEDY.format(workers=workers))
         while step < total and not stopping:
