@@ -610,9 +610,8 @@ def bench_input(experiment: str, overrides: list[str], *, batch: int | None = No
     run = run_lib.build(config, module, source=source)
     make, workers, chunk = run_lib.input_pipeline(run)
     processes = decoding_processes(run.source)
-    place = (lambda s: jax.block_until_ready(make(s))) if chunk == 1 else (
-        lambda s, n: jax.block_until_ready(make(s, n)))
-    first = place(0) if chunk == 1 else place(0, chunk)[0]  # warm: the first read, the transfer's compilation
+    place = lambda s, n: jax.block_until_ready(make(s, n))
+    first = place(0, chunk)[0]  # warm: the first read, the transfer's compilation
     nbytes = sum(x.nbytes for x in jax.tree.leaves(first))
     steps = -(-steps // chunk) * chunk  # whole transfers
     cursor = {"step": chunk}

@@ -119,13 +119,14 @@ class Prefetcher:
 
     Args:
       make_batch: ``step -> batch`` (device arrays, already sharded); called on worker threads, in
-        step order when ``workers == 1``. With ``chunk > 1``: ``(step, n) -> n batches``, those of
-        steps ``step .. step+n-1`` (:func:`jaxgan.sharding.global_batches`: one transfer for them).
+        step order when ``workers == 1``. With ``chunk``: ``(step, n) -> n batches``, those of steps
+        ``step .. step+n-1`` (``n <= chunk``; :func:`jaxgan.run.input_pipeline` makes one).
       start, stop: the steps to produce (``stop`` excluded).
       depth: how many calls of ``make_batch`` are built ahead of the one being consumed (2: the next
         step's batch is on the devices while this step runs, and one more is being built).
       workers: threads building batches; results are always returned in step order.
-      chunk: steps per call of ``make_batch`` (:func:`steps_per_transfer`); the last call may have fewer.
+      chunk: steps per call of ``make_batch(step, n)`` (:func:`steps_per_transfer`); the last call
+        may have fewer. None: one per call of ``make_batch(step)``.
 
     Example::
 
@@ -135,8 +136,8 @@ class Prefetcher:
     """
 
     def __init__(self, make_batch: Callable[..., Any], start: int, stop: int, *, depth: int = 2,
-                 workers: int = 1, chunk: int = 1):
-        if depth < 1 or workers < 1 or chunk < 1:
+                 workers: int = 1, chunk: int | None = None):
+        if depth < 1 or workers < 1 or (chunk is not None and chunk < 1):
             raise ValueError(f"Prefetcher needs depth >= 1, workers >= 1 and chunk >= 1, got "
                              f"depth={depth}, workers={workers}, chunk={chunk}")
         self._make, self._next, self._stop = make_batch, start, stop
@@ -151,14 +152,14 @@ class Prefetcher:
 
     def _timed(self, step: int, n: int) -> tuple[Any, float]:
         t0 = time.perf_counter()
-        batches = [self._make(step)] if self.chunk == 1 else list(self._make(step, n))
+        batches = [self._make(step)] if self.chunk is None else list(self._make(step, n))
         if len(batches) != n:
             raise ValueError(f"make_batch({step}, {n}) returned {len(batches)} batches, not {n}")
         return batches, time.perf_counter() - t0
 
     def _fill(self) -> None:
         while len(self._pending) < self._depth and self._next < self._stop:
-            n = min(self.chunk, self._stop - self._next)
+            n = min(self.chunk or 1, self._stop - self._next)
             self._pending.append((self._next, self._pool.submit(self._timed, self._next, n)))
             self._next += n
 

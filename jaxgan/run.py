@@ -75,34 +75,35 @@ def host_batch(run: Run, step: int) -> dict:
     Images stay in their stored dtype where the source keeps it (uint8: the step converts them, see
     :func:`jaxgan.step.as_float`), so they cross to the devices in their stored bytes.
     """
-    n_critic, batch = run.config.train.n_critic, run.config.train.batch_size
-    subs = [data_lib.process_batch(run.source, step * n_critic + c, batch, jax.process_index(),
-                                   jax.process_count(), stored=True) for c in range(n_critic)]
-    return {k: np.stack([s[k] for s in subs]) for k in subs[0]}
+    return {k: v[0] for k, v in host_batches(run, step, 1).items()}
 
 
 def host_batches(run: Run, step: int, steps: int) -> dict:
     """This process's rows of train steps ``step .. step + steps - 1``: leaves shaped
-    (steps, n_critic, local_batch, ...), whose ``[i]`` equals ``host_batch(run, step + i)``.
+    (steps, n_critic, local_batch, ...), whose ``[i]`` is ``host_batch(run, step + i)``.
 
-    With one process the rows of consecutive steps are one range of the source's stream, read in one
-    call (one gather from a prepared store or in-memory arrays, where ``host_batch`` makes one per
-    critic update); with several, each update's rows are read in turn.
+    Critic update ``c`` of step ``s`` reads global batch ``s * n_critic + c`` of the source's stream
+    (:func:`jaxgan.data.process_batch`). With one process those batches are one range of the stream,
+    read in one call (one gather from a prepared store or in-memory arrays); with several, each
+    process reads its block of each in turn.
     """
     n_critic, batch = run.config.train.n_critic, run.config.train.batch_size
     step, steps = operator.index(step), operator.index(steps)
     if step < 0 or steps < 1:
         raise ValueError(f"host_batches needs step >= 0 and steps >= 1, got step={step}, steps={steps}")
-    if jax.process_count() > 1:
-        subs = [host_batch(run, s) for s in range(step, step + steps)]
-        return {k: np.stack([s[k] for s in subs]) for k in subs[0]}
-    rows = data_lib.stored_batch(run.source, step * n_critic * batch, steps * n_critic * batch)
-    return {k: v.reshape(steps, n_critic, batch, *v.shape[1:]) for k, v in rows.items()}
+    if jax.process_count() == 1:
+        rows = data_lib.stored_batch(run.source, step * n_critic * batch, steps * n_critic * batch)
+    else:
+        subs = [data_lib.process_batch(run.source, b, batch, jax.process_index(), jax.process_count(),
+                                       stored=True) for b in range(step * n_critic, (step + steps) * n_critic)]
+        rows = {k: np.concatenate([s[k] for s in subs]) for k in subs[0]}
+    return {k: v.reshape(steps, n_critic, -1, *v.shape[1:]) for k, v in rows.items()}
 
 
 def input_pipeline(run: Run) -> tuple[Callable[..., Any], int, int]:
-    """What the train loop's :class:`jaxgan.pipeline.Prefetcher` is built from: ``(make_batch,
-    workers, steps_per_transfer)``, from config ``input_workers``, ``input_processes`` and
+    """What the train loop's :class:`jaxgan.pipeline.Prefetcher` is built from: ``(make_batches,
+    workers, chunk)``, ``make_batches(step, n)`` giving the batches of steps ``step .. step+n-1``
+    (``n <= chunk``), from config ``input_workers``, ``input_processes`` and
     ``input_steps_per_transfer`` (0: :func:`jaxgan.pipeline.default_workers`,
     :func:`jaxgan.pipeline.steps_per_transfer`). ``jaxgan bench --input`` times the same."""
     config = run.config
@@ -112,8 +113,8 @@ def input_pipeline(run: Run) -> tuple[Callable[..., Any], int, int]:
     per_step = 0 if setting or pipeline.decodes(run.source) else sum(
         x.nbytes for x in jax.tree.leaves(host_batch(run, 0)))
     chunk = pipeline.steps_per_transfer(run.source, per_step, setting)
-    if chunk == 1:
-        return (lambda s: sharding.global_batch(run.mesh, host_batch(run, s))), workers, 1
+    if chunk == 1:  # one step a call: no split on the devices
+        return (lambda s, n: [sharding.global_batch(run.mesh, host_batch(run, s))]), workers, 1
     # every call reads and transfers a whole chunk (one shape: one compiled split); a run's last call
     # may need only its first n (the rows after them are read and dropped)
     return (lambda s, n: sharding.global_batches(run.mesh, host_batches(run, s, chunk))[:n]), workers, chunk

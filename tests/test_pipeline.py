@@ -60,7 +60,8 @@ def test_batches_transferred_several_steps_at_once_equal_the_step_by_step_ones(w
 
 def test_one_read_of_several_steps_equals_their_reads_one_by_one(tmp_path):
     """host_batches reads steps s..s+n-1 of a prepared store (uint8 images and labels, 2 critic
-    updates, an epoch boundary inside) in one call: the rows of host_batch, step by step."""
+    updates, an epoch boundary inside) in one call: the rows of host_batch, step by step, and of the
+    stream's batches, update by update."""
     from jaxgan.data import ArraySource
     from jaxgan.data.store import write_store
 
@@ -73,8 +74,13 @@ def test_one_read_of_several_steps_equals_their_reads_one_by_one(tmp_path):
     run = run_lib.build(config, module, source=make_source({"name": "store", "path": str(tmp_path / "st")}, seed=0))
     got = run_lib.host_batches(run, 3, 5)  # stream rows 24..63: past the 37-image epoch
     assert got["x"].shape == (5, 2, 4, 8, 8, 3) and got["x"].dtype == np.uint8
+    from jaxgan.data import process_batch
+
     for i in range(5):
         jax.tree.map(np.testing.assert_array_equal, {k: v[i] for k, v in got.items()}, run_lib.host_batch(run, 3 + i))
+        for c in range(2):  # critic update c of step s is global batch s * n_critic + c of the stream
+            jax.tree.map(np.testing.assert_array_equal, {k: v[i, c] for k, v in got.items()},
+                         process_batch(run.source, (3 + i) * 2 + c, 4, stored=True))
     with pytest.raises(ValueError, match="steps >= 1"):
         run_lib.host_batches(run, 0, 0)
 
