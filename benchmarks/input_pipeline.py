@@ -19,7 +19,12 @@
   quality 90), centre-cropped and resized to 64 and to 256 (``FolderSource``): one thread, 2 threads,
   one process (``FolderSource(processes=1)`` called from one thread), 2 processes
   (``FolderSource(processes=2)``, called from 2 threads as the train loop's workers do: each batch
-  decoded in a worker process and returned pickled), 256-image batches, ``--rounds`` rounds.
+  split in a part per process, decoded into shared memory), 256-image batches, ``--rounds`` rounds.
+  The worker processes are new in every round: one process decodes these JPEGs 20-40% faster or
+  slower than another (``--processes`` measures it), so a figure from one set of processes says
+  more of that set than of processes.
+--processes: that spread: ``--rounds`` new Python processes, one after another, each decoding 1,024
+  of the JPEGs to 64 three times in one thread; user CPU time per image of every pass.
 --stages: where decoding's time goes, per image (512 of those JPEGs): each stage's CPU time on one
   thread (``time.thread_time``) and the stage alone on 2 threads against 1 (a stage that holds the
   GIL scales 1.0x, one that releases it up to 2.0x), for the decode before (``_old_decode``: numpy
@@ -36,6 +41,7 @@ import json
 import os
 import pathlib
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -124,27 +130,28 @@ def decode(workdir: pathlib.Path, n: int = 2048, batch: int = 256, rounds: int =
     starts = list(range(0, n, batch))
     for res in (64, 256):
         src = FolderSource(root, seed=0, resolution=res, crop="center")
-        procs = FolderSource(root, seed=0, resolution=res, crop="center", processes=2)
-        proc1 = FolderSource(root, seed=0, resolution=res, crop="center", processes=1)
         batches = lambda s: lambda lo: s.stored_examples(np.arange(lo, min(lo + batch, n)))
         src.stored_examples(np.arange(batch))  # warm: page cache
         rows = {"1 thread": [], "2 threads": [], "1 process": [], "2 processes": []}
         with concurrent.futures.ThreadPoolExecutor(2) as threads:
-            list(threads.map(lambda lo: procs.stored_examples(np.arange(lo, lo + 8)), (0, 8)))  # start both processes
-            proc1.stored_examples(np.arange(8))
-            for _ in range(rounds):  # interleaved
+            for _ in range(rounds):  # interleaved; new worker processes every round (see the docstring)
+                procs = FolderSource(root, seed=0, resolution=res, crop="center", processes=2)
+                proc1 = FolderSource(root, seed=0, resolution=res, crop="center", processes=1)
+                for source in (procs, proc1):  # start the processes outside the timing (both, as 2
+                    list(threads.map(batches(source), (0, 64)))  # batches are in flight at once)
                 rows["1 thread"].append(_timed(lambda: [batches(src)(lo) for lo in starts]))
                 rows["2 threads"].append(_timed(lambda: list(threads.map(batches(src), starts))))
                 rows["1 process"].append(_timed(lambda: [batches(proc1)(lo) for lo in starts]))
                 rows["2 processes"].append(_timed(lambda: list(threads.map(batches(procs), starts))))
-        procs.close()
-        proc1.close()
+                procs.close()
+                proc1.close()
         rates = {k: n / statistics.median(v) for k, v in rows.items()}
         out[f"to {res}"] = {"images_per_sec": rates,
                             "per_core_1_thread": rates["1 thread"],
                             "2_threads_vs_1": rates["2 threads"] / rates["1 thread"],
                             "2_processes_vs_1": rates["2 processes"] / rates["1 thread"],
-                            "2_processes_vs_1_process": rates["2 processes"] / rates["1 process"]}
+                            "2_processes_vs_1_process": rates["2 processes"] / rates["1 process"],
+                            "seconds_per_round": rows}
     return out
 
 
@@ -328,25 +335,54 @@ def stages(workdir: pathlib.Path, n: int = 512, batch: int = 256) -> dict:
     return out
 
 
+_ONE_PROCESS = """
+import resource, sys, time
+import numpy as np
+from jaxgan.data import FolderSource
+src = FolderSource(sys.argv[1], seed=0, resolution=64, crop="center")
+passes = []
+for _ in range(3):
+    t0 = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+    src.stored_examples(np.arange(1024))
+    passes.append(1e6 * (resource.getrusage(resource.RUSAGE_SELF).ru_utime - t0) / 1024)
+print(passes)
+"""
+
+
+def processes(workdir: pathlib.Path, rounds: int) -> dict:
+    """User CPU us per image of 3 passes over 1,024 JPEGs (to 64) in each of ``rounds`` new processes."""
+    root = workdir / "jpegs"
+    if not root.exists():
+        _smooth_jpegs(root, 2048)
+    runs = [json.loads(subprocess.run([sys.executable, "-c", _ONE_PROCESS, str(root)], check=True,
+                                      capture_output=True, text=True).stdout) for _ in range(rounds)]
+    firsts = [min(r) for r in runs]
+    return {"user_us_per_image_per_pass": runs, "fastest_pass_per_process": firsts,
+            "slowest_process_vs_fastest": max(firsts) / min(firsts)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gather", action="store_true")
     p.add_argument("--decode", action="store_true")
     p.add_argument("--stages", action="store_true", help="per-stage CPU time of decoding and its 2-thread scaling")
+    p.add_argument("--processes", action="store_true", help="decoding speed in --rounds new processes")
     p.add_argument("--grain", help="a folder holding grain (pip install --target DIR grain==0.2.18 portpicker)")
-    p.add_argument("--rounds", type=int, default=3, help="--decode's interleaved rounds")
+    p.add_argument("--rounds", type=int, default=3, help="--decode's interleaved rounds (--processes: processes)")
     p.add_argument("--out")
     args = p.parse_args()
     result = {"cpu_count": os.cpu_count(), "load_before": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="jaxgan-input-bench-") as tmp:
         tmp = pathlib.Path(tmp)
-        everything = not (args.gather or args.decode or args.stages)
+        everything = not (args.gather or args.decode or args.stages or args.processes)
         if args.gather or everything:
             result["gather"] = gather(tmp, args.grain)
         if args.decode or everything:
             result["decode"] = decode(tmp, rounds=args.rounds)
         if args.stages:
             result["stages"] = stages(tmp)
+        if args.processes:
+            result["processes"] = processes(tmp, args.rounds)
     result["load_after"] = os.getloadavg()
     text = json.dumps(result, indent=1)
     print(text)

@@ -1,4 +1,5 @@
 """The prefetching input pipeline yields exactly the synchronous pipeline's batches, in order."""
+import concurrent.futures
 import os
 import pathlib
 import random
@@ -250,6 +251,37 @@ def test_a_folder_decoded_in_worker_processes_gives_the_same_stream_and_a_dead_w
     source.close()
     jax.tree.map(np.testing.assert_array_equal, run_lib.host_batch(runs[2], 1), run_lib.host_batch(runs[0], 1))
     source.close()
+
+
+def test_worker_processes_decode_into_reused_shared_memory_that_close_frees(tmp_path):
+    """input_processes=2: batches decoded in worker processes (indices in any order, repeated, from
+    2 threads at once) equal the in-thread ones; an undecodable file fails its batch with its name
+    and later batches come whole; the shared-memory blocks are reused (no more than the batches in
+    flight) and ``close`` unlinks them."""
+    from jaxgan.data import FolderSource
+
+    shm = pathlib.Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm on this system (POSIX shared memory is listed there on Linux)")
+    folder = _jpeg_folder(tmp_path / "f")
+    (folder / "05.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    threads = FolderSource(folder, seed=0, resolution=16, crop="center")
+    procs = FolderSource(folder, seed=0, resolution=16, crop="center", processes=2)
+    rows = np.array([0, 11, 3, 3, 7])
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            batches = list(pool.map(lambda _: procs.stored_examples(rows)["x"], range(6)))
+        for x in batches:
+            np.testing.assert_array_equal(x, threads.stored_examples(rows)["x"])
+        with pytest.raises(ValueError, match=r"cannot decode image .*05\.jpg"):
+            procs.stored_examples(np.array([4, 5, 6]))
+        np.testing.assert_array_equal(procs.stored_examples(np.array([6, 4]))["x"],
+                                      threads.stored_examples(np.array([6, 4]))["x"])
+        names = [block.name for block in procs._blocks._free]
+        assert 1 <= len(names) <= 2 and all((shm / name).exists() for name in names), names
+    finally:
+        procs.close()
+    assert not [name for name in names if (shm / name).exists()]
 
 
 def _alive(pid: int) -> bool:

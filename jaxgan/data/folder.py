@@ -19,9 +19,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import itertools
 import multiprocessing
+import os
 import pathlib
+import secrets
 import threading
+from multiprocessing import shared_memory
 
 import numpy as np
 from PIL import Image
@@ -106,10 +110,79 @@ class _Decoding:
 
     def batch(self, paths: list[pathlib.Path]) -> np.ndarray:
         """The files decoded into one uint8 (N, H, W, C) batch, each written in as it is decoded."""
-        x = np.empty((len(paths),) + self.shape, np.uint8)
+        return self.decode_into(paths, np.empty((len(paths),) + self.shape, np.uint8))
+
+    def decode_into(self, paths: list[pathlib.Path], out: np.ndarray) -> np.ndarray:
+        """The files decoded into the rows of ``out`` (uint8, (len(paths),) + shape), in order."""
         for row, path in enumerate(paths):
-            x[row] = np.asarray(self.image(path)).reshape(self.shape)
-        return x
+            out[row] = np.asarray(self.image(path)).reshape(self.shape)
+        return out
+
+
+
+_WORKER: dict = {}  # a worker process's decoding and paths (_start_worker) and its attached blocks
+
+
+def _start_worker(decoding: _Decoding, paths: list[str]) -> None:
+    """A worker process's start: what it decodes, sent once (a batch then sends only indices)."""
+    _WORKER.update(decoding=decoding, paths=paths, attached={})
+
+
+def _decode_shared(indices: np.ndarray, block: str) -> None:
+    """In a worker process: the files ``indices`` decoded into the first rows of shared-memory ``block``."""
+    decoding, attached = _WORKER["decoding"], _WORKER["attached"]
+    memory = attached.get(block)
+    if memory is None:  # attached once per worker; the parent names a block once (_SharedBlocks)
+        memory = attached[block] = shared_memory.SharedMemory(name=block)
+    out = np.ndarray((len(indices),) + decoding.shape, np.uint8, buffer=memory.buf)
+    decoding.decode_into([_WORKER["paths"][i] for i in indices], out)
+
+
+_BLOCK_NAMES = itertools.count()
+
+
+class _SharedBlocks:
+    """Shared-memory blocks that worker processes decode into, so that a decoded batch reaches the
+    parent with one copy and no pickling; reused from batch to batch, unlinked on :meth:`close`.
+
+    Each block gets a name never used before in this process, so a worker's cached attachment
+    (:func:`_decode_shared`) can never stand for another block.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._free: list[shared_memory.SharedMemory] = []
+        self._closed = False
+
+    def take(self, nbytes: int) -> shared_memory.SharedMemory:
+        with self._lock:
+            for i, block in enumerate(self._free):
+                if block.size >= nbytes:
+                    return self._free.pop(i)
+        name = f"jaxgan_{os.getpid()}_{next(_BLOCK_NAMES)}_{secrets.token_hex(4)}"
+        return shared_memory.SharedMemory(name=name, create=True, size=max(nbytes, 1))
+
+    def give(self, block: shared_memory.SharedMemory) -> None:
+        with self._lock:
+            if not self._closed:
+                self._free.append(block)
+                return
+        _release(block)
+
+    def close(self) -> None:
+        """Unlinks the free blocks now and those in use when they are given back."""
+        with self._lock:
+            self._closed, free, self._free = True, self._free, []
+        for block in free:
+            _release(block)
+
+
+def _release(block: shared_memory.SharedMemory) -> None:
+    block.close()
+    try:
+        block.unlink()
+    except FileNotFoundError:  # already gone (e.g. the system's /dev/shm cleaned)
+        pass
 
 
 class FolderSource(Uint8Source):
@@ -123,11 +196,11 @@ class FolderSource(Uint8Source):
         the train loop sets it from config ``input_processes``, :func:`jaxgan.pipeline.use_processes`).
         The input pipeline builds batches on one thread per core; part of decoding a file holds
         Python's GIL (PIL parses a JPEG's header in Python), which caps what threads of one process
-        can decode however many cores the host has; processes do not share it, but each batch comes
-        back through a pipe, which costs the parent per byte (BENCHMARKS.md: 10 us an image at 64x64,
-        256 us at 256x256): they pay where images are small. Workers start once (``forkserver``: a
-        script that uses them needs ``if __name__ == '__main__':``), on the first batch; the batches
-        are the same with or without them.
+        can decode however many cores the host has; processes do not share it. A worker process
+        gets the paths once and then a batch's indices, decodes the batch straight into shared
+        memory, and the parent copies it out (no pickling of paths or pixels: BENCHMARKS.md).
+        Workers start once (``forkserver``: a script that uses them needs ``if __name__ ==
+        '__main__':``), on the first batch; the batches are the same with or without them.
 
     Attributes:
       root: the folder.
@@ -158,6 +231,7 @@ class FolderSource(Uint8Source):
         self._decoding = _Decoding(self.mode, self.options, self.info.shape, self.paths[0], stored[:2])
         self.processes = processes
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._blocks: _SharedBlocks | None = None
         self._pool_lock = threading.Lock()
 
     def _decode(self, path: pathlib.Path) -> Image.Image:
@@ -166,39 +240,63 @@ class FolderSource(Uint8Source):
 
     def stored_examples(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         """The examples ``indices`` decoded, cropped and resized, as uint8."""
-        paths = [self.paths[i] for i in indices]
-        x = self._in_process(paths) if self.processes and paths else self._decoding.batch(paths)
+        if self.processes and len(indices):
+            x = self._in_process(indices)
+        else:
+            x = self._decoding.batch([self.paths[i] for i in indices])
         batch = {"x": x}
         if self.labels is not None:
             batch["label"] = self.labels[indices]
         return batch
 
-    def _in_process(self, paths: list[pathlib.Path]) -> np.ndarray:
+    def _in_process(self, indices: np.ndarray) -> np.ndarray:
+        """The batch decoded by a worker process into a shared-memory block, copied into the batch.
+
+        A call keeps one process busy: the input pipeline has at least one thread calling per
+        process (:func:`jaxgan.pipeline.default_workers`), each with its own batch.
+        """
         with self._pool_lock:
             if self._pool is None:
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload([__name__])  # workers fork from a server that imported this
-                self._pool = concurrent.futures.ProcessPoolExecutor(self.processes, mp_context=context)
-            pool = self._pool
+                self._pool = concurrent.futures.ProcessPoolExecutor(
+                    self.processes, mp_context=context, initializer=_start_worker,
+                    initargs=(self._decoding, [str(p) for p in self.paths]))
+                self._blocks = _SharedBlocks()
+            pool, blocks = self._pool, self._blocks
+        x = np.empty((len(indices),) + self.info.shape, np.uint8)
+        block = blocks.take(x.nbytes)
+        future = None
         try:
-            return pool.submit(self._decoding.batch, paths).result()
+            future = pool.submit(_decode_shared, np.asarray(indices, np.int64), block.name)
+            future.result()
+            x[:] = np.ndarray(x.shape, np.uint8, buffer=block.buf)
+            return x
         except concurrent.futures.process.BrokenProcessPool as e:
             raise RuntimeError(
                 f"a process decoding the images of {self.root} stopped (killed by the system, e.g. out of "
                 f"memory, or it failed to start: a script that trains must guard its code with `if __name__ == "
                 f"'__main__':`); set input_processes=0 to decode in threads (now {self.processes}), or prepare the "
                 f"data once with `jaxgan prepare`") from e
+        finally:  # a block goes back only once no worker writes into it
+            if future is not None:
+                concurrent.futures.wait([future])
+            blocks.give(block)
 
     def close(self) -> None:
-        """Stops the decoding processes (if any started); a later batch starts new ones."""
+        """Stops the decoding processes (if any started) and frees their shared memory; a later
+        batch starts new ones."""
         with self._pool_lock:
             pool, self._pool = self._pool, None
+            blocks, self._blocks = self._blocks, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        if blocks is not None:
+            blocks.close()
 
     def __getstate__(self) -> dict:  # a copy (pickle, deepcopy) starts its own processes
         state = dict(self.__dict__)
-        state["_pool"], state["_pool_lock"] = None, None
+        state["_pool"], state["_pool_lock"], state["_blocks"] = None, None, None
         return state
 
     def __setstate__(self, state: dict) -> None:
