@@ -284,6 +284,37 @@ def test_worker_processes_decode_into_reused_shared_memory_that_close_frees(tmp_
     assert not [name for name in names if (shm / name).exists()]
 
 
+def test_worker_processes_fall_back_to_the_pipe_with_one_warning_where_shared_memory_is_full(
+        tmp_path, monkeypatch, caplog):
+    """A full /dev/shm (a default Docker container has 64 MB; a 256x256 batch of 256 is 50 MB) is met
+    when a block's pages are reserved: the block is unlinked, the batches come back through the
+    pool's pipe, equal, and one warning says how to give the container more."""
+    import errno
+    import logging
+
+    from jaxgan.data import FolderSource, folder as folder_lib
+
+    def full(block):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(folder_lib, "_reserve", full)
+    folder = _jpeg_folder(tmp_path / "f")
+    threads = FolderSource(folder, seed=0, resolution=16, crop="center")
+    procs = FolderSource(folder, seed=0, resolution=16, crop="center", processes=2)
+    rows = np.array([2, 9, 0])
+    try:
+        with caplog.at_level(logging.WARNING, logger="jaxgan.data.folder"):
+            for _ in range(3):
+                np.testing.assert_array_equal(procs.stored_examples(rows)["x"], threads.stored_examples(rows)["x"])
+        assert procs._blocks._free == []
+    finally:
+        procs.close()
+    warnings = [r.getMessage() for r in caplog.records if "shared memory" in r.getMessage()]
+    assert len(warnings) == 1 and "--shm-size" in warnings[0] and "input_processes=0" in warnings[0], warnings
+    shm = pathlib.Path("/dev/shm")
+    assert not (shm.is_dir() and list(shm.glob(f"jaxgan_{os.getpid()}_*")))
+
+
 def _alive(pid: int) -> bool:
     """Whether process ``pid`` runs (a zombie, exited but not yet reaped by its parent, does not)."""
     try:

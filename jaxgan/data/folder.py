@@ -20,10 +20,12 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import itertools
+import logging
 import multiprocessing
 import os
 import pathlib
 import secrets
+import shutil
 import threading
 from multiprocessing import shared_memory
 
@@ -33,6 +35,8 @@ from PIL import Image
 from jaxgan.data.arrays import Uint8Source
 from jaxgan.data.base import DataInfo
 from jaxgan.data.images import ImageOptions, crop_resize_image
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 _HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
@@ -123,19 +127,24 @@ class _Decoding:
 _WORKER: dict = {}  # a worker process's decoding and paths (_start_worker) and its attached blocks
 
 
-def _start_worker(decoding: _Decoding, paths: list[str]) -> None:
-    """A worker process's start: what it decodes, sent once (a batch then sends only indices)."""
-    _WORKER.update(decoding=decoding, paths=paths, attached={})
+def _start_worker(decoding: _Decoding, root: pathlib.Path, names: np.ndarray) -> None:
+    """A worker process's start: what it decodes, sent once (a batch then sends only indices); the
+    files as one array of their names under ``root`` (bytes: 200,000 names pickle in one buffer)."""
+    _WORKER.update(decoding=decoding, root=root, names=names, attached={})
 
 
-def _decode_shared(indices: np.ndarray, block: str) -> None:
-    """In a worker process: the files ``indices`` decoded into the first rows of shared-memory ``block``."""
-    decoding, attached = _WORKER["decoding"], _WORKER["attached"]
-    memory = attached.get(block)
+def _decode_in_worker(indices: np.ndarray, block: str | None) -> np.ndarray | None:
+    """In a worker process: the files ``indices`` decoded into the first rows of shared-memory
+    ``block``, or returned (pickled, through the pool's pipe) where the parent has no block."""
+    decoding, root, names = _WORKER["decoding"], _WORKER["root"], _WORKER["names"]
+    paths = [root / os.fsdecode(names[i]) for i in indices]
+    if block is None:
+        return decoding.batch(paths)
+    memory = _WORKER["attached"].get(block)
     if memory is None:  # attached once per worker; the parent names a block once (_SharedBlocks)
-        memory = attached[block] = shared_memory.SharedMemory(name=block)
-    out = np.ndarray((len(indices),) + decoding.shape, np.uint8, buffer=memory.buf)
-    decoding.decode_into([_WORKER["paths"][i] for i in indices], out)
+        memory = _WORKER["attached"][block] = shared_memory.SharedMemory(name=block)
+    decoding.decode_into(paths, np.ndarray((len(indices),) + decoding.shape, np.uint8, buffer=memory.buf))
+    return None
 
 
 _BLOCK_NAMES = itertools.count()
@@ -146,7 +155,7 @@ class _SharedBlocks:
     parent with one copy and no pickling; reused from batch to batch, unlinked on :meth:`close`.
 
     Each block gets a name never used before in this process, so a worker's cached attachment
-    (:func:`_decode_shared`) can never stand for another block.
+    (:func:`_decode_in_worker`) can never stand for another block.
     """
 
     def __init__(self):
@@ -154,13 +163,25 @@ class _SharedBlocks:
         self._free: list[shared_memory.SharedMemory] = []
         self._closed = False
 
-    def take(self, nbytes: int) -> shared_memory.SharedMemory:
+    def take(self, nbytes: int) -> shared_memory.SharedMemory | None:
+        """A free block of at least ``nbytes``, or a new one; None where the system's shared memory
+        cannot hold another (its pages are reserved up front, so that a full ``/dev/shm`` is met
+        here and not by a worker writing into it, which would die of SIGBUS)."""
         with self._lock:
             for i, block in enumerate(self._free):
                 if block.size >= nbytes:
                     return self._free.pop(i)
         name = f"jaxgan_{os.getpid()}_{next(_BLOCK_NAMES)}_{secrets.token_hex(4)}"
-        return shared_memory.SharedMemory(name=name, create=True, size=max(nbytes, 1))
+        try:
+            block = shared_memory.SharedMemory(name=name, create=True, size=max(nbytes, 1))
+        except OSError:
+            return None
+        try:
+            _reserve(block)
+        except OSError:
+            _release(block)
+            return None
+        return block
 
     def give(self, block: shared_memory.SharedMemory) -> None:
         with self._lock:
@@ -175,6 +196,14 @@ class _SharedBlocks:
             self._closed, free, self._free = True, self._free, []
         for block in free:
             _release(block)
+
+
+def _reserve(block: shared_memory.SharedMemory) -> None:
+    """Allocates ``block``'s pages now (OSError where the shared memory is full, e.g. the 64 MB
+    ``/dev/shm`` of a default Docker container)."""
+    fd = getattr(block, "_fd", -1)  # the POSIX descriptor (CPython's SharedMemory keeps it open)
+    if fd >= 0 and hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(fd, 0, block.size)
 
 
 def _release(block: shared_memory.SharedMemory) -> None:
@@ -198,7 +227,9 @@ class FolderSource(Uint8Source):
         Python's GIL (PIL parses a JPEG's header in Python), which caps what threads of one process
         can decode however many cores the host has; processes do not share it. A worker process
         gets the paths once and then a batch's indices, decodes the batch straight into shared
-        memory, and the parent copies it out (no pickling of paths or pixels: BENCHMARKS.md).
+        memory, and the parent copies it out (no pickling of paths or pixels: BENCHMARKS.md); where
+        the system's shared memory is too small for a batch (a default Docker container has 64 MB),
+        the batch comes back through a pipe instead, with one warning.
         Workers start once (``forkserver``: a script that uses them needs ``if __name__ ==
         '__main__':``), on the first batch; the batches are the same with or without them.
 
@@ -232,6 +263,7 @@ class FolderSource(Uint8Source):
         self.processes = processes
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._blocks: _SharedBlocks | None = None
+        self._warned_shared_memory = False
         self._pool_lock = threading.Lock()
 
     def _decode(self, path: pathlib.Path) -> Image.Image:
@@ -259,17 +291,22 @@ class FolderSource(Uint8Source):
             if self._pool is None:
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload([__name__])  # workers fork from a server that imported this
+                names = np.array([os.fsencode(p.relative_to(self.root)) for p in self.paths])
                 self._pool = concurrent.futures.ProcessPoolExecutor(
                     self.processes, mp_context=context, initializer=_start_worker,
-                    initargs=(self._decoding, [str(p) for p in self.paths]))
+                    initargs=(self._decoding, self.root, names))
                 self._blocks = _SharedBlocks()
             pool, blocks = self._pool, self._blocks
         x = np.empty((len(indices),) + self.info.shape, np.uint8)
         block = blocks.take(x.nbytes)
+        if block is None:
+            self._warn_no_shared_memory(x.nbytes)
         future = None
         try:
-            future = pool.submit(_decode_shared, np.asarray(indices, np.int64), block.name)
-            future.result()
+            future = pool.submit(_decode_in_worker, np.asarray(indices, np.int64), block and block.name)
+            returned = future.result()
+            if block is None:
+                return returned
             x[:] = np.ndarray(x.shape, np.uint8, buffer=block.buf)
             return x
         except concurrent.futures.process.BrokenProcessPool as e:
@@ -281,7 +318,17 @@ class FolderSource(Uint8Source):
         finally:  # a block goes back only once no worker writes into it
             if future is not None:
                 concurrent.futures.wait([future])
-            blocks.give(block)
+            if block is not None:
+                blocks.give(block)
+
+    def _warn_no_shared_memory(self, nbytes: int) -> None:
+        if not self._warned_shared_memory:
+            self._warned_shared_memory = True
+            free = shutil.disk_usage("/dev/shm").free if os.path.isdir("/dev/shm") else 0
+            log.warning("the system's shared memory cannot hold a decoded batch of %.1f MB (/dev/shm has "
+                        "%.1f MB free): batches come back from the decoding processes through a pipe, "
+                        "which is slower; give it more (e.g. docker run --shm-size=1g), or set "
+                        "input_processes=0 to decode in threads", nbytes / 2**20, free / 2**20)
 
     def close(self) -> None:
         """Stops the decoding processes (if any started) and frees their shared memory; a later
