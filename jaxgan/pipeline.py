@@ -70,6 +70,11 @@ def use_processes(source: Any, processes: int) -> int:
     return found
 
 
+def can_use_processes(source: Any) -> bool:
+    """Whether some source in ``source`` can decode in worker processes (:func:`use_processes`)."""
+    return any(_takes_processes(inner) for inner in _sources(source))
+
+
 def close_processes(source: Any) -> None:
     """Stops the decoding processes of every source in ``source`` (see :func:`use_processes`); a
     later batch starts new ones. The train loop calls it when it ends."""

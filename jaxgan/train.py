@@ -26,7 +26,7 @@ from jaxgan.config import Config
 from jaxgan.errors import WorkdirLocked
 from jaxgan.evaluate import evaluate
 from jaxgan.experiment import kimg_to_steps
-from jaxgan.pipeline import InputMeter, Prefetcher, close_processes
+from jaxgan.pipeline import InputMeter, Prefetcher, can_use_processes, close_processes, decoding_processes
 from jaxgan.periodic import Every, StopSignal, Stopped, Throughput
 from jaxgan.run import Run, build, example_batch, generate, input_pipeline, sample_inputs
 from jaxgan.step import NORM_KEYS
@@ -282,6 +282,8 @@ def _compile(run: Run, state, workdir: pathlib.Path, is_main: bool):
 MAX_IN_FLIGHT = 2  # train steps dispatched ahead of the one the host waits for
 _INPUT_REMEDY = ("decode the data once into a uint8 store (jaxgan prepare EXPERIMENT OUT, then --set data.name=store "
                  "data.path=OUT), or raise input_workers (now {workers})")
+_PROCESSES_REMEDY = ("; an image folder decodes in worker processes with input_processes={cores} (2 decoded "
+                     "1.9x what one did at 64x64 on 2 cores, threads 1.2-1.8x: BENCHMARKS.md)")
 
 
 def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main, stop: StopSignal):
@@ -297,7 +299,10 @@ def _loop(run: Run, compiled, state, start: int, ckpt, writer, workdir, is_main,
     make_batch, workers, chunk = input_pipeline(run)
     # built ahead on worker threads, off the step
     with Prefetcher(make_batch, start, total, depth=workers + 1, workers=workers, chunk=chunk) as batches:
-        inputs = InputMeter(batches, run.images_per_step, remedy=_INPUT_REMEDY.format(workers=workers))
+        remedy = _INPUT_REMEDY.format(workers=workers)
+        if can_use_processes(run.source) and not decoding_processes(run.source):
+            remedy += _PROCESSES_REMEDY.format(cores=os.cpu_count() or 1)
+        inputs = InputMeter(batches, run.images_per_step, remedy=remedy)
         while step < total and not stopping:
             stop.phase("training", step)
             _, batch = next(batches)

@@ -179,9 +179,10 @@ def test_decoding_sources_get_a_worker_per_core_and_arrays_one(tmp_path):
     folder = {"name": "folder", "path": str(tmp_path / "f")}
     assert default_workers(make_source(folder, seed=0), cpu_count=16) == 16
     assert default_workers(make_source({**folder, "part": [0, 2], "transform": "invert"}, seed=0), cpu_count=16) == 16
-    from jaxgan.pipeline import use_processes
+    from jaxgan.pipeline import can_use_processes, use_processes
 
     viewed = make_source({**folder, "part": [0, 2]}, seed=0)  # input_processes reaches through views
+    assert can_use_processes(viewed) and not can_use_processes(make_source("ring8", seed=0))
     assert use_processes(viewed, 24) == 1 and viewed.source.processes == 24
     assert default_workers(viewed, cpu_count=16) == 24  # a thread per process, each with a batch to build
     np.save(tmp_path / "x.npy", np.zeros((3, 4, 4, 3), np.uint8))
