@@ -123,8 +123,7 @@ class _Decoding:
         return out
 
 
-
-_WORKER: dict = {}  # a worker process's decoding and paths (_start_worker) and its attached blocks
+_WORKER: dict = {}  # in a worker process: what _start_worker sent, and the blocks it attached
 
 
 def _start_worker(decoding: _Decoding, root: pathlib.Path, names: np.ndarray) -> None:
@@ -322,8 +321,9 @@ class FolderSource(Uint8Source):
                 blocks.give(block)
 
     def _warn_no_shared_memory(self, nbytes: int) -> None:
-        if not self._warned_shared_memory:
-            self._warned_shared_memory = True
+        with self._pool_lock:
+            warned, self._warned_shared_memory = self._warned_shared_memory, True
+        if not warned:
             free = shutil.disk_usage("/dev/shm").free if os.path.isdir("/dev/shm") else 0
             log.warning("the system's shared memory cannot hold a decoded batch of %.1f MB (/dev/shm has "
                         "%.1f MB free): batches come back from the decoding processes through a pipe, "
