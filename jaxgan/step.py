@@ -116,6 +116,12 @@ class TrainStep:
         is a bug). Counted per TrainStep; ``chex.assert_max_traces`` would count across instances.
       fused_norms: compute the norms on every step (fused into the optimizer's pass) rather than under
         a ``lax.cond`` (see ``_norms``); default: on TPU meshes only (the platform of ``mesh``'s devices).
+      one_gradient_all_reduce: D's parameters after each D update pass an optimization barrier before
+        the next update reads them, so D's gradients cross the devices in one all-reduce. Without it
+        XLA pipelines the reduction layer by layer into the next update's forward pass, each layer's
+        gradient riding with that pass's BatchNorm statistics (DCGAN-64 for v5e:2x4: three
+        all-reduces of D's gradients, one with the barrier; bytes and FLOPs unchanged: BENCHMARKS.md).
+        Default: on meshes of more than one device (a single device has no all-reduce to shape).
       share_generator_pass: one generator forward pass serves both updates (n_critic = 1 only, and a
         game with ``fake``, ``d_loss_given_fake`` and ``g_loss_given_fake``, as :class:`GAN` has). G's
         parameters do not change during the D update, so the fakes D learns from are the ones G is
@@ -134,7 +140,8 @@ class TrainStep:
     def __init__(self, game, g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
                  mesh: Mesh, *, n_critic: int = 1, ema_half_life_kimg: float | None = None,
                  ema_rampup: float | None = None, max_traces: int | None = None,
-                 share_generator_pass: bool = False, fused_norms: bool | None = None):
+                 share_generator_pass: bool = False, fused_norms: bool | None = None,
+                 one_gradient_all_reduce: bool | None = None):
         if n_critic < 1:
             raise ValueError(f"n_critic={n_critic} must be >= 1")
         if share_generator_pass:
@@ -151,6 +158,9 @@ class TrainStep:
         if fused_norms is None:
             fused_norms = platform_of(mesh.devices.flat) == "tpu"
         self.fused_norms = bool(fused_norms)
+        if one_gradient_all_reduce is None:
+            one_gradient_all_reduce = mesh.size > 1
+        self.one_gradient_all_reduce = bool(one_gradient_all_reduce)
         self.game, self.g_tx, self.d_tx, self.mesh = game, g_tx, d_tx, mesh
         self.n_critic = n_critic
         self.ema_half_life_kimg, self.ema_rampup = ema_half_life_kimg, ema_rampup
@@ -197,7 +207,7 @@ class TrainStep:
             sub = jax.tree.map(lambda x: x[i], batch)
             old = state.d_params
             params, opt, grads, out = _update(game.d_loss, self.d_tx, old, state.d_opt_state, state, sub, keys)
-            state = state.replace(d_params=params, d_opt_state=opt, **out.updates)
+            state = state.replace(d_params=self._settled(params), d_opt_state=opt, **out.updates)
             per_update.append({**out.metrics, **_norms("d", grads, old, params, norms, self.fused_norms)})
         d_metrics = jax.tree.map(lambda *ms: jnp.mean(jnp.stack(ms)), *per_update)
 
@@ -218,7 +228,7 @@ class TrainStep:
             state.d_params, state, batch, jax.lax.stop_gradient(fake), keys)
         old = state.d_params
         params, opt, grads = _apply(self.d_tx, grads, old, state.d_opt_state)
-        state = state.replace(d_params=params, d_opt_state=opt, **out.updates)
+        state = state.replace(d_params=self._settled(params), d_opt_state=opt, **out.updates)
         metrics = {**out.metrics, **_norms("d", grads, old, params, norms, self.fused_norms)}
         (_, out), fake_grad = jax.value_and_grad(game.g_loss_given_fake, has_aux=True)(fake, state, batch, keys)
         (grads,) = g_vjp(fake_grad)
@@ -226,6 +236,11 @@ class TrainStep:
         params, opt, grads = _apply(self.g_tx, grads, old, state.g_opt_state)
         state = state.replace(g_params=params, g_opt_state=opt, **out.updates, **g_updates)
         return state, {**metrics, **out.metrics, **_norms("g", grads, old, params, norms, self.fused_norms)}
+
+    def _settled(self, d_params):
+        """D's new parameters, all of them computed before anything reads one (see
+        ``one_gradient_all_reduce``)."""
+        return jax.lax.optimization_barrier(d_params) if self.one_gradient_all_reduce else d_params
 
     # -- host side -------------------------------------------------------------------------------
     def check_batch(self, batch: dict) -> None:

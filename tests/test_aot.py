@@ -6,6 +6,7 @@ refusal that names the missing package is checked instead. No timing is asserted
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -73,6 +74,12 @@ def test_compile_for_v5e_reports_sane_values_and_the_tpu_program(tmp_path):
     assert step["float32_activations"] == {"count": 0, "bytes": 0, "arrays": []}  # bfloat16 between fusions
     hlo = (tmp_path / "hlo" / "train_step.hlo.txt").read_text()
     assert " conditional(" not in hlo  # the norms are fused into the optimizer's pass on TPU, no lax.cond
+    # Each network's gradients cross the chips in one all-reduce (TrainStep.one_gradient_all_reduce):
+    # the convolution kernels' float32 gradients (rank 4; activations are bfloat16) ride in exactly two,
+    # one per network. Without the barrier D's travel in two, pipelined into G's update (measured).
+    kernels = [re.findall(r"f32\[\d+,\d+,\d+,\d+\]", line.split(" all-reduce")[0])
+               for line in hlo.splitlines() if re.search(r" all-reduce(-start)?\(", line)]
+    assert len([k for k in kernels if k]) == 2, kernels
     gen = r["programs"]["generate"]
     assert gen["flops"]["xla"] > 0 and gen["memory"]["fits"] and gen["bound"]["images_per_s"] > 0
     # sample/eval are data parallel: each chip draws a quarter of the 1,000-latent chunk (28x28x1
