@@ -13,6 +13,7 @@ batch is pixels in [0, 255] and becomes float32 in [-1, 1] as the step's first o
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -120,8 +121,11 @@ class TrainStep:
         the next update reads them, so D's gradients cross the devices in one all-reduce. Without it
         XLA pipelines the reduction layer by layer into the next update's forward pass, each layer's
         gradient riding with that pass's BatchNorm statistics (DCGAN-64 for v5e:2x4: three
-        all-reduces of D's gradients, one with the barrier; bytes and FLOPs unchanged: BENCHMARKS.md).
-        Default: on meshes of more than one device (a single device has no all-reduce to shape).
+        all-reduces of D's gradients, one with the barrier; bytes and FLOPs unchanged). A D without
+        cross-replica statistics gives XLA nothing to pipeline into (StyleGAN2: one all-reduce per
+        network either way, and the barrier cost 322 MB more HBM a chip at batch 512: BENCHMARKS.md).
+        Default: on where the mesh has more than one device and D keeps BatchNorm statistics
+        (``'batch_stats'`` in its model state).
       share_generator_pass: one generator forward pass serves both updates (n_critic = 1 only, and a
         game with ``fake``, ``d_loss_given_fake`` and ``g_loss_given_fake``, as :class:`GAN` has). G's
         parameters do not change during the D update, so the fakes D learns from are the ones G is
@@ -158,9 +162,7 @@ class TrainStep:
         if fused_norms is None:
             fused_norms = platform_of(mesh.devices.flat) == "tpu"
         self.fused_norms = bool(fused_norms)
-        if one_gradient_all_reduce is None:
-            one_gradient_all_reduce = mesh.size > 1
-        self.one_gradient_all_reduce = bool(one_gradient_all_reduce)
+        self.one_gradient_all_reduce = one_gradient_all_reduce  # None: decided by D's state (_settled)
         self.game, self.g_tx, self.d_tx, self.mesh = game, g_tx, d_tx, mesh
         self.n_critic = n_critic
         self.ema_half_life_kimg, self.ema_rampup = ema_half_life_kimg, ema_rampup
@@ -207,7 +209,7 @@ class TrainStep:
             sub = jax.tree.map(lambda x: x[i], batch)
             old = state.d_params
             params, opt, grads, out = _update(game.d_loss, self.d_tx, old, state.d_opt_state, state, sub, keys)
-            state = state.replace(d_params=self._settled(params), d_opt_state=opt, **out.updates)
+            state = state.replace(d_params=self._settled(params, state), d_opt_state=opt, **out.updates)
             per_update.append({**out.metrics, **_norms("d", grads, old, params, norms, self.fused_norms)})
         d_metrics = jax.tree.map(lambda *ms: jnp.mean(jnp.stack(ms)), *per_update)
 
@@ -228,7 +230,7 @@ class TrainStep:
             state.d_params, state, batch, jax.lax.stop_gradient(fake), keys)
         old = state.d_params
         params, opt, grads = _apply(self.d_tx, grads, old, state.d_opt_state)
-        state = state.replace(d_params=self._settled(params), d_opt_state=opt, **out.updates)
+        state = state.replace(d_params=self._settled(params, state), d_opt_state=opt, **out.updates)
         metrics = {**out.metrics, **_norms("d", grads, old, params, norms, self.fused_norms)}
         (_, out), fake_grad = jax.value_and_grad(game.g_loss_given_fake, has_aux=True)(fake, state, batch, keys)
         (grads,) = g_vjp(fake_grad)
@@ -237,10 +239,13 @@ class TrainStep:
         state = state.replace(g_params=params, g_opt_state=opt, **out.updates, **g_updates)
         return state, {**metrics, **out.metrics, **_norms("g", grads, old, params, norms, self.fused_norms)}
 
-    def _settled(self, d_params):
+    def _settled(self, d_params, state: GANState):
         """D's new parameters, all of them computed before anything reads one (see
         ``one_gradient_all_reduce``)."""
-        return jax.lax.optimization_barrier(d_params) if self.one_gradient_all_reduce else d_params
+        on = self.one_gradient_all_reduce
+        if on is None:
+            on = self.mesh.size > 1 and isinstance(state.d_state, Mapping) and "batch_stats" in state.d_state
+        return jax.lax.optimization_barrier(d_params) if on else d_params
 
     # -- host side -------------------------------------------------------------------------------
     def check_batch(self, batch: dict) -> None:

@@ -210,6 +210,38 @@ def test_fused_norms_equal_the_cond_norms():
         jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), state_a.g_params, state_b.g_params)
 
 
+@needs_libtpu
+def test_d_parameters_pass_a_barrier_where_d_keeps_batchnorm_statistics_on_several_chips():
+    """TrainStep.one_gradient_all_reduce by default: on a 4-chip slice, D's new parameters pass an
+    optimization barrier (one all-reduce of D's gradients) where D keeps BatchNorm statistics (DCGAN),
+    not where it has none (StyleGAN2, whose all-reduce is one already and the barrier costs HBM), and
+    not on one device; True/False force it. Read from the lowered program (no compile)."""
+    import jax
+
+    from jaxgan import config as config_lib, run as run_lib, sharding
+    from jaxgan.step import TrainStep
+
+    def barriers(run, step=None):
+        step = step or run.step
+        example = run_lib.example_batch(run)
+        batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=sharding.batch_sharding(step.mesh))
+                 for k, v in example.items()}
+        state = step.abstract_state(jax.tree.map(lambda x: x[0], example))
+        return step.lower(state, batch).as_text().count("optimization_barrier")
+
+    chips, _ = aot.topology_devices("v5e:2x2")
+    runs = {}
+    for name in ("dcgan_mnist", "stylegan2_mnist"):
+        config, module = config_lib.resolve(name, ["train.batch_size=8"], smoke=True)
+        runs[name] = run_lib.build(config, module, chips, source=aot._source(config))
+    assert barriers(runs["dcgan_mnist"]) == 1 and barriers(runs["stylegan2_mnist"]) == 0
+    s = runs["stylegan2_mnist"].step
+    forced = TrainStep(s.game, s.g_tx, s.d_tx, s.mesh, n_critic=s.n_critic, one_gradient_all_reduce=True)
+    assert barriers(runs["stylegan2_mnist"], forced) == 1
+    config, module = config_lib.resolve("dcgan_mnist", ["train.batch_size=8"], smoke=True)
+    assert barriers(run_lib.build(config, module, jax.devices()[:1], source=aot._source(config))) == 0
+
+
 def test_the_analytic_count_is_for_dcgan_and_mlps_only():
     """CycleGAN's config names ngf/ndf too; it was counted as a DCGAN (jaxgan compile showed XLA at
     32x that count). SRGAN and CycleGAN have no analytic count."""
