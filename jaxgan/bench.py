@@ -600,14 +600,25 @@ def bench_input(experiment: str, overrides: list[str], *, batch: int | None = No
       ``input_images_per_sec_1_worker``, ``bytes_per_image`` (what crosses host -> device per image),
       the workers, CPU count and load average.
     """
-    import jax
-
     from jaxgan import config as config_lib, run as run_lib
-    from jaxgan.pipeline import Prefetcher, decoding_processes
+    from jaxgan.pipeline import close_processes
 
     overrides = list(overrides) + ([f"train.batch_size={batch}"] if batch else [])
     config, module = config_lib.resolve(experiment, overrides, smoke=smoke)
     run = run_lib.build(config, module, source=source)
+    try:
+        return _time_input(run, config, steps, windows)
+    finally:
+        close_processes(run.source)  # a folder's decoding processes and their shared memory
+
+
+def _time_input(run, config, steps: int, windows: int) -> dict:
+    """:func:`bench_input`'s timing of ``run``'s input pipeline."""
+    import jax
+
+    from jaxgan import run as run_lib
+    from jaxgan.pipeline import Prefetcher, decoding_processes
+
     make, workers, chunk = run_lib.input_pipeline(run)
     processes = decoding_processes(run.source)
     place = lambda s, n: jax.block_until_ready(make(s, n))

@@ -1,5 +1,6 @@
 """The prefetching input pipeline yields exactly the synchronous pipeline's batches, in order."""
 import concurrent.futures
+import gc
 import os
 import pathlib
 import random
@@ -282,6 +283,14 @@ def test_worker_processes_decode_into_reused_shared_memory_that_close_frees(tmp_
         assert 1 <= len(names) <= 2 and all((shm / name).exists() for name in names), names
     finally:
         procs.close()
+    assert not [name for name in names if (shm / name).exists()]
+    # a source dropped without close (a script) frees its blocks when collected, not at the system's leisure
+    dropped = FolderSource(folder, seed=0, resolution=16, crop="center", processes=1)
+    dropped.stored_examples(rows)
+    names = [block.name for block in dropped._blocks._free]
+    assert names and all((shm / name).exists() for name in names)
+    del dropped
+    gc.collect()
     assert not [name for name in names if (shm / name).exists()]
 
 

@@ -27,6 +27,7 @@ import pathlib
 import secrets
 import shutil
 import threading
+import weakref
 from multiprocessing import shared_memory
 
 import numpy as np
@@ -161,6 +162,10 @@ class _SharedBlocks:
         self._lock = threading.Lock()
         self._free: list[shared_memory.SharedMemory] = []
         self._closed = False
+        # also when the source is collected or the interpreter exits without close() (a script):
+        # otherwise the blocks would outlive the process in /dev/shm until multiprocessing's
+        # resource tracker removed them, with a warning about leaked shared memory
+        self._finalizer = weakref.finalize(self, _release_all, self._free)
 
     def take(self, nbytes: int) -> shared_memory.SharedMemory | None:
         """A free block of at least ``nbytes``, or a new one; None where the system's shared memory
@@ -192,9 +197,18 @@ class _SharedBlocks:
     def close(self) -> None:
         """Unlinks the free blocks now and those in use when they are given back."""
         with self._lock:
-            self._closed, free, self._free = True, self._free, []
-        for block in free:
-            _release(block)
+            self._closed = True
+        self._finalizer()  # runs once
+
+
+def _release_all(blocks: list[shared_memory.SharedMemory]) -> None:
+    while blocks:
+        _release(blocks.pop())
+
+
+def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor, blocks: _SharedBlocks) -> None:
+    pool.shutdown(wait=True, cancel_futures=True)
+    blocks.close()
 
 
 def _reserve(block: shared_memory.SharedMemory) -> None:
@@ -262,6 +276,7 @@ class FolderSource(Uint8Source):
         self.processes = processes
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._blocks: _SharedBlocks | None = None
+        self._stop: weakref.finalize | None = None  # stops _pool and frees _blocks
         self._warned_shared_memory = False
         self._pool_lock = threading.Lock()
 
@@ -295,6 +310,10 @@ class FolderSource(Uint8Source):
                     self.processes, mp_context=context, initializer=_start_worker,
                     initargs=(self._decoding, self.root, names))
                 self._blocks = _SharedBlocks()
+                # at the latest when the source is collected or the interpreter exits (a script that
+                # never calls close): stopping the pool then, before the interpreter tears down the
+                # modules its threads use, ends it quietly
+                self._stop = weakref.finalize(self, _stop_workers, self._pool, self._blocks)
             pool, blocks = self._pool, self._blocks
         x = np.empty((len(indices),) + self.info.shape, np.uint8)
         block = blocks.take(x.nbytes)
@@ -334,16 +353,14 @@ class FolderSource(Uint8Source):
         """Stops the decoding processes (if any started) and frees their shared memory; a later
         batch starts new ones."""
         with self._pool_lock:
-            pool, self._pool = self._pool, None
-            blocks, self._blocks = self._blocks, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        if blocks is not None:
-            blocks.close()
+            self._pool = self._blocks = None
+            stop, self._stop = self._stop, None
+        if stop is not None:
+            stop()  # runs once
 
     def __getstate__(self) -> dict:  # a copy (pickle, deepcopy) starts its own processes
         state = dict(self.__dict__)
-        state["_pool"], state["_pool_lock"], state["_blocks"] = None, None, None
+        state["_pool"], state["_pool_lock"], state["_blocks"], state["_stop"] = None, None, None, None
         return state
 
     def __setstate__(self, state: dict) -> None:
