@@ -215,7 +215,7 @@ def test_d_parameters_pass_a_barrier_where_d_keeps_batchnorm_statistics_on_sever
     """TrainStep.one_gradient_all_reduce by default: on a 4-chip slice, D's new parameters pass an
     optimization barrier (one all-reduce of D's gradients) where D keeps BatchNorm statistics (DCGAN),
     not where it has none (StyleGAN2, whose all-reduce is one already and the barrier costs HBM), and
-    not on one device; True/False force it. Read from the lowered program (no compile)."""
+    not on one device; True forces it. Read from the lowered program (no compile)."""
     import jax
 
     from jaxgan import config as config_lib, run as run_lib, sharding
