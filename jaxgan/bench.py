@@ -607,18 +607,19 @@ def bench_input(experiment: str, overrides: list[str], *, batch: int | None = No
     config, module = config_lib.resolve(experiment, overrides, smoke=smoke)
     run = run_lib.build(config, module, source=source)
     try:
-        return _time_input(run, config, steps, windows)
+        return _time_input(run, steps, windows)
     finally:
         close_processes(run.source)  # a folder's decoding processes and their shared memory
 
 
-def _time_input(run, config, steps: int, windows: int) -> dict:
+def _time_input(run, steps: int, windows: int) -> dict:
     """:func:`bench_input`'s timing of ``run``'s input pipeline."""
     import jax
 
     from jaxgan import run as run_lib
     from jaxgan.pipeline import Prefetcher, decoding_processes
 
+    config = run.config
     make, workers, chunk = run_lib.input_pipeline(run)
     processes = decoding_processes(run.source)
     place = lambda s, n: jax.block_until_ready(make(s, n))

@@ -162,10 +162,6 @@ class _SharedBlocks:
         self._lock = threading.Lock()
         self._free: list[shared_memory.SharedMemory] = []
         self._closed = False
-        # also when the source is collected or the interpreter exits without close() (a script):
-        # otherwise the blocks would outlive the process in /dev/shm until multiprocessing's
-        # resource tracker removed them, with a warning about leaked shared memory
-        self._finalizer = weakref.finalize(self, _release_all, self._free)
 
     def take(self, nbytes: int) -> shared_memory.SharedMemory | None:
         """A free block of at least ``nbytes``, or a new one; None where the system's shared memory
@@ -197,13 +193,9 @@ class _SharedBlocks:
     def close(self) -> None:
         """Unlinks the free blocks now and those in use when they are given back."""
         with self._lock:
-            self._closed = True
-        self._finalizer()  # runs once
-
-
-def _release_all(blocks: list[shared_memory.SharedMemory]) -> None:
-    while blocks:
-        _release(blocks.pop())
+            self._closed, free, self._free = True, self._free, []
+        for block in free:
+            _release(block)
 
 
 def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor, blocks: _SharedBlocks) -> None:
@@ -312,7 +304,8 @@ class FolderSource(Uint8Source):
                 self._blocks = _SharedBlocks()
                 # at the latest when the source is collected or the interpreter exits (a script that
                 # never calls close): stopping the pool then, before the interpreter tears down the
-                # modules its threads use, ends it quietly
+                # modules its threads use, ends it quietly, and the blocks leave /dev/shm with it
+                # (not later, by multiprocessing's resource tracker, with a warning about leaks)
                 self._stop = weakref.finalize(self, _stop_workers, self._pool, self._blocks)
             pool, blocks = self._pool, self._blocks
         x = np.empty((len(indices),) + self.info.shape, np.uint8)
