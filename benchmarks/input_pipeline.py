@@ -19,7 +19,7 @@
   quality 90), centre-cropped and resized to 64 and to 256 (``FolderSource``): one thread, 2 threads,
   one process (``FolderSource(processes=1)`` called from one thread), 2 processes
   (``FolderSource(processes=2)``, called from 2 threads as the train loop's workers do: each batch
-  split in a part per process, decoded into shared memory), 256-image batches, ``--rounds`` rounds.
+  decoded by one worker process into shared memory), 256-image batches, ``--rounds`` rounds.
   The worker processes are new in every round: one process decodes these JPEGs 20-40% faster or
   slower than another (``--processes`` measures it), so a figure from one set of processes says
   more of that set than of processes.
@@ -336,7 +336,7 @@ def stages(workdir: pathlib.Path, n: int = 512, batch: int = 256) -> dict:
 
 
 _ONE_PROCESS = """
-import resource, sys, time
+import resource, sys
 import numpy as np
 from jaxgan.data import FolderSource
 src = FolderSource(sys.argv[1], seed=0, resolution=64, crop="center")
@@ -356,9 +356,9 @@ def processes(workdir: pathlib.Path, rounds: int) -> dict:
         _smooth_jpegs(root, 2048)
     runs = [json.loads(subprocess.run([sys.executable, "-c", _ONE_PROCESS, str(root)], check=True,
                                       capture_output=True, text=True).stdout) for _ in range(rounds)]
-    firsts = [min(r) for r in runs]
-    return {"user_us_per_image_per_pass": runs, "fastest_pass_per_process": firsts,
-            "slowest_process_vs_fastest": max(firsts) / min(firsts)}
+    fastest = [min(r) for r in runs]
+    return {"user_us_per_image_per_pass": runs, "fastest_pass_per_process": fastest,
+            "slowest_process_vs_fastest": max(fastest) / min(fastest)}
 
 
 def main() -> None:
