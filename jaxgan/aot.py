@@ -296,9 +296,17 @@ def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float
     return report
 
 
-def compile_for_topology(config, module, topology: str, *, generate: bool = True, hlo_dir=None) -> dict:
+def compile_for_topology(config, module, topology: str, *, generate: bool = True, hlo_dir=None,
+                         phases: bool = False) -> dict:
     """Builds ``config``'s run for the TPU slice ``topology`` and compiles its train step (and the
     generator forward of sample/eval) there; returns the report (see the module docstring).
+
+    ``phases``: where the game has lazy terms (``jaxgan.game.every``: StyleGAN2's R1 every 16 steps
+    and path length every 4), XLA's count of the step is that of a step running every one of them
+    (it counts each ``lax.cond`` branch as taken). With ``phases`` the step is also compiled once per
+    distinct phase of their period, with only the terms that phase runs (``jaxgan.game.phase_step``),
+    and the report adds each phase and the average step over the period (``train_step['phases']``,
+    ``train_step['average']``): one more compile per phase.
 
     Raises:
       TopologyError (a UserError): libtpu absent, an unknown topology.
@@ -307,7 +315,7 @@ def compile_for_topology(config, module, topology: str, *, generate: bool = True
     import jax
     import jax.numpy as jnp
 
-    from jaxgan import flops as flops_lib, precision, run as run_lib, sharding
+    from jaxgan import flops as flops_lib, game as game_lib, precision, run as run_lib, sharding
 
     devices, chip = topology_devices(topology)
     run = run_lib.build(config, module, devices, source=_source(config))
@@ -319,13 +327,17 @@ def compile_for_topology(config, module, topology: str, *, generate: bool = True
     state = run.step.abstract_state(jax.tree.map(lambda x: x[0], example))
     n = len(devices)
     t0 = time.perf_counter()
-    compiled = run.step.lower(state, abstract_batch).compile()
+    with game_lib.recording_intervals() as intervals:
+        compiled = run.step.lower(state, abstract_batch).compile()
     step_s = time.perf_counter() - t0
     analytic = flops_lib.step_flops_for_config(config, run.source.info.shape)
     shapes = frozenset(f"f32[{','.join(map(str, x.shape))}]" for x in jax.tree.leaves(state))
-    programs = {"train_step": program_report(
-        compiled, chip, compile_s=step_s, model_flops=analytic and flops_lib.per_device(analytic, n),
-        images=run.images_per_step, per_chip_batch=int(config.train.batch_size) // n, state_shapes=shapes)}
+    report_kw = dict(model_flops=analytic and flops_lib.per_device(analytic, n), images=run.images_per_step,
+                     per_chip_batch=int(config.train.batch_size) // n, state_shapes=shapes)
+    programs = {"train_step": program_report(compiled, chip, compile_s=step_s, **report_kw)}
+    programs["train_step"]["lazy_intervals"] = sorted(intervals)
+    if phases and intervals:
+        programs["train_step"].update(_phase_reports(run, state, abstract_batch, intervals, chip, report_kw))
     hlo = {"train_step": compiled.as_text()}
     if generate:
         params, model_state = run_lib.sampling_variables(state)
@@ -351,6 +363,44 @@ def compile_for_topology(config, module, topology: str, *, generate: bool = True
         "versions": {"jax": jax.__version__, "libtpu": libtpu_version(), "python": sys.version.split()[0]},
         "programs": programs,
     }
+
+
+def _phase_reports(run, state, abstract_batch, intervals, chip: Chip, report_kw: dict) -> dict:
+    """The train step compiled once per phase of its lazy terms, and the average step over their
+    period: FLOPs and bytes weighted by each phase's share of the steps, the bound the average of the
+    phases' bounds (each phase is its own roofline)."""
+    import jax
+
+    from jaxgan import game as game_lib
+
+    out = []
+    max_traces, run.step.max_traces = run.step.max_traces, None  # each phase is a deliberate new trace
+    try:
+        compiled_phases = []
+        for step, weight in game_lib.lazy_phases(intervals):
+            jax.clear_caches()  # the step's trace is cached: trace it again under the phase
+            t0 = time.perf_counter()
+            with game_lib.phase_step(step):
+                compiled = run.step.lower(state, abstract_batch).compile()
+            compiled_phases.append((step, weight, compiled, time.perf_counter() - t0))
+    finally:
+        run.step.max_traces = max_traces
+    for step, weight, compiled, seconds in compiled_phases:
+        p = program_report(compiled, chip, compile_s=seconds, **report_kw)
+        runs = [k for k in sorted(intervals) if step % k == 0]
+        out.append({"step": step, "weight": weight, "runs_every": runs, "flops": p["flops"]["xla"],
+                    "bytes_accessed": p["bytes_accessed"], "flop_per_byte": p["flop_per_byte"],
+                    "bound_s": p["bound"]["seconds"], "hbm": p["memory"]["total"], "compile_s": p["compile_s"]})
+    flops = sum(p["weight"] * p["flops"] for p in out)
+    accessed = sum(p["weight"] * p["bytes_accessed"] for p in out)
+    bound_s = sum(p["weight"] * p["bound_s"] for p in out)
+    images = report_kw.get("images")
+    average = {"flops": flops, "bytes_accessed": accessed, "flop_per_byte": flops / accessed if accessed else None,
+               "ridge_flop_per_byte": chip.ridge, "bound_s": bound_s,
+               "images_per_s": images / bound_s if images and bound_s else None,
+               "mfu": flops / bound_s / chip.peak_flops if bound_s else None,
+               "limited_by": "compute" if flops / chip.peak_flops >= accessed / chip.hbm_bytes_per_s else "memory"}
+    return {"phases": out, "average": average}
 
 
 def _source(config):
@@ -398,6 +448,11 @@ def _gb(x) -> str:
     return f"{x:.0f} B"
 
 
+def _ratio(x) -> str:
+    """FLOP/byte: whole numbers from 10 up, two digits below (tiny programs read 0.11, not 0)."""
+    return f"{x or 0:.0f}" if (x or 0) >= 10 else f"{x or 0:.2g}"
+
+
 def format_report(report: dict) -> str:
     """The report as text: one block per program."""
     chip = report["chip"]
@@ -425,7 +480,7 @@ def format_report(report: dict) -> str:
             f"(arguments {_gb(m['argument'])}, outputs {_gb(m['output'])} of which {_gb(m['alias'])} aliased, "
             f"temporaries {_gb(m['temp'])}, code {_gb(m['generated_code'])})",
             f"  FLOPs    XLA {f['xla'] / 1e9:.4g} GFLOP{ratio}",
-            f"  bytes    {_gb(p['bytes_accessed'])} accessed: {p['flop_per_byte'] or 0:.0f} FLOP/byte vs ridge "
+            f"  bytes    {_gb(p['bytes_accessed'])} accessed: {_ratio(p['flop_per_byte'])} FLOP/byte vs ridge "
             f"{p['ridge_flop_per_byte']:.0f} ({b['limited_by']}-bound by XLA's count)",
             f"  bound    step >= {b['seconds'] * 1e3:.3f} ms (compute {b['compute_s'] * 1e3:.3f}, memory "
             f"{b['memory_s'] * 1e3:.3f}): at most {b['images_per_s'] or 0:,.0f} images/s, MFU <= "
@@ -434,7 +489,31 @@ def format_report(report: dict) -> str:
             f"  float32 activations written to HBM: {p['float32_activations']['count']}"
             + (f" ({_gb(p['float32_activations']['bytes'])})" if p["float32_activations"]["count"] else ""),
         ]
+        lines += _lazy_lines(p)
     return "\n".join(lines)
+
+
+def _lazy_lines(p: dict) -> list[str]:
+    intervals = p.get("lazy_intervals")
+    if not intervals:
+        return []
+    every = ", ".join(map(str, intervals))
+    if "phases" not in p:
+        return [f"  lazy     terms every {every} steps: the figures above count them as run on every step "
+                "(XLA counts each lax.cond branch as taken); --phases compiles each phase and the average step"]
+    lines = [f"  lazy     terms every {every} steps, each phase compiled alone:"]
+    for ph in p["phases"]:
+        what = "+".join(f"every {k}" for k in ph["runs_every"]) or "no lazy term"
+        lines.append(f"    step {ph['step']:<3} ({100 * ph['weight']:.3g}% of steps; {what}): "
+                     f"{ph['flops'] / 1e9:.4g} GFLOP, {_gb(ph['bytes_accessed'])}, "
+                     f"{_ratio(ph['flop_per_byte'])} FLOP/byte, bound {ph['bound_s'] * 1e3:.3f} ms, "
+                     f"HBM {_gb(ph['hbm'])}")
+    a = p["average"]
+    lines.append(f"    average step: {a['flops'] / 1e9:.4g} GFLOP, {_gb(a['bytes_accessed'])}: "
+                 f"{_ratio(a['flop_per_byte'])} FLOP/byte vs ridge {a['ridge_flop_per_byte']:.0f} "
+                 f"({a['limited_by']}-bound by XLA's count); bound {a['bound_s'] * 1e3:.3f} ms: at most "
+                 f"{a['images_per_s'] or 0:,.0f} images/s, MFU <= {100 * (a['mfu'] or 0):.0f}% (a bound, not a measurement)")
+    return lines
 
 
 def markdown_table(reports: list[dict]) -> str:
@@ -485,6 +564,9 @@ def add_topology_arguments(parser, required: bool = False) -> None:
                         help="compile the train step only, not the generator forward of sample/eval")
     parser.add_argument("--json", metavar="FILE", help="append the report to FILE as one JSON line")
     parser.add_argument("--hlo", metavar="DIR", help="write the optimised HLO of each program to DIR")
+    parser.add_argument("--phases", action="store_true",
+                        help="where the step has lazy terms (StyleGAN2's R1 and path length), also compile "
+                             "each phase of their period and report the average step (one compile a phase)")
 
 
 def prepare_host() -> None:
@@ -512,7 +594,7 @@ def report_for_args(config, module, args) -> int:
     prepare_host()
     report = compile_for_topology(config, module, args.topology,
                                   generate=not getattr(args, "no_generate", False),
-                                  hlo_dir=getattr(args, "hlo", None))
+                                  hlo_dir=getattr(args, "hlo", None), phases=getattr(args, "phases", False))
     print(format_report(report))
     if getattr(args, "json", None):
         pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,10 @@ running mean in ``extra``. All of them run in the same compiled, sharded step.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+import math
 from typing import NamedTuple, Protocol
 
 import flax.linen as nn
@@ -181,6 +184,72 @@ class GAN:
 
 def _lazy(pen: Penalty, step: Array, compute) -> Array:
     """``compute()`` on steps divisible by ``pen.every`` and 0 otherwise (always, when every == 1)."""
-    if pen.every == 1:
+    return every(step, pen.every, compute)
+
+
+# -- lazy terms (regularisers computed every k-th step) ----------------------------------------------
+_PHASE_STEP: contextvars.ContextVar[int | None] = contextvars.ContextVar("jaxgan_phase_step", default=None)
+_INTERVALS: contextvars.ContextVar[set | None] = contextvars.ContextVar("jaxgan_lazy_intervals", default=None)
+
+
+def every(step: Array, interval: int, compute, zeros=None):
+    """``compute()`` on steps divisible by ``interval``, else zeros (a float32 0, or float32 arrays
+    of the pytree ``zeros``): one ``lax.cond``, so the step stays one program. Games use it for lazy
+    regularisers (R1 every 16 steps, path length every 4).
+
+    XLA's cost analysis counts both branches of a ``lax.cond`` as if each ran every step; inside
+    :func:`phase_step` the branch that step takes is traced alone, which is how ``jaxgan compile
+    --phases`` counts each phase of the period and their average.
+    """
+    if interval == 1:
         return compute()
-    return jax.lax.cond(step % pen.every == 0, compute, lambda: jnp.zeros((), jnp.float32))
+    seen = _INTERVALS.get()
+    if seen is not None:
+        seen.add(int(interval))
+    skip = ((lambda: jnp.zeros((), jnp.float32)) if zeros is None
+            else (lambda: jax.tree.map(lambda z: jnp.asarray(z, jnp.float32), zeros)))
+    fixed = _PHASE_STEP.get()
+    if fixed is not None:
+        return compute() if fixed % interval == 0 else skip()
+    return jax.lax.cond(step % interval == 0, compute, skip)
+
+
+@contextlib.contextmanager
+def phase_step(step: int):
+    """Within this context, games trace the lazy terms as they run at ``step`` (only the taken
+    branch). Functions already traced are cached by jax: lower a new function, or call
+    ``jax.clear_caches()`` first."""
+    token = _PHASE_STEP.set(int(step))
+    try:
+        yield
+    finally:
+        _PHASE_STEP.reset(token)
+
+
+@contextlib.contextmanager
+def recording_intervals():
+    """Collects the intervals of the lazy terms traced within (a set, filled as the context runs)."""
+    seen: set = set()
+    token = _INTERVALS.set(seen)
+    try:
+        yield seen
+    finally:
+        _INTERVALS.reset(token)
+
+
+def lazy_phases(intervals) -> list[tuple[int, float]]:
+    """The distinct phases of lazy terms with these intervals: ``[(step, weight)]``, one step that
+    runs each distinct set of terms (the smallest in the period) and the fraction of steps that do.
+
+    Example:
+      >>> lazy_phases({4, 16})   # path length every 4 steps, R1 every 16
+      [(0, 0.0625), (1, 0.75), (4, 0.1875)]
+    """
+    intervals = sorted({int(k) for k in intervals if int(k) > 1})
+    if not intervals:
+        return [(0, 1.0)]
+    period = math.lcm(*intervals)
+    counts: dict[tuple, list[int]] = {}
+    for r in range(period):
+        counts.setdefault(tuple(r % k == 0 for k in intervals), []).append(r)
+    return sorted((steps[0], len(steps) / period) for steps in counts.values())

@@ -72,17 +72,20 @@ def resolve_config(config, platform: str):
     * ``compute_dtype``: ``'bfloat16'`` on GPU/TPU, ``'float32'`` on CPU;
     * ``model.upsample`` (DCGAN's stride-2 transposed convolutions): ``'phases'`` on CPU, where the
       sub-pixel form differentiates several times faster, ``'transpose'`` elsewhere, where it would
-      do 2.25x the products (:mod:`jaxgan.nets.strided`).
+      do 2.25x the products (:mod:`jaxgan.nets.strided`); StyleGAN2's up-sampling layers (a model
+      with ``w_dim``): ``'filter'`` on CPU, ``'transpose'`` elsewhere, where the filter-first form
+      would do 4x the products (:func:`jaxgan.nets.stylegan2.default_upsample`).
 
     Values other than ``'auto'`` are kept. The experiment's ``build(config, info)`` then receives a
     config that names what runs, so a step built here for a TPU slice is the TPU's step.
     """
     from jaxgan.nets.strided import default_form
+    from jaxgan.nets.stylegan2 import default_upsample
 
     out = copy.deepcopy(config)
     if out.get("compute_dtype", "auto") in (None, "auto"):
         out["compute_dtype"] = jnp.dtype(default_compute_dtype(platform)).name
     model = out.get("model")
     if isinstance(model, dict) and model.get("upsample") == "auto":
-        model["upsample"] = default_form(platform)
+        model["upsample"] = (default_upsample if "w_dim" in model else default_form)(platform)
     return out

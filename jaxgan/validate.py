@@ -29,7 +29,8 @@ SEED_LIMIT = 2 ** 63
 MAX_STEPS = 2 ** 31 - 1  # the step counter is int32
 SCHEDULES = ("constant", "cosine")
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
-UPSAMPLE_FORMS = ("auto", "transpose", "phases")  # jaxgan.nets.strided.FORMS (tests/test_nets.py checks)
+# jaxgan.nets.strided.FORMS (DCGAN) and jaxgan.nets.stylegan2.UPSAMPLE_FORMS (tests/test_nets.py checks)
+UPSAMPLE_FORMS = ("auto", "transpose", "phases", "filter")
 
 Check = Callable[[str, Any], None]
 

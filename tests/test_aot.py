@@ -252,3 +252,71 @@ def test_the_analytic_count_is_for_dcgan_and_mlps_only():
 
     assert count("cyclegan_mnist", (28, 28, 1)) is None and count("srgan_mnist", (28, 28, 1)) is None
     assert count("dcgan_mnist", (28, 28, 1))["total"] > 0 and count("ring8", (2,))["total"] > 0
+
+
+def test_lazy_phases_of_a_period():
+    """The distinct phases of lazy terms, a step that runs each and the share of steps that do."""
+    from jaxgan.game import lazy_phases
+
+    assert lazy_phases({4, 16}) == [(0, 1 / 16), (1, 12 / 16), (4, 3 / 16)]  # StyleGAN2: PL every 4, R1 every 16
+    assert lazy_phases({2}) == [(0, 0.5), (1, 0.5)]
+    assert lazy_phases({3, 4}) == [(0, 1 / 12), (1, 6 / 12), (3, 3 / 12), (4, 2 / 12)]
+    assert lazy_phases(set()) == [(0, 1.0)] == lazy_phases({1})
+
+
+def test_a_phase_step_traces_only_the_lazy_terms_it_runs():
+    """A step with a lazy term (R1 every 2 steps, a lax.cond) traced under ``game.phase_step(s)`` is
+    the step as it runs at step s: without that cond, with the term at step 0 and without it at step
+    1 (XLA's count of the program with the cond includes the branch). On CPU, lowered: ring8's MLPs
+    (StyleGAN2's R1 and path length use the same ``game.every``)."""
+    import jax
+
+    from jaxgan import config as config_lib, game, run as run_lib, sharding
+
+    config, module = config_lib.resolve("ring8", ["penalty.r1_gamma=1", "penalty.every=2"], smoke=True)
+    run = run_lib.build(config, module, jax.devices()[:1])
+    example = run_lib.example_batch(run)
+    batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=sharding.batch_sharding(run.mesh))
+             for k, v in example.items()}
+    state = run.step.abstract_state(jax.tree.map(lambda x: x[0], example))
+    run.step.max_traces = None
+
+    def lowered(step=None):
+        jax.clear_caches()
+        if step is None:
+            with game.recording_intervals() as seen:
+                low = run.step.lower(state, batch)
+            assert seen == {2}
+        else:
+            with game.phase_step(step):
+                low = run.step.lower(state, batch)
+        return low.as_text().count("stablehlo.case"), float(low.cost_analysis()["flops"])
+
+    (conds, both), (c0, r1), (c1, plain) = lowered(), lowered(0), lowered(1)
+    # the term's cond appears twice (the loss and its gradient); the step's other conds (the norms'
+    # on CPU) stay
+    assert c0 == c1 == conds - 2
+    assert plain * 1.2 < r1 <= both * 1.001
+
+
+@needs_libtpu
+def test_compile_phases_counts_each_phase_and_the_average_step():
+    """``jaxgan compile --phases``: a step with R1 every 2 steps, compiled for v5e:2x2 as it runs on
+    even steps (R1) and odd steps (none); the average step weighs them half and half, and is below
+    XLA's count of the program with the cond (which counts the R1 branch on every step)."""
+    from jaxgan import config as config_lib
+
+    config, module = config_lib.resolve("ring8", ["penalty.r1_gamma=1", "penalty.every=2"], smoke=True)
+    r = aot.compile_for_topology(config, module, "v5e:2x2", generate=False, phases=True)
+    step = r["programs"]["train_step"]
+    assert step["lazy_intervals"] == [2]
+    (r1, plain), avg = step["phases"], step["average"]
+    assert (r1["step"], r1["weight"], r1["runs_every"]) == (0, 0.5, [2])
+    assert (plain["step"], plain["weight"], plain["runs_every"]) == (1, 0.5, [])
+    assert plain["flops"] * 1.05 < r1["flops"] <= step["flops"]["xla"] * 1.001
+    assert avg["flops"] == pytest.approx((r1["flops"] + plain["flops"]) / 2)
+    assert avg["bytes_accessed"] == pytest.approx((r1["bytes_accessed"] + plain["bytes_accessed"]) / 2)
+    assert avg["bound_s"] == pytest.approx((r1["bound_s"] + plain["bound_s"]) / 2)
+    assert avg["flops"] < step["flops"]["xla"] and avg["bound_s"] <= step["bound"]["seconds"]
+    text = aot.format_report(r)
+    assert "step 0   (50% of steps; every 2)" in text and "average step:" in text

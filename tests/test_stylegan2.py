@@ -164,6 +164,35 @@ def test_fir_shifted_slices_equal_the_depthwise_convolution_with_gradients(size)
                                    np.asarray(jax.jit(jax.grad(loss(ref)))(x)), rtol=1e-5, atol=1e-5)
 
 
+
+def test_upsampling_forms_are_the_same_generator_with_gradients():
+    """'transpose' (NVIDIA's order: stride-2 transposed convolution, then the filter) and 'filter'
+    (filter first, then a 3x3 convolution at the output size) share parameters and compute the same
+    images and gradients; 'auto' is 'filter' on CPU and 'transpose' for a TPU run; others are refused."""
+    from jaxgan import precision
+    g = {form: sg.StyleGAN2Generator(16, 3, w_dim=16, mapping_layers=1, channel_base=128, channel_max=16,
+                                     upsample=form) for form in ("filter", "transpose", "auto")}
+    z = jax.random.normal(jax.random.PRNGKey(2), (3, 16))
+    v = jax.jit(g["filter"].init)(INIT_KEY[1], z)
+    chex.assert_trees_all_equal_shapes(v, jax.eval_shape(g["transpose"].init, INIT_KEY[1], z))
+    keys = noise_keys_from_latents(z)
+    probe = jax.random.normal(jax.random.PRNGKey(3), (3, 16, 16, 3))
+
+    def loss(form):
+        return jax.jit(jax.value_and_grad(lambda p: jnp.sum(g[form].apply(
+            {**v, "params": p}, z, noise_keys=keys) * probe)))
+
+    (l_f, g_f), (l_t, g_t) = loss("filter")(v["params"]), loss("transpose")(v["params"])
+    assert abs(float(l_f) - float(l_t)) <= 1e-4 * abs(float(l_f)) + 1e-4
+    chex.assert_trees_all_close(g_t, g_f, rtol=1e-4, atol=1e-4)
+    assert sg.resolve_upsample("auto") == "filter" == sg.default_upsample("cpu")
+    cfg = {"model": {"w_dim": 512, "upsample": "auto"}}
+    assert precision.resolve_config(cfg, "tpu")["model"]["upsample"] == "transpose"
+    assert precision.resolve_config(cfg, "cpu")["model"]["upsample"] == "filter"
+    with pytest.raises(ValueError, match="upsample='phases'"):
+        sg.SynthesisLayer(4, up=True, upsample="phases").init(INIT_KEY[1], jnp.zeros((1, 4, 4, 4)),
+                                                              jnp.zeros((1, 8)), None)
+
 def test_minibatch_stddev_groups_consecutive_examples():
     x = jnp.concatenate([jnp.zeros((2, 4, 4, 3)), jnp.ones((2, 4, 4, 3)) * jnp.array([0.0, 2.0])[:, None, None, None]])
     y = sg.minibatch_stddev(x, group_size=2)

@@ -38,7 +38,7 @@ from jaxgan import augment as augment_lib
 from jaxgan import losses as losses_lib
 from jaxgan import penalties as penalties_lib
 from jaxgan import rng as rng_lib
-from jaxgan.game import StepOut, gather
+from jaxgan.game import StepOut, every, gather
 from jaxgan.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, stylegan2_pair
 from jaxgan.net import merge, split
 from jaxgan.sharding import DATA_AXIS
@@ -219,7 +219,7 @@ class StyleGAN2:
         total, metrics = adv, {"loss/d_adv": adv}
         if self.r1_gamma > 0:
             d_apply = lambda p, x: self._d(p, state, x, labels, keys, _AUG_REAL)
-            r1 = _every(state.step, self.r1_every, lambda: penalties_lib.r1(d_apply, d_params, real))
+            r1 = every(state.step, self.r1_every, lambda: penalties_lib.r1(d_apply, d_params, real))
             total = total + (self.r1_gamma / 2) * self.r1_every * r1
             metrics["penalty/r1"] = r1
         metrics.update({"loss/d": total, "logits/real": jnp.mean(real_logits), "logits/fake": jnp.mean(fake_logits)})
@@ -239,7 +239,7 @@ class StyleGAN2:
 
         pl_mean = state.extra["pl_mean"]
         if self.pl_weight > 0:
-            penalty, pl_mean, length = _every(state.step, self.pl_every,
+            penalty, pl_mean, length = every(state.step, self.pl_every,
                                               lambda: self._path_length(g_params, state, keys, labels),
                                               zeros=(0.0, pl_mean, 0.0))
             total = total + self.pl_weight * self.pl_every * penalty
@@ -293,16 +293,6 @@ class StyleGAN2:
         return jnp.clip(self._synthesis(g_params, g_state, ws, noise_keys_from_latents(z_coarse)), -1.0, 1.0)
 
 
-def _every(step: Array, every: int, compute, zeros=None):
-    """``compute()`` on steps divisible by ``every``, else zeros (or the given pytree)."""
-    if every == 1:
-        return compute()
-    if zeros is None:
-        return jax.lax.cond(step % every == 0, compute, lambda: jnp.zeros((), jnp.float32))
-    other = lambda: jax.tree.map(lambda z: jnp.asarray(z, jnp.float32), zeros)
-    return jax.lax.cond(step % every == 0, compute, other)
-
-
 # ---------------------------------------------------------------------------------------- from a config
 
 def stylegan2_config_fields() -> dict:
@@ -310,7 +300,8 @@ def stylegan2_config_fields() -> dict:
     return dict(
         model={"latent_dim": 512, "w_dim": 512, "mapping_layers": 8, "channel_base": 16384, "channel_max": 512,
                "mbstd_group": 4, "conditional": False, "conv_clamp": 0.0, "d_architecture": "resnet",
-               "mapping_lr_mul": 0.01, "d_mapping_layers": 8, "w_avg_beta": 0.995, "const_noise": False},
+               "mapping_lr_mul": 0.01, "d_mapping_layers": 8, "w_avg_beta": 0.995, "const_noise": False,
+               "upsample": "auto"},
         loss="non_saturating",
         penalty={"r1_gamma": 10.0, "every": 16},
         reg={"pl_weight": 2.0, "pl_every": 4, "pl_decay": 0.01, "pl_batch_shrink": 2, "style_mixing": 0.9},
@@ -368,7 +359,8 @@ def stylegan2(config, info) -> tuple:
                           dtype=compute_dtype(config.compute_dtype),
                           d_architecture=m.get("d_architecture", "resnet"),
                           mapping_lr_mul=m.get("mapping_lr_mul", 0.01), d_mapping_layers=m.get("d_mapping_layers", 8),
-                          const_noise=bool(m.get("const_noise", False)))
+                          const_noise=bool(m.get("const_noise", False)),
+                          upsample=m.get("upsample") or "auto")
     if config.loss != "non_saturating":
         raise ValueError(f"StyleGAN2 uses the non-saturating loss; got loss={config.loss!r}")
     game = StyleGAN2(g, d, latent_dim=m.latent_dim, num_classes=num_classes,

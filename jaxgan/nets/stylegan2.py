@@ -106,14 +106,15 @@ def _pad_axis(x: Array, axis: int, pad: tuple[int, int]) -> Array:
     return jnp.pad(x, [pad if a == axis else (0, 0) for a in range(x.ndim)])
 
 
-def _fir_axis(x: Array, axis: int, pad: tuple[int, int], stride: int = 1) -> Array:
-    """The 1-D filter along ``axis`` after ``pad`` zeros, keeping every ``stride``-th output.
+def _fir_axis(x: Array, axis: int, pad: tuple[int, int], stride: int = 1, gain: float = 1.0) -> Array:
+    """The 1-D filter along ``axis`` after ``pad`` zeros, keeping every ``stride``-th output (its taps
+    sum to ``sqrt(gain)``: ``gain`` is the 2-D filter's, applied along both axes).
 
     Four shifted slices, scaled and added: XLA fuses them into one loop. (The same filter as a
     depthwise ``conv_general_dilated`` took 20-90x longer on CPU, forward and backward: docs/design.md;
     it is the reference the tests compare against.)
     """
-    f = _fir_taps(1.0)
+    f = _fir_taps(gain)
     xp = _pad_axis(x, axis, pad)
     n = (xp.shape[axis] - len(f)) // stride + 1
     taps = [jax.lax.slice_in_dim(xp, k, k + (n - 1) * stride + 1, stride, axis) for k in range(len(f))]
@@ -155,9 +156,10 @@ def upsample2d(x: Array, padding: int = 0) -> Array:
     return y
 
 
-def blur(x: Array, pad: tuple[int, int]) -> Array:
-    """The [1,3,3,1] FIR filter with ``pad`` zeros before and after each spatial axis."""
-    return _fir_axis(_fir_axis(x, 1, pad), 2, pad)
+def blur(x: Array, pad: tuple[int, int], gain: float = 1.0) -> Array:
+    """The [1,3,3,1] FIR filter with ``pad`` zeros before and after each spatial axis (the 2-D filter
+    normalised to sum ``gain``)."""
+    return _fir_axis(_fir_axis(x, 1, pad, gain=gain), 2, pad, gain=gain)
 
 
 def downsample2d(x: Array) -> Array:
@@ -165,9 +167,45 @@ def downsample2d(x: Array) -> Array:
     return _fir_axis(_fir_axis(x, 1, (1, 1), 2), 2, (1, 1), 2)
 
 
-def _conv(x: Array, w: Array, *, strides=(1, 1), padding="SAME") -> Array:
+def _conv(x: Array, w: Array, *, strides=(1, 1), padding="SAME", lhs_dilation=None) -> Array:
     return jax.lax.conv_general_dilated(x, w.astype(x.dtype), window_strides=strides, padding=padding,
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+                                        lhs_dilation=lhs_dilation, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+UPSAMPLE_FORMS = ("auto", "filter", "transpose")
+
+
+def default_upsample(platform: str) -> str:
+    """How the up-sampling synthesis layers compute, for the devices a run is built for.
+
+    Both forms give the same function (to float rounding; tests/test_stylegan2.py):
+
+    * ``'transpose'`` (NVIDIA's order, ADA's ``conv2d_resample`` with ``up=2``): the 3x3 convolution
+      as a stride-2 transposed convolution of the input, then the [1,3,3,1] filter of its output. The
+      products are those of the input's pixels: a quarter of the other form's.
+    * ``'filter'``: the input up-sampled by the filter first (:func:`upsample2d`), then a 3x3
+      convolution at the output resolution (4x the products, and the filter runs on the input's
+      channels, twice the output's in most layers).
+
+    ``'filter'`` on CPU, where XLA's gradients of a transposed (input-dilated) convolution take a slow
+    generic path: forward + backward of an up-sampling layer measured 1.4-2.6x faster in that form
+    (BENCHMARKS.md); ``'transpose'`` on TPU, where XLA:TPU counts and runs the products of the form
+    it is given (stylegan2_ffhq64's step compiled for v5e, BENCHMARKS.md), and on GPU (cuDNN has
+    transposed-convolution kernels; unmeasured there).
+    """
+    return "filter" if platform == "cpu" else "transpose"
+
+
+def resolve_upsample(form: str) -> str:
+    """'auto' -> :func:`default_upsample` of the default devices (networks used outside a run; a run
+    resolves ``model.upsample='auto'`` for its own devices in ``jaxgan.precision.resolve_config``)."""
+    if form not in UPSAMPLE_FORMS:
+        raise ValueError(f"upsample={form!r}: use one of {', '.join(map(repr, UPSAMPLE_FORMS))}")
+    if form == "auto":
+        from jaxgan.precision import default_platform
+
+        return default_upsample(default_platform())
+    return form
 
 
 # ---------------------------------------------------------------------------------------- layers
@@ -244,7 +282,7 @@ class EqualConv(nn.Module):
 
 
 def modulated_conv(x: Array, weight: Array, styles: Array, demodulate: bool = True,
-                   padding: str = "SAME") -> Array:
+                   padding="SAME", lhs_dilation=None) -> Array:
     """Modulated (and demodulated) convolution, by modulating activations instead of weights.
 
         y_o = sum_{i,k} s_i w_oik x_i  /  sqrt(sum_{i,k} (s_i w_oik)^2 + 1e-8)   (demodulated)
@@ -254,13 +292,16 @@ def modulated_conv(x: Array, weight: Array, styles: Array, demodulate: bool = Tr
       weight: the kernel (K, K, I, O) (with demodulation, its scale does not matter but for the 1e-8).
       styles: per-example scales s (B, I).
       demodulate: divide each output channel by sigma_o (per example).
-      padding: 'SAME' or 'VALID' (after an up-sampling filter that already padded).
+      padding: 'SAME' or 'VALID' (after an up-sampling filter that already padded), or explicit
+        ``((lo, hi), (lo, hi))``.
+      lhs_dilation: ``(2, 2)`` with padding ``((2, 2), (2, 2))``: the stride-2 transposed convolution
+        (output 2H + 1; ``'transpose'`` up-sampling).
 
     Returns:
-      (B, H, W, O) in x's dtype.
+      (B, H', W', O) in x's dtype.
     """
     s = styles.astype(jnp.float32)
-    y = _conv(x * s[:, None, None, :].astype(x.dtype), weight, padding=padding)
+    y = _conv(x * s[:, None, None, :].astype(x.dtype), weight, padding=padding, lhs_dilation=lhs_dilation)
     if demodulate:
         w2 = jnp.sum(jnp.square(weight.astype(jnp.float32)), axis=(0, 1))  # (I, O)
         d = jax.lax.rsqrt(jnp.square(s) @ w2 + 1e-8)  # (B, O)
@@ -271,8 +312,10 @@ def modulated_conv(x: Array, weight: Array, styles: Array, demodulate: bool = Tr
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 convolution (optionally upsampling 2x), noise, bias + leaky ReLU.
 
-    The up-sampling layer filters to 2H + 2 and convolves VALID (one padding, as ADA). The weight is
-    used as stored (demodulated: ADA adds its 1e-8 to the raw weights' sum of squares).
+    The up-sampling layer computes in one of two forms (:func:`default_upsample`): ``'filter'``
+    filters to 2H + 2 and convolves VALID; ``'transpose'`` convolves transposed with stride 2 to
+    2H + 1 and filters with one padding (ADA's ``conv2d_resample``). The weight is used as stored
+    (demodulated: ADA adds its 1e-8 to the raw weights' sum of squares).
     """
 
     features: int
@@ -280,6 +323,7 @@ class SynthesisLayer(nn.Module):
     clamp: float | None = None
     dtype: jnp.dtype = jnp.float32
     const_noise: bool = False
+    upsample: str = "auto"
 
     @nn.compact
     def __call__(self, x: Array, w: Array, noise: Array | str | None) -> Array:
@@ -292,9 +336,13 @@ class SynthesisLayer(nn.Module):
         styles = EqualDense(cin, bias_init=1.0, name="affine")(w)
         weight = self.param("kernel", nn.initializers.normal(1.0), (3, 3, cin, self.features))
         x = x.astype(self.dtype)
-        if self.up:
-            x = upsample2d(x, padding=1)
-        x = modulated_conv(x, weight, styles, demodulate=True, padding="VALID" if self.up else "SAME")
+        if self.up and resolve_upsample(self.upsample) == "transpose":
+            x = modulated_conv(x, weight, styles, padding=((2, 2), (2, 2)), lhs_dilation=(2, 2))
+            x = blur(x, (1, 1), gain=4.0)
+        elif self.up:
+            x = modulated_conv(upsample2d(x, padding=1), weight, styles, padding="VALID")
+        else:
+            x = modulated_conv(x, weight, styles)
         strength = self.param("noise_strength", nn.initializers.zeros, ())
         if self.const_noise:
             r = x.shape[1]
@@ -389,6 +437,7 @@ class SynthesisNetwork(nn.Module):
     clamp: float | None = None
     dtype: jnp.dtype = jnp.float32
     const_noise: bool = False
+    upsample: str = "auto"
 
     @nn.compact
     def __call__(self, ws: Array, noise_keys: Array | None = None, noise_mode: str = "random") -> Array:
@@ -399,13 +448,14 @@ class SynthesisNetwork(nn.Module):
         noises = _noise_inputs(noise_keys, self.resolution) if noise_mode == "random" else None
         noise_at = lambda i: "const" if noise_mode == "const" else (None if noises is None else noises[i])
         layer_kw = dict(clamp=self.clamp, dtype=self.dtype, const_noise=self.const_noise)
+        up_kw = dict(layer_kw, upsample=self.upsample)
         const = self.param("const", nn.initializers.normal(1.0), (4, 4, ch(4)))
         x = jnp.broadcast_to(const, (ws.shape[0], 4, 4, ch(4)))
         x = SynthesisLayer(ch(4), name="b4_conv1", **layer_kw)(x, ws[:, 0], noise_at(0))
         img = ToRGB(self.channels, self.clamp, name="b4_torgb")(x, ws[:, 1])
         res, w_idx, layer = 8, 1, 1
         while res <= self.resolution:
-            x = SynthesisLayer(ch(res), up=True, name=f"b{res}_conv0", **layer_kw)(x, ws[:, w_idx], noise_at(layer))
+            x = SynthesisLayer(ch(res), up=True, name=f"b{res}_conv0", **up_kw)(x, ws[:, w_idx], noise_at(layer))
             x = SynthesisLayer(ch(res), name=f"b{res}_conv1", **layer_kw)(x, ws[:, w_idx + 1], noise_at(layer + 1))
             img = upsample2d(img) + ToRGB(self.channels, self.clamp, name=f"b{res}_torgb")(x, ws[:, w_idx + 2])
             res, w_idx, layer = res * 2, w_idx + 2, layer + 2
@@ -430,6 +480,8 @@ class StyleGAN2Generator(nn.Module):
       dtype: compute dtype of the synthesis convolutions (mapping and styles stay float32).
       const_noise: keep ADA's fixed per-layer noise maps in ``'stats'`` (imported networks), for
         ``noise_mode='const'``.
+      upsample: how the up-sampling layers compute, ``'filter'``, ``'transpose'`` or ``'auto'`` (the
+        same function and parameters; :func:`default_upsample` says which is faster where).
 
     Example:
       >>> g = StyleGAN2Generator(resolution=32, channels=1, w_dim=64, channel_base=512, channel_max=64)
@@ -449,6 +501,7 @@ class StyleGAN2Generator(nn.Module):
     clamp: float | None = None
     dtype: jnp.dtype = jnp.float32
     const_noise: bool = False
+    upsample: str = "auto"
 
     @property
     def num_ws(self) -> int:
@@ -460,7 +513,7 @@ class StyleGAN2Generator(nn.Module):
                                           self.num_classes, name="mapping")
         self.synthesis_net = SynthesisNetwork(self.resolution, self.channels, self.channel_base,
                                               self.channel_max, self.clamp, self.dtype, self.const_noise,
-                                              name="synthesis")
+                                              self.upsample, name="synthesis")
         self.w_avg = self.variable("stats", "w_avg", lambda: jnp.zeros((self.w_dim,), jnp.float32))
 
     def mapping(self, z: Array, labels: Array | None = None, psi: float | Array = 1.0) -> Array:
@@ -607,11 +660,13 @@ def stylegan2_pair(resolution: int, channels: int, *, w_dim: int = 512, mapping_
                    channel_base: int = 16384, channel_max: int = 512, mbstd_group: int = 4,
                    num_classes: int | None = None, clamp: float | None = None, dtype=jnp.float32,
                    d_architecture: str = "resnet", mapping_lr_mul: float = 0.01, d_mapping_layers: int = 8,
-                   const_noise: bool = False) -> tuple[StyleGAN2Generator, StyleGAN2Discriminator]:
+                   const_noise: bool = False, upsample: str = "auto",
+                   ) -> tuple[StyleGAN2Generator, StyleGAN2Discriminator]:
     """A generator and a discriminator with the same widths (the usual configuration)."""
     g = StyleGAN2Generator(resolution, channels, w_dim=w_dim, mapping_layers=mapping_layers,
                            mapping_lr_mul=mapping_lr_mul, channel_base=channel_base, channel_max=channel_max,
-                           num_classes=num_classes, clamp=clamp, dtype=dtype, const_noise=const_noise)
+                           num_classes=num_classes, clamp=clamp, dtype=dtype, const_noise=const_noise,
+                           upsample=upsample)
     d = StyleGAN2Discriminator(resolution, channel_base=channel_base, channel_max=channel_max,
                                mbstd_group=mbstd_group, num_classes=num_classes, mapping_layers=d_mapping_layers,
                                clamp=clamp, dtype=dtype, architecture=d_architecture)
@@ -620,4 +675,5 @@ def stylegan2_pair(resolution: int, channels: int, *, w_dim: int = 512, mapping_
 
 __all__: Sequence[str] = ("StyleGAN2Generator", "StyleGAN2Discriminator", "MappingNetwork", "SynthesisNetwork",
                           "modulated_conv", "minibatch_stddev", "upsample2d", "downsample2d", "tiny_stylegan2",
-                          "stylegan2_pair", "EqualDense", "EqualConv", "num_ws", "channels_at")
+                          "stylegan2_pair", "EqualDense", "EqualConv", "num_ws", "channels_at", "default_upsample",
+                          "UPSAMPLE_FORMS")
