@@ -84,6 +84,9 @@ bench)
       --compare handwritten,torch,torch-channels-last,jaxgan-shared-pass
   # the largest family's MFU (StyleGAN2 at 64x64, ADA's widths), and the widened MNIST model trained below
   step stylegan2_ffhq64 80 "${jg[@]}" bench stylegan2_ffhq64 --dtype bfloat16 "${S[@]}" --json "$J" --no-compile-timing
+  # the up-sampling layers filter first (CPU's form) against NVIDIA's order (auto on GPU): which wins on GPU
+  step stylegan2_ffhq64_filter 80 "${jg[@]}" bench stylegan2_ffhq64 --dtype bfloat16 "${S[@]}" --json "$J" \
+      --no-compile-timing --set model.upsample=filter
   step stylegan2_mnist 60 "${jg[@]}" bench stylegan2_mnist --dtype bfloat16 "${S[@]}" --json "$J" --no-compile-timing "${WIDE[@]}"
   step dcgan_mnist 50 "${jg[@]}" bench dcgan_mnist --dtype bfloat16 "${B512[@]}" "${S[@]}" --json "$J" --compare handwritten,torch
   step ring8 40 "${jg[@]}" bench ring8 "${S[@]}" --json "$J" --compare handwritten,torch
