@@ -1,7 +1,7 @@
 """``jaxgan compile``: an experiment's train step compiled for a Cloud TPU slice, on any host, no TPU needed.
 
     jaxgan compile EXPERIMENT --topology v5e:2x4 [--set KEY=VALUE ...] [--smoke] [--batch N]
-                   [--no-generate] [--json FILE] [--hlo DIR]
+                   [--no-generate] [--json FILE] [--hlo DIR] [--phases] [--bytes N]
     jaxgan train EXPERIMENT --dry-run --topology v5e:2x4      (the same report)
 
 libtpu (``pip install 'jaxgan[tpu]'``) holds XLA's TPU compiler, and it compiles for a named slice
@@ -25,7 +25,10 @@ The report, per chip (every chip runs the same SPMD program):
   programs the TPU cost model returns negative values). It leaves out the collectives' time on the
   inter-chip links and any stall: the step takes longer;
 * the collectives in the optimised HLO, each with its bytes;
-* the compile time (lowering + compilation, on this host).
+* the compile time (lowering + compilation, on this host);
+* with ``--phases``, where the game has lazy terms (StyleGAN2's R1 and path length, which XLA counts
+  as if they ran on every step), each phase compiled alone and the average step;
+* with ``--bytes N``, the N groups of instructions that move the most bytes (:func:`bytes_by_op`).
 
 The generator forward that ``jaxgan sample``/``eval`` run (``Run.generate_fn``, a chunk of 1,000
 latents, rounded up to a multiple of the chips and split over them) is compiled and reported too,
@@ -239,6 +242,88 @@ def batch_arrays(hlo_text: str, leading: int, dtype: str = "f32", exclude: froze
 
 _NOT_WRITTEN = ("parameter", "get-tuple-element", "tuple", "bitcast", "constant")
 
+# -- where the bytes go (our reading of the optimised HLO; XLA does not itemise its count) ----------
+_LAYOUT_ARRAY_RE = re.compile(r"\b(pred|[suf]\d+|bf16|f8e\w+|c64|c128)\[([\d,]*)\](\{[^}]*\})?")
+_INSTRUCTION_RE = re.compile(r"^\s*(?:ROOT\s+)?%?(\S+) = (.+?) ([a-z][\w\-]*)\((.*)$")
+_NO_TRAFFIC = _NOT_WRITTEN + ("after-all", "partition-id", "replica-id", "opt-barrier", "conditional", "while",
+                              "call")
+_SLICES = ("slice", "slice-start", "dynamic-slice")
+
+
+def padded_bytes(dtype: str, dims: str, layout: str | None = None) -> int:
+    """Bytes of one HLO array in its tiled layout: the two most minor dimensions (by the layout's
+    minor-to-major order) rounded up to the tile, ``T(8,128)``: ``bf16[64,32,32,64]{3,0,2,1:T(8,128)}``
+    holds 64 channels on 128 lanes, twice its data."""
+    bits = _ITEM_BITS.get(dtype) or (8 if dtype.startswith("f8") else int(re.sub(r"\D", "", dtype) or 8))
+    shape = [int(d) for d in dims.split(",") if d]
+    m = re.match(r"\{([\d,]*)(?::(.*))?\}", layout or "")
+    order = [int(i) for i in m.group(1).split(",") if i] if m else []
+    physical = [shape[i] for i in order] if sorted(order) == list(range(len(shape))) else shape[::-1]
+    tile = re.search(r"T\(([\d,]+)\)", (m.group(2) or "") if m else "")
+    if tile and physical:
+        for i, t in enumerate(int(x) for x in reversed(tile.group(1).split(","))):
+            if i < len(physical):
+                physical[i] = -(-physical[i] // t) * t
+    return math.prod(physical) * bits // 8
+
+
+def bytes_by_op(hlo_text: str, top: int = 15) -> dict:
+    """Where an optimised program's memory traffic goes, by our reading of its HLO text.
+
+    Each instruction outside fusions (the entry computation and the bodies of conditionals and
+    loops, a loop body once) counts the operands it reads and the results it writes, in their tiled
+    layouts (:func:`padded_bytes`); a slice counts its result twice (read and written), not its
+    operand. Grouped by HLO op and the jax operation it came from (the last two parts of its
+    ``op_name``). XLA's ``bytes accessed`` is not itemised: ``total`` is this reading's sum, to be
+    compared with it, not taken for it (both count on-chip traffic; a conditional's branches are
+    counted as XLA counts them, every one).
+
+    Returns:
+      ``{'total', 'groups': [{'op', 'jax_op', 'bytes', 'count'}]}``, the ``top`` largest groups.
+    """
+    computations, name = {}, None
+    for line in hlo_text.splitlines():
+        head = re.match(r"^(?:ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$", line)
+        if head and not line.startswith(" "):
+            name = head.group(1)
+            computations[name] = []
+        elif line.startswith("}"):
+            name = None
+        elif name:
+            computations[name].append(line)
+    inner = set(re.findall(r"(?:calls|to_apply)=%?([\w.\-]+)", hlo_text))
+    types = {}
+    for lines in computations.values():
+        for line in lines:
+            m = _INSTRUCTION_RE.match(line)
+            if m:
+                types[m.group(1)] = m.group(2)
+    groups: dict[tuple, list] = {}
+    total = 0
+    for cname, lines in computations.items():
+        if cname in inner:
+            continue
+        for line in lines:
+            m = _INSTRUCTION_RE.match(line)
+            if not m or m.group(3) in _NO_TRAFFIC or m.group(3).endswith("-done"):
+                continue
+            _, out_type, op, rest = m.groups()
+            out = [padded_bytes(*a) for a in _LAYOUT_ARRAY_RE.findall(out_type)]
+            if op in _SLICES:
+                n = 2 * (out[-2] if op == "slice-start" and len(out) >= 2 else sum(out))
+            else:
+                operands = re.findall(r"%([\w.\-]+)", rest.split(")")[0])
+                n = sum(out) + sum(padded_bytes(*a) for o in operands for a in _LAYOUT_ARRAY_RE.findall(types.get(o, "")))
+            op_name = re.search(r'op_name="([^"]+)"', line)
+            key = (op, "/".join(op_name.group(1).split("/")[-2:]) if op_name else "")
+            g = groups.setdefault(key, [0, 0])
+            g[0] += n
+            g[1] += 1
+            total += n
+    ranked = sorted(groups.items(), key=lambda kv: -kv[1][0])[:top]
+    return {"total": total, "groups": [{"op": op, "jax_op": jax_op, "bytes": b, "count": c}
+                                       for (op, jax_op), (b, c) in ranked]}
+
 
 def _first(cost):
     return cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -297,7 +382,7 @@ def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float
 
 
 def compile_for_topology(config, module, topology: str, *, generate: bool = True, hlo_dir=None,
-                         phases: bool = False) -> dict:
+                         phases: bool = False, bytes_top: int = 0) -> dict:
     """Builds ``config``'s run for the TPU slice ``topology`` and compiles its train step (and the
     generator forward of sample/eval) there; returns the report (see the module docstring).
 
@@ -307,6 +392,8 @@ def compile_for_topology(config, module, topology: str, *, generate: bool = True
     distinct phase of their period, with only the terms that phase runs (``jaxgan.game.phase_step``),
     and the report adds each phase and the average step over the period (``train_step['phases']``,
     ``train_step['average']``): one more compile per phase.
+
+    ``bytes_top``: add each program's ``bytes_by_op`` (:func:`bytes_by_op`, its largest groups).
 
     Raises:
       TopologyError (a UserError): libtpu absent, an unknown topology.
@@ -348,6 +435,9 @@ def compile_for_topology(config, module, topology: str, *, generate: bool = True
             gen, chip, compile_s=time.perf_counter() - t0, model_flops=None, images=z.shape[0],
             per_chip_batch=z.shape[0] // n, state_shapes=shapes)
         hlo["generate"] = gen.as_text()
+    if bytes_top:
+        for name, text in hlo.items():
+            programs[name]["bytes_by_op"] = bytes_by_op(text, bytes_top)
     if hlo_dir:
         pathlib.Path(hlo_dir).mkdir(parents=True, exist_ok=True)
         for name, text in hlo.items():
@@ -490,6 +580,11 @@ def format_report(report: dict) -> str:
             + (f" ({_gb(p['float32_activations']['bytes'])})" if p["float32_activations"]["count"] else ""),
         ]
         lines += _lazy_lines(p)
+        if "bytes_by_op" in p:
+            by = p["bytes_by_op"]
+            lines.append(f"  bytes by op (our reading of the HLO: operands and results in their tiled layouts; "
+                         f"{_gb(by['total'])} in all, XLA {_gb(p['bytes_accessed'])}):")
+            lines += [f"    {_gb(g['bytes']):>9}  {g['op']:<13} {g['jax_op'] or '-'} (x{g['count']})" for g in by["groups"]]
     return "\n".join(lines)
 
 
@@ -564,6 +659,8 @@ def add_topology_arguments(parser, required: bool = False) -> None:
                         help="compile the train step only, not the generator forward of sample/eval")
     parser.add_argument("--json", metavar="FILE", help="append the report to FILE as one JSON line")
     parser.add_argument("--hlo", metavar="DIR", help="write the optimised HLO of each program to DIR")
+    parser.add_argument("--bytes", type=int, default=0, metavar="N",
+                        help="list the N groups of instructions that move the most bytes, read from the optimised HLO")
     parser.add_argument("--phases", action="store_true",
                         help="where the step has lazy terms (StyleGAN2's R1 and path length), also compile "
                              "each phase of their period and report the average step (one compile a phase)")
@@ -594,7 +691,8 @@ def report_for_args(config, module, args) -> int:
     prepare_host()
     report = compile_for_topology(config, module, args.topology,
                                   generate=not getattr(args, "no_generate", False),
-                                  hlo_dir=getattr(args, "hlo", None), phases=getattr(args, "phases", False))
+                                  hlo_dir=getattr(args, "hlo", None), phases=getattr(args, "phases", False),
+                                  bytes_top=getattr(args, "bytes", 0) or 0)
     print(format_report(report))
     if getattr(args, "json", None):
         pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)

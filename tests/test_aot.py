@@ -45,7 +45,7 @@ def test_compile_for_v5e_reports_sane_values_and_the_tpu_program(tmp_path):
     out = tmp_path / "report.jsonl"
     env = dict(os.environ, JAX_PLATFORMS="cpu", TPU_SKIP_MDS_QUERY="1")
     proc = subprocess.run([sys.executable, "-m", "jaxgan.cli", "compile", "dcgan_mnist", "--topology", "v5e:2x2",
-                           "--json", str(out), "--hlo", str(tmp_path / "hlo")], cwd=ROOT, env=env,
+                           "--json", str(out), "--hlo", str(tmp_path / "hlo"), "--bytes", "5"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (r,) = [json.loads(line) for line in out.read_text().splitlines()]
@@ -86,6 +86,12 @@ def test_compile_for_v5e_reports_sane_values_and_the_tpu_program(tmp_path):
     # images, at most float32) and nothing crosses the chips; a replicated chunk would be 4x that.
     assert 0 < gen["memory"]["output"] <= 250 * 28 * 28 * 4 and gen["collectives"] == []
     assert "fits" in proc.stdout and "not a measurement" in proc.stdout and "all-reduce" in proc.stdout
+    # where the bytes go, read from the HLO: five groups, largest first, summing near XLA's own count
+    by = step["bytes_by_op"]
+    assert len(by["groups"]) == 5 and "bytes by op" in proc.stdout
+    sizes = [g["bytes"] for g in by["groups"]]
+    assert sizes == sorted(sizes, reverse=True) and 0 < sum(sizes) <= by["total"]
+    assert 0.7 < by["total"] / step["bytes_accessed"] < 1.3, (by["total"], step["bytes_accessed"])
 
 
 @needs_libtpu
@@ -320,3 +326,30 @@ def test_compile_phases_counts_each_phase_and_the_average_step():
     assert avg["flops"] < step["flops"]["xla"] and avg["bound_s"] <= step["bound"]["seconds"]
     text = aot.format_report(r)
     assert "step 0   (50% of steps; every 2)" in text and "average step:" in text
+
+
+def test_bytes_by_op_reads_tiled_layouts_slices_and_fusions():
+    """The HLO reading behind ``--bytes``: tile padding (64 channels on 128 lanes count twice), a
+    slice counted as its result read and written, a fusion as its operands and result, the fused
+    computation's own instructions not again, grouped by op and jax operation."""
+    assert aot.padded_bytes("bf16", "64,32,32,64", "{3,0,2,1:T(8,128)(2,1)S(1)}") == 2 * 64 * 32 * 32 * 64 * 2
+    assert aot.padded_bytes("f32", "4,4,256,512", "{3,2,1,0:T(8,128)}") == 4 * 4 * 256 * 512 * 4
+    assert aot.padded_bytes("f32", "3", "{0:T(256)}") == 256 * 4 and aot.padded_bytes("f32", "7,5") == 140
+    hlo = """HloModule m
+
+%fused_computation (p0: bf16[8,128]) -> bf16[8,128] {
+  %p0 = bf16[8,128]{1,0:T(8,128)(2,1)} parameter(0)
+  ROOT %neg = bf16[8,128]{1,0:T(8,128)(2,1)} negate(%p0), metadata={op_name="jit(f)/neg"}
+}
+
+ENTRY %main (a: bf16[8,128], k: f32[4,256]) -> bf16[8,128] {
+  %a = bf16[8,128]{1,0:T(8,128)(2,1)} parameter(0)
+  %k = f32[4,256]{1,0:T(8,128)} parameter(1)
+  %slice.1 = f32[1,256]{1,0:T(1,128)} slice(%k), slice={[0:1], [0:256]}
+  ROOT %fusion.1 = bf16[8,128]{1,0:T(8,128)(2,1)} fusion(%a), kind=kLoop, calls=%fused_computation, metadata={op_name="jit(f)/net/neg"}
+}
+"""
+    by = aot.bytes_by_op(hlo)
+    groups = {(g["op"], g["jax_op"]): (g["bytes"], g["count"]) for g in by["groups"]}
+    assert groups == {("fusion", "net/neg"): (2 * 8 * 128 * 2, 1), ("slice", ""): (2 * 256 * 4, 1)}
+    assert by["total"] == 2 * 8 * 128 * 2 + 2 * 256 * 4
