@@ -193,6 +193,37 @@ def test_upsampling_forms_are_the_same_generator_with_gradients():
         sg.SynthesisLayer(4, up=True, upsample="phases").init(INIT_KEY[1], jnp.zeros((1, 4, 4, 4)),
                                                               jnp.zeros((1, 8)), None)
 
+
+def test_kernels_cast_once_give_each_convolutions_own_cast_and_float32_gradients():
+    """In bfloat16 the game casts the convolution kernels once per loss, behind an optimization
+    barrier (XLA would fold a plain cast back into each convolution): the losses are those of the
+    per-convolution casts to bfloat16 rounding, the gradients reach the float32 kernels (R1 and path
+    length's second derivatives included), and in float32 nothing is cast."""
+    g, d = sg.tiny_stylegan2(8, 1)
+    game = StyleGAN2(g.clone(dtype=jnp.bfloat16), d.clone(dtype=jnp.bfloat16), latent_dim=8, r1_every=1,
+                     pl_every=1, axis_name=None)
+    v = jax.jit(game.init)(INIT_KEY[1], {"x": jnp.zeros((4, 8, 8, 1))})
+    state, batch, keys = _state(v), {"x": jax.random.uniform(jax.random.PRNGKey(5), (4, 8, 8, 1), minval=-1)}, _keys(4)
+    class EachCast(StyleGAN2):  # each convolution casts its own kernel
+        def _kernels_once(self, params, net):
+            return params
+
+    plain = EachCast(game.generator, game.discriminator, latent_dim=8, r1_every=1, pl_every=1, axis_name=None)
+    (losses, grads) = zip(*[jax.jit(jax.value_and_grad(x.d_loss, has_aux=True))(v["d_params"], state, batch, keys)
+                            for x in (game, plain)])  # D's loss with R1 (g_loss compiled too: 10 s more)
+    l_once, l_each = float(losses[0][0]), float(losses[1][0])
+    assert abs(l_once - l_each) <= 0.02 * abs(l_each) + 1e-3, (l_once, l_each)
+    kernels = [x for x in jax.tree.leaves(grads[0]) if x.ndim == 4]
+    assert kernels and all(x.dtype == jnp.float32 for x in jax.tree.leaves(grads[0]))
+    assert all(float(jnp.max(jnp.abs(x))) > 0 for x in kernels)
+    for side, params in (("d_loss", v["d_params"]), ("g_loss", v["g_params"])):  # one cast per network
+        text = jax.jit(lambda p: getattr(game, side)(p, state, batch, keys)[0]).lower(params).as_text()
+        assert text.count("stablehlo.optimization_barrier") == 2, side
+    assert game._kernels_once(v["g_params"], g) is v["g_params"]  # float32 networks: untouched
+    cast = game._kernels_once(v["g_params"], game.generator)
+    assert {x.dtype for x in jax.tree.leaves(cast) if x.ndim == 4} == {jnp.dtype(jnp.bfloat16)}
+    assert {x.dtype for x in jax.tree.leaves(cast) if x.ndim < 4} == {jnp.dtype(jnp.float32)}
+
 def test_minibatch_stddev_groups_consecutive_examples():
     x = jnp.concatenate([jnp.zeros((2, 4, 4, 3)), jnp.ones((2, 4, 4, 3)) * jnp.array([0.0, 2.0])[:, None, None, None]])
     y = sg.minibatch_stddev(x, group_size=2)
