@@ -273,13 +273,15 @@ def bytes_by_op(hlo_text: str, top: int = 15) -> dict:
     Each instruction outside fusions (the entry computation and the bodies of conditionals and
     loops, a loop body once) counts the operands it reads and the results it writes, in their tiled
     layouts (:func:`padded_bytes`); a slice counts its result twice (read and written), not its
-    operand. Grouped by HLO op and the jax operation it came from (the last two parts of its
-    ``op_name``). XLA's ``bytes accessed`` is not itemised: ``total`` is this reading's sum, to be
+    operand. Grouped by HLO op and the jax operation it came from (the last three parts of its
+    ``op_name``: the network or pass, the layer, the operation). XLA's ``bytes accessed`` is not itemised: ``total`` is this reading's sum, to be
     compared with it, not taken for it (both count on-chip traffic; a conditional's branches are
     counted as XLA counts them, every one).
 
     Returns:
-      ``{'total', 'groups': [{'op', 'jax_op', 'bytes', 'count'}]}``, the ``top`` largest groups.
+      ``{'total', 'groups': [{'op', 'jax_op', 'bytes', 'count'}]}``, the ``top`` largest groups
+      (``jax_op`` of an instruction XLA made, such as a prefetch into on-chip memory: the array it
+      moves, e.g. ``'f32[3,3,512,512]'``).
     """
     computations, name = {}, None
     for line in hlo_text.splitlines():
@@ -315,7 +317,15 @@ def bytes_by_op(hlo_text: str, top: int = 15) -> dict:
                 operands = re.findall(r"%([\w.\-]+)", rest.split(")")[0])
                 n = sum(out) + sum(padded_bytes(*a) for o in operands for a in _LAYOUT_ARRAY_RE.findall(types.get(o, "")))
             op_name = re.search(r'op_name="([^"]+)"', line)
-            key = (op, "/".join(op_name.group(1).split("/")[-2:]) if op_name else "")
+            if op_name:
+                what = "/".join(op_name.group(1).split("/")[-3:])
+            else:  # XLA's own (prefetches into on-chip memory, ...): by the array they move
+                target = re.search(r'custom_call_target="([^"]+)"', line)
+                first = _LAYOUT_ARRAY_RE.search(out_type if op not in _SLICES else types.get(
+                    (re.findall(r"%([\w.\-]+)", rest) or [""])[0], ""))
+                what = " ".join(x for x in ((target.group(1) if target else ""),
+                                            f"{first.group(1)}[{first.group(2)}]" if first else "") if x)
+            key = (op, what)
             g = groups.setdefault(key, [0, 0])
             g[0] += n
             g[1] += 1

@@ -346,10 +346,10 @@ ENTRY %main (a: bf16[8,128], k: f32[4,256]) -> bf16[8,128] {
   %a = bf16[8,128]{1,0:T(8,128)(2,1)} parameter(0)
   %k = f32[4,256]{1,0:T(8,128)} parameter(1)
   %slice.1 = f32[1,256]{1,0:T(1,128)} slice(%k), slice={[0:1], [0:256]}
-  ROOT %fusion.1 = bf16[8,128]{1,0:T(8,128)(2,1)} fusion(%a), kind=kLoop, calls=%fused_computation, metadata={op_name="jit(f)/net/neg"}
+  ROOT %fusion.1 = bf16[8,128]{1,0:T(8,128)(2,1)} fusion(%a), kind=kLoop, calls=%fused_computation, metadata={op_name="jit(g)/f/net/neg"}
 }
 """
     by = aot.bytes_by_op(hlo)
     groups = {(g["op"], g["jax_op"]): (g["bytes"], g["count"]) for g in by["groups"]}
-    assert groups == {("fusion", "net/neg"): (2 * 8 * 128 * 2, 1), ("slice", ""): (2 * 256 * 4, 1)}
+    assert groups == {("fusion", "f/net/neg"): (2 * 8 * 128 * 2, 1), ("slice", "f32[4,256]"): (2 * 256 * 4, 1)}
     assert by["total"] == 2 * 8 * 128 * 2 + 2 * 256 * 4
