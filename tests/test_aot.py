@@ -240,10 +240,13 @@ def test_d_parameters_pass_a_barrier_where_d_keeps_batchnorm_statistics_on_sever
     for name in ("dcgan_mnist", "stylegan2_mnist"):
         config, module = config_lib.resolve(name, ["train.batch_size=8"], smoke=True)
         runs[name] = run_lib.build(config, module, chips, source=aot._source(config))
-    assert barriers(runs["dcgan_mnist"]) == 1 and barriers(runs["stylegan2_mnist"]) == 0
+    assert barriers(runs["dcgan_mnist"]) == 1
+    # StyleGAN2's game has barriers of its own (its kernels cast once per loss, in bfloat16)
     s = runs["stylegan2_mnist"].step
     forced = TrainStep(s.game, s.g_tx, s.d_tx, s.mesh, n_critic=s.n_critic, one_gradient_all_reduce=True)
-    assert barriers(runs["stylegan2_mnist"], forced) == 1
+    unforced = TrainStep(s.game, s.g_tx, s.d_tx, s.mesh, n_critic=s.n_critic, one_gradient_all_reduce=False)
+    assert barriers(runs["stylegan2_mnist"]) == barriers(runs["stylegan2_mnist"], unforced)
+    assert barriers(runs["stylegan2_mnist"], forced) == barriers(runs["stylegan2_mnist"], unforced) + 1
     config, module = config_lib.resolve("dcgan_mnist", ["train.batch_size=8"], smoke=True)
     assert barriers(run_lib.build(config, module, jax.devices()[:1], source=aot._source(config))) == 0
 
