@@ -469,8 +469,6 @@ def _phase_reports(run, state, abstract_batch, intervals, chip: Chip, report_kw:
     """The train step compiled once per phase of its lazy terms, and the average step over their
     period: FLOPs and bytes weighted by each phase's share of the steps, the bound the average of the
     phases' bounds (each phase is its own roofline)."""
-    import jax
-
     from jaxgan import game as game_lib
 
     out = []
@@ -478,10 +476,9 @@ def _phase_reports(run, state, abstract_batch, intervals, chip: Chip, report_kw:
     try:
         compiled_phases = []
         for step, weight in game_lib.lazy_phases(intervals):
-            jax.clear_caches()  # the step's trace is cached: trace it again under the phase
             t0 = time.perf_counter()
-            with game_lib.phase_step(step):
-                compiled = run.step.lower(state, abstract_batch).compile()
+            with game_lib.phase_step(step):  # fresh: jax's cached trace is the step with the conds
+                compiled = run.step.lower(state, abstract_batch, fresh=True).compile()
             compiled_phases.append((step, weight, compiled, time.perf_counter() - t0))
     finally:
         run.step.max_traces = max_traces

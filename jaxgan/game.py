@@ -217,8 +217,8 @@ def every(step: Array, interval: int, compute, zeros=None):
 @contextlib.contextmanager
 def phase_step(step: int):
     """Within this context, games trace the lazy terms as they run at ``step`` (only the taken
-    branch). Functions already traced are cached by jax: lower a new function, or call
-    ``jax.clear_caches()`` first."""
+    branch). Functions already traced are cached by jax: lower a new function
+    (``TrainStep.lower(..., fresh=True)``)."""
     token = _PHASE_STEP.set(int(step))
     try:
         yield

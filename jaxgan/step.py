@@ -167,10 +167,13 @@ class TrainStep:
         self.n_critic = n_critic
         self.ema_half_life_kimg, self.ema_rampup = ema_half_life_kimg, ema_rampup
         self.trace_count, self.max_traces = 0, max_traces
-        mapped = jax.shard_map(self._per_device, mesh=mesh, in_specs=(P(), P(None, DATA_AXIS), P()),
-                               out_specs=(P(), P()), check_vma=False)
-        self._jitted = jax.jit(mapped, donate_argnums=0)
+        self._jitted = self._jit(self._per_device)
         self._flags = {}
+
+    def _jit(self, per_device):
+        mapped = jax.shard_map(per_device, mesh=self.mesh, in_specs=(P(), P(None, DATA_AXIS), P()),
+                               out_specs=(P(), P()), check_vma=False)
+        return jax.jit(mapped, donate_argnums=0)
 
     # -- per-device code -------------------------------------------------------------------------
     def _per_device(self, state: GANState, batch: dict, norms) -> tuple[GANState, dict]:
@@ -272,11 +275,17 @@ class TrainStep:
         state, metrics = fn(state, batch, self.flag(norms))
         return state, metrics if norms else _without_norms(metrics)
 
-    def lower(self, state: Any, batch: Any) -> "Lowered":
-        """Ahead-of-time lowering (accepts ``jax.ShapeDtypeStruct``s): ``.compile()``, cost analysis."""
+    def lower(self, state: Any, batch: Any, *, fresh: bool = False) -> "Lowered":
+        """Ahead-of-time lowering (accepts ``jax.ShapeDtypeStruct``s): ``.compile()``, cost analysis.
+
+        ``fresh``: trace the step again rather than take jax's cached trace (a new function for jax's
+        caches, which ``jax.clear_caches()`` would empty for every test and program of the process),
+        e.g. under ``jaxgan.game.phase_step``.
+        """
         self.check_batch(batch)
         flag = jax.ShapeDtypeStruct((), jnp.bool_, sharding=replicated(self.mesh))
-        return Lowered(self, self._jitted.lower(state, batch, flag))
+        jitted = self._jit(lambda *args: self._per_device(*args)) if fresh else self._jitted
+        return Lowered(self, jitted.lower(state, batch, flag))
 
     def _init_fn(self, example_batch: dict, ema: bool | None):
         """``key -> GANState`` for the data's per-example shapes (shared by the two constructors)."""
