@@ -163,13 +163,7 @@ def topology_devices(topology: str) -> tuple[list, Chip]:
 # -- the report -----------------------------------------------------------------------------------
 def array_bytes(hlo_type: str) -> int:
     """Bytes of every array in an HLO type string (``bf16[8,128]{1,0}``, or a tuple of them)."""
-    total = 0
-    for dtype, dims in _ARRAY_RE.findall(hlo_type):
-        bits = _ITEM_BITS.get(dtype) or int(re.sub(r"\D", "", dtype) or 8)
-        if dtype.startswith("f8"):
-            bits = 8
-        total += math.prod(int(d) for d in dims.split(",") if d) * bits // 8
-    return total
+    return sum(padded_bytes(dtype, dims) for dtype, dims in _ARRAY_RE.findall(hlo_type))
 
 
 def _tuple_elements(hlo_type: str) -> list[str]:
@@ -274,9 +268,9 @@ def bytes_by_op(hlo_text: str, top: int = 15) -> dict:
     loops, a loop body once) counts the operands it reads and the results it writes, in their tiled
     layouts (:func:`padded_bytes`); a slice counts its result twice (read and written), not its
     operand. Grouped by HLO op and the jax operation it came from (the last three parts of its
-    ``op_name``: the network or pass, the layer, the operation). XLA's ``bytes accessed`` is not itemised: ``total`` is this reading's sum, to be
-    compared with it, not taken for it (both count on-chip traffic; a conditional's branches are
-    counted as XLA counts them, every one).
+    ``op_name``: the network or pass, the layer, the operation). XLA's ``bytes accessed`` is not
+    itemised: ``total`` is this reading's sum, to be compared with it, not taken for it (both count
+    on-chip traffic; a conditional's branches are counted as XLA counts them, every one).
 
     Returns:
       ``{'total', 'groups': [{'op', 'jax_op', 'bytes', 'count'}]}``, the ``top`` largest groups
