@@ -9,9 +9,10 @@ import pathlib
 # sets JAX_PLATFORMS itself.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The suite compiles its CPU programs at LLVM O1 (see xla_env.py); subprocesses inherit it.
-from xla_env import suite_flags  # noqa: E402
+from xla_env import optimized, quick_compiles, suite_flags  # noqa: E402
 
 os.environ["XLA_FLAGS"] = suite_flags()
+quick_compiles()  # this process's own programs: O0 unless a test or fixture asks for O1 (xla_env.py)
 
 import pytest  # noqa: E402
 
@@ -19,6 +20,16 @@ from jaxgan import compile_cache, experiment as experiment_lib
 
 # The MNIST location exactly as the experiments read it ($JAXGAN_MNIST_DIR, else ../shared/data/mnist).
 MNIST_DIR = pathlib.Path(experiment_lib.mnist_dir())
+
+
+@pytest.fixture(autouse=True)
+def _compile_level(request):
+    """Tests marked ``optimized`` compile at the process's O1 (see :func:`xla_env.optimized`)."""
+    if request.node.get_closest_marker("optimized"):
+        with optimized():
+            yield
+    else:
+        yield
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ import pytest
 from jaxgan import aot, cli
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# TPU programs compile as they do for a user (jax_disable_most_optimizations would lower their backend level)
+pytestmark = pytest.mark.optimized
 needs_libtpu = pytest.mark.skipif(not aot.libtpu_installed(),
                                   reason="libtpu is not installed (pip install -e '.[test]' brings it)")
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import MNIST_DIR
+from xla_env import optimized
 from jaxgan import data
 from jaxgan.data import ImageOptions, StackedMNIST, make_source, mnist_idx
 from jaxgan.eval import classifier as C
@@ -36,7 +37,8 @@ def trained(digits, tmp_path_factory):
     """The default classifier, trained once (8,000 digits; 2,000 held out) and cached in a temp dir."""
     x, y = digits
     t0 = time.perf_counter()
-    clf = C.get_or_train(tmp_path_factory.mktemp("classifier") / "digits.npz", x, y, holdout=HOLDOUT)
+    with optimized():  # trains for long: compiled at O1 (tests/xla_env.py)
+        clf = C.get_or_train(tmp_path_factory.mktemp("classifier") / "digits.npz", x, y, holdout=HOLDOUT)
     print(f"\ndigit classifier: trained in {time.perf_counter() - t0:.1f} s "
           f"({clf.metadata['train']['steps']} steps, {clf.num_params} params)")
     return clf

@@ -82,6 +82,7 @@ def test_to_digit_size_resizes_with_antialias_and_passes_28_through():
     assert np.abs(ev.to_digit_size(stripes)).max() < 0.8 * np.abs(aliased).max()  # antialiased
 
 
+@pytest.mark.optimized
 def test_mnist_at_32_gets_classifier_metrics_that_separate_real_from_noise(mnist_dir):
     run = _run({"name": "mnist_idx", "dir": str(mnist_dir), "split": "test", "resolution": 32},
                inception_weights="off")
@@ -124,6 +125,7 @@ def test_a_32x32_mnist_run_is_evaluated_end_to_end(tmp_path, mnist_dir, monkeypa
 
 
 @pytest.mark.slow
+@pytest.mark.optimized
 def test_inception_metrics_on_a_32x32_grey_run_with_random_nvidia_weights(mnist_dir, random_inception_weights):
     """Names and ranges only: random weights stand in for the converted ones (values mean nothing)."""
     weights = random_inception_weights("nvidia")

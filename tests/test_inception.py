@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from jaxgan.eval import inception as inc
+from xla_env import optimized
 
 TOL = 1e-4
 
@@ -418,7 +419,8 @@ def nvidia_digit_features(nvidia_pair):
     out = {}
     for name, digit in (("zeros", 0), ("ones", 1)):
         images = x[y == digit][:16]
-        ours = np.asarray(extract(images), np.float64)
+        with optimized():  # the network runs for long: compiled at O1 (tests/xla_env.py)
+            ours = np.asarray(extract(images), np.float64)
         ref = reference(np.round((images + 1.0) * 127.5).astype(np.uint8)).astype(np.float64)
         out[name] = ours, ref
     return out
@@ -441,6 +443,7 @@ def test_features_match_nvidia_torchscript_on_real_digits_and_photos(nvidia_pair
 
 
 @pytest.mark.slow
+@pytest.mark.optimized
 def test_fid_matches_nvidia_torchscript_between_two_digit_sets(nvidia_digit_features):
     """FID between 16 0s and 16 1s from jaxgan's features and jaxgan's FID, against the
     TorchScript's features and the Frechet distance by symmetric eigensolvers (the same number as

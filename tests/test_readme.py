@@ -29,6 +29,7 @@ def test_readme_links_stay_inside_the_repository():
 
 
 @pytest.mark.slow
+@pytest.mark.optimized
 def test_readme_custom_loss_block_runs_and_covers_the_ring():
     """Executes the block exactly as printed (4,000 steps); its EMA samples must cover >= 7 of the 8
     modes with >= 70% of them within 3 std of a mode (measured: see the report printed with -s)."""

@@ -9,6 +9,7 @@ from jaxgan import cli
 
 
 @pytest.mark.slow
+@pytest.mark.optimized
 def test_ring8_covers_the_modes_with_high_quality_samples(tmp_path):
     wd = tmp_path / "ring8"
     assert cli.main(["train", "ring8", "--workdir", str(wd), "--set", "sample_every_steps=0",

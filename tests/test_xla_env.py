@@ -24,3 +24,17 @@ def test_equivalence_processes_compile_at_o0_unless_the_caller_chose_a_level():
         f"--xla_dump_to=/d {EQUIVALENCE_COMPILE_LEVEL} --xla_force_host_platform_device_count=8"
     assert host_devices(8, "--xla_backend_optimization_level=2", equivalence=True) == \
         "--xla_backend_optimization_level=2 --xla_force_host_platform_device_count=8"
+
+
+def test_this_process_compiles_at_o0_except_inside_optimized():
+    import jax
+    import pytest
+
+    from xla_env import SUITE_COMPILE_LEVEL, optimized
+
+    if SUITE_COMPILE_LEVEL not in os.environ["XLA_FLAGS"].split():
+        pytest.skip("the caller set a compile level in XLA_FLAGS: it holds for every test")
+    assert jax.config.values["jax_disable_most_optimizations"] is True
+    with optimized():
+        assert jax.config.values["jax_disable_most_optimizations"] is False
+    assert jax.config.values["jax_disable_most_optimizations"] is True

@@ -19,11 +19,17 @@ their time is compiling (the StyleGAN2 one: 37.5 -> 28.1 CPU-s at O0, the same r
 each comparison are compiled in the same process, alike. A level the caller set other than the
 suite's is kept there too.
 
-In pytest's own processes, programs that a test compiles to run once and compare within a tolerance
-(StyleGAN2's gradients, its path length against a direct Jacobian, the rows against NVIDIA's frozen
-outputs, the network batteries) compile at O0 the same way, per program: :func:`jit_once` (the
-StyleGAN2 gradient pair: 10 -> 6.7 s).
+In pytest's own processes every program compiles at O0 with LLVM's expensive passes off
+(``jax_disable_most_optimizations``, :func:`quick_compiles`): nearly every test compiles its programs
+and runs them for a step or a few. Tests marked ``optimized`` (and fixtures that train or extract
+features for long, through :func:`optimized`) compile at the process's O1 instead: they spend their
+time running what they compiled (training to a threshold, features of thousands of images), and O0
+made them up to 2-4x slower. A test and the fixtures it compares against bit for bit compile alike
+(a resumed run against a reference run of the same level). Measured on the 2-core machine, whole
+suite: 929 s at O1, ... s with this split. The TPU programs of test_aot.py keep O1 (jaxgan compile's
+programs, as a user compiles them). Subprocesses keep the levels above.
 """
+import contextlib
 import os
 
 _LEVEL = "--xla_backend_optimization_level"
@@ -64,3 +70,29 @@ def host_devices(n: int, flags: str | None = None, *, equivalence: bool = False)
     if equivalence:
         kept = [EQUIVALENCE_COMPILE_LEVEL if f == SUITE_COMPILE_LEVEL else f for f in kept]
     return " ".join(kept + [f"{_DEVICE_COUNT}={n}"])
+
+
+def _level_chosen_by_suite() -> bool:
+    return SUITE_COMPILE_LEVEL in os.environ.get("XLA_FLAGS", "").split()
+
+
+def quick_compiles() -> None:
+    """This process's programs compile at O0 (``jax_disable_most_optimizations``), unless the caller
+    chose a level in XLA_FLAGS (then that level holds everywhere)."""
+    if _level_chosen_by_suite():
+        import jax
+
+        jax.config.update("jax_disable_most_optimizations", True)
+
+
+@contextlib.contextmanager
+def optimized():
+    """Programs compiled inside the block get the process's level (O1), not :func:`quick_compiles`'s O0."""
+    import jax
+
+    before = jax.config.values["jax_disable_most_optimizations"]
+    jax.config.update("jax_disable_most_optimizations", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", before)
