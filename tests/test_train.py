@@ -197,6 +197,7 @@ def test_image_experiments_train_and_evaluate_on_real_digits(experiment, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.optimized
 def test_inception_metrics_with_a_weights_file(tmp_path, mnist_dir, capsys, random_inception_weights):
     """The Inception path of evaluation, with a random weights file standing in for the converted
     pytorch-fid weights (which cannot be downloaded here): names and ranges, not values."""
