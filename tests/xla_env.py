@@ -20,14 +20,16 @@ each comparison are compiled in the same process, alike. A level the caller set 
 suite's is kept there too.
 
 In pytest's own processes every program compiles at O0 with LLVM's expensive passes off
-(``jax_disable_most_optimizations``, :func:`quick_compiles`): nearly every test compiles its programs
-and runs them for a step or a few. Tests marked ``optimized`` (and fixtures that train or extract
-features for long, through :func:`optimized`) compile at the process's O1 instead: they spend their
-time running what they compiled (training to a threshold, features of thousands of images), and O0
-made them up to 2-4x slower. A test and the fixtures it compares against bit for bit compile alike
-(a resumed run against a reference run of the same level). Measured on the 2-core machine, whole
-suite: 929 s at O1, ... s with this split. The TPU programs of test_aot.py keep O1 (jaxgan compile's
-programs, as a user compiles them). Subprocesses keep the levels above.
+(``jax_disable_most_optimizations``, :func:`quick_compiles`): nearly every test compiles its
+programs and runs them for a step or a few. Tests marked ``optimized`` (and fixtures that train or
+extract features for long, through :func:`optimized`) compile at the process's O1 instead: they
+spend their time running what they compiled (training to a threshold, features of thousands of
+images), and O0 made them 1.7-3.9x slower (ring8, the README block, the FID check). A test and the
+fixtures it compares against bit for bit compile alike (a resumed run against a reference run of the
+same level). Measured on the 2-core machine on 2026-12-04, ``pytest -n 2`` of the whole suite one
+run each: 929 s with every pytest process at O1, 972 s with everything at O0, 824 s with this split.
+The TPU programs of test_aot.py keep O1 (jaxgan compile's programs, as a user compiles them).
+Subprocesses keep the levels above.
 """
 import contextlib
 import os
