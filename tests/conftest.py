@@ -8,7 +8,8 @@ import pathlib
 # one-line errors read. Set before jax is imported; subprocesses inherit it. A run on an accelerator
 # sets JAX_PLATFORMS itself.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# The suite compiles its CPU programs at LLVM O1 (see xla_env.py); subprocesses inherit it.
+# XLA_FLAGS: LLVM O1 for the suite (xla_env.py), which the processes tests start inherit; this
+# process compiles its own programs at O0 except where a test or fixture asks for O1.
 from xla_env import optimized, quick_compiles, suite_flags  # noqa: E402
 
 os.environ["XLA_FLAGS"] = suite_flags()
