@@ -27,7 +27,6 @@ from jaxgan import game as game_lib, losses, penalties, sharding  # noqa: E402
 from jaxgan.nets import DCGANDiscriminator, tiny_resnet  # noqa: E402
 from jaxgan.nets.resnet import ResNetDiscriminator, ResNetGenerator  # noqa: E402
 from jaxgan.nets.spectral import SPECTRAL_COLLECTION  # noqa: E402
-from xla_env import jit_once  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 B, NZ, NUM_CLASSES = 4, 16, 10
@@ -55,7 +54,7 @@ def test_network_battery(name):
     module = make()
     x, labels = _inputs(shape, cond)
     # init and gradients as one program each; the forward pass runs eagerly too (jit == eager below)
-    variables = jit_once(lambda key, x: module.init(key, x, labels, train=False))(KEY, x)
+    variables = jax.jit(lambda key, x: module.init(key, x, labels, train=False))(KEY, x)
     state_cols = [c for c in variables if c != "params"]
     expected_cols = {"resnet": ["batch_stats"] if is_g else [SPECTRAL_COLLECTION], "dcgan": []}[name.split("_")[0]]
     assert state_cols == expected_cols
@@ -70,7 +69,7 @@ def test_network_battery(name):
     else:
         chex.assert_shape(out, (B,))
         chex.assert_type(out, jnp.float32)
-    jit_out, jit_state = jit_once(run)(variables, x)
+    jit_out, jit_state = jax.jit(run)(variables, x)
     chex.assert_trees_all_close((jit_out, jit_state), (out, new_state), atol=1e-5, rtol=1e-5)
     for col in state_cols:  # training moves the model state (BatchNorm statistics, u vectors)
         # (a u of size 1, the Dense(1) head's, is a unit scalar: it cannot move)
@@ -81,7 +80,7 @@ def test_network_battery(name):
         y, _ = module.apply({**variables, "params": params}, x, labels, train=True, mutable=state_cols)
         return jnp.mean(jnp.square(y.astype(jnp.float32)))
 
-    grads = jit_once(jax.grad(loss))(variables["params"])
+    grads = jax.jit(jax.grad(loss))(variables["params"])
     chex.assert_tree_all_finite(grads)
     assert all(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(grads)), "a parameter gets no gradient"
 

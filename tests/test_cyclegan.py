@@ -16,7 +16,6 @@ from jaxgan import cli, config as config_lib, run as run_lib, sharding
 from jaxgan.games.cyclegan import CycleGAN, linear_decay, pair_grid, pool_query
 from jaxgan.nets.cyclegan import PatchDiscriminator, ResnetGenerator, reflect_pad, tiny_cyclegan
 from jaxgan.step import TrainStep
-from xla_env import jit_once
 
 HERE = pathlib.Path(__file__).parent
 # The network tests initialise with rbg keys: flax draws every parameter with its own key, and XLA:CPU
@@ -38,16 +37,16 @@ def tiny_game(channels=1, **kw):
 def test_tiny_networks_shapes_jit_equals_eager_and_finite_gradients(shape):
     g, d = tiny_cyclegan(shape[-1])
     x = jax.random.uniform(jax.random.PRNGKey(0), (2, *shape), minval=-1, maxval=1)
-    gv, dv = jit_once(g.init)(INIT_KEY[1], x), jit_once(d.init)(INIT_KEY[2], x)  # eager: the applies below
+    gv, dv = jax.jit(g.init)(INIT_KEY[1], x), jax.jit(d.init)(INIT_KEY[2], x)  # eager: the applies below
     y = g.apply(gv, x)
     chex.assert_shape(y, (2, *shape))
     assert float(jnp.abs(y).max()) <= 1.0
     logits = d.apply(dv, x)
     side = shape[0] // 4 - 2  # two stride-2 4x4 convs, then two stride-1 4x4 convs with padding 1
     chex.assert_shape(logits, (2, side, side))
-    chex.assert_trees_all_close(jit_once(g.apply)(gv, x), y, atol=1e-5)
-    chex.assert_trees_all_close(jit_once(d.apply)(dv, x), logits, atol=1e-5)
-    grads = jit_once(jax.grad(lambda p: jnp.mean(d.apply(dv, g.apply({"params": p}, x)) ** 2)))(gv["params"])
+    chex.assert_trees_all_close(jax.jit(g.apply)(gv, x), y, atol=1e-5)
+    chex.assert_trees_all_close(jax.jit(d.apply)(dv, x), logits, atol=1e-5)
+    grads = jax.jit(jax.grad(lambda p: jnp.mean(d.apply(dv, g.apply({"params": p}, x)) ** 2)))(gv["params"])
     chex.assert_tree_all_finite(grads)
     assert any(np.any(np.asarray(leaf) != 0) for leaf in jax.tree.leaves(grads))  # G learns from D
 

@@ -17,7 +17,6 @@ from jaxgan.eval.ssim import psnr
 from jaxgan.games.srgan import SRGAN
 from jaxgan.nets.srgan import SRResNet, pixel_shuffle, tiny_srgan
 from jaxgan.step import TrainStep
-from xla_env import jit_once
 
 HERE = pathlib.Path(__file__).parent
 # The network tests initialise with rbg keys: flax draws every parameter with its own key, and XLA:CPU
@@ -40,21 +39,21 @@ def test_pixel_shuffle_matches_pytorchs_channel_order():
 def test_tiny_networks_shapes_jit_equals_eager_and_finite_gradients(factor, lr_size):
     g, d = tiny_srgan(1, factor, axis_name=None)
     lr = jax.random.uniform(jax.random.PRNGKey(0), (3, lr_size, lr_size, 1), minval=-1, maxval=1)
-    gv = jit_once(lambda key, x: g.init(key, x, train=False))(INIT_KEY[1], lr)  # eager: the applies below
-    sr, _ = jit_once(lambda v, x: g.apply(v, x, train=True, mutable=["batch_stats"]))(gv, lr)
+    gv = jax.jit(lambda key, x: g.init(key, x, train=False))(INIT_KEY[1], lr)  # eager: the applies below
+    sr, _ = jax.jit(lambda v, x: g.apply(v, x, train=True, mutable=["batch_stats"]))(gv, lr)
     chex.assert_shape(sr, (3, 28, 28, 1))
-    dv = jit_once(lambda key, x: d.init(key, x, train=False))(INIT_KEY[2], sr)
+    dv = jax.jit(lambda key, x: d.init(key, x, train=False))(INIT_KEY[2], sr)
     logits = d.apply(dv, sr, train=False)
     chex.assert_shape(logits, (3,))
-    chex.assert_trees_all_close(jit_once(lambda v, x: g.apply(v, x, train=False))(gv, lr),
+    chex.assert_trees_all_close(jax.jit(lambda v, x: g.apply(v, x, train=False))(gv, lr),
                                 g.apply(gv, lr, train=False), atol=1e-5)
-    chex.assert_trees_all_close(jit_once(lambda v, x: d.apply(v, x, train=False))(dv, sr), logits, atol=1e-5)
+    chex.assert_trees_all_close(jax.jit(lambda v, x: d.apply(v, x, train=False))(dv, sr), logits, atol=1e-5)
 
     def loss(p):
         out, _ = g.apply({**gv, "params": p}, lr, train=True, mutable=["batch_stats"])
         return jnp.mean(out ** 2) + jnp.mean(d.apply(dv, out, train=False))
 
-    grads = jit_once(jax.grad(loss))(gv["params"])
+    grads = jax.jit(jax.grad(loss))(gv["params"])
     chex.assert_tree_all_finite(grads)
     assert any(np.any(np.asarray(leaf) != 0) for leaf in jax.tree.leaves(grads))
 

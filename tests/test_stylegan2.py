@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from jaxgan import augment
-from xla_env import host_devices, jit_once
+from xla_env import host_devices
 from jaxgan.games.stylegan2 import StyleGAN2, noise_keys_from_latents, path_lengths
 from jaxgan.nets import stylegan2 as sg
 
@@ -79,7 +79,7 @@ def test_gradients_are_finite_and_reach_every_parameter(tiny16):
     state = _state(v)
     batch = {"x": jax.random.uniform(jax.random.PRNGKey(4), (4, 16, 16, 1), minval=-1, maxval=1)}
     for side, loss in (("g", game.g_loss), ("d", game.d_loss)):
-        grads = jit_once(jax.grad(lambda p: loss(p, state, batch, _keys(4))[0]))(v[f"{side}_params"])
+        grads = jax.jit(jax.grad(lambda p: loss(p, state, batch, _keys(4))[0]))(v[f"{side}_params"])
         leaves = jax.tree_util.tree_leaves_with_path(grads)
         assert all(bool(jnp.all(jnp.isfinite(g))) for _, g in leaves)
         # noise strengths start at 0 and only receive gradient through the noise they scale: all move
@@ -252,8 +252,8 @@ def test_path_length_matches_a_direct_jacobian(tiny16):
     noise = _keys(3, 6)
     pl_keys = _keys(3, 7)
     synth = lambda w: game._synthesis(p, s, w, noise)
-    lengths = jit_once(lambda ws: path_lengths(synth, ws, pl_keys))(ws)
-    jacobian = jit_once(lambda w, k: jax.jacrev(lambda w: game._synthesis(p, s, w[None], k[None])[0])(w))
+    lengths = jax.jit(lambda ws: path_lengths(synth, ws, pl_keys))(ws)
+    jacobian = jax.jit(lambda w, k: jax.jacrev(lambda w: game._synthesis(p, s, w[None], k[None])[0])(w))
     for i in range(3):
         jac = jacobian(ws[i], noise[i])  # (16, 16, 1, num_ws, w_dim)
         y = jax.random.normal(pl_keys[i], (16, 16, 1)) / 16.0
@@ -263,10 +263,10 @@ def test_path_length_matches_a_direct_jacobian(tiny16):
     # the game's penalty: (length - a)^2 with a moved 1% towards the batch mean, on every 2nd example,
     # with its own latents, mixing and noise (sub-stream 8 of the example's key, as ADA's Greg phase)
     keys = _keys(4, 8)
-    penalty, a, mean_len = jit_once(lambda p: game._path_length(p, _state(v, pl_mean=0.5), keys, None))(p)
+    penalty, a, mean_len = jax.jit(lambda p: game._path_length(p, _state(v, pl_mean=0.5), keys, None))(p)
     from jaxgan import rng as rng_lib
 
-    @jit_once  # one program, not one per operation (eager)
+    @jax.jit  # one program, not one per operation (eager)
     def direct_lengths(p):
         pl_keys = rng_lib.substream(keys[::2], 8)
         ws_sub, _ = game.mixed_ws(p, s, pl_keys, None)

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from jaxgan.interop import nvidia, nvidia_check
-from xla_env import run_once_options
 
 FIXTURE = "tests/fixtures/stylegan2_nvidia.npz"
 CONFIGS = ("res32", "cond16_clamp", "orig16")
@@ -35,7 +34,7 @@ def _config(fixture, name):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_every_row_equals_nvidia_to_float32_rounding(fixture, name):
-    rows = nvidia_check.compare(*_config(fixture, name), compiler_options=run_once_options())
+    rows = nvidia_check.compare(*_config(fixture, name))
     assert len(rows) == 20
     bad = {row: err for row, err in rows.items() if err > (GRAD_TOL if row.startswith("grad_") else VALUE_TOL)}
     assert not bad, f"{name}: rows above float32 rounding: {bad}"

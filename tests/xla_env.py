@@ -36,8 +36,7 @@ import os
 
 _LEVEL = "--xla_backend_optimization_level"
 SUITE_COMPILE_LEVEL = f"{_LEVEL}=1"
-RUN_ONCE_LEVEL = 0  # the equivalence subprocesses' and the run-once programs' level
-EQUIVALENCE_COMPILE_LEVEL = f"{_LEVEL}={RUN_ONCE_LEVEL}"
+EQUIVALENCE_COMPILE_LEVEL = f"{_LEVEL}=0"
 _DEVICE_COUNT = "--xla_force_host_platform_device_count"
 
 
@@ -47,21 +46,6 @@ def suite_flags(flags: str | None = None) -> str:
     if not any(f.startswith(_LEVEL) for f in flags):
         flags.append(SUITE_COMPILE_LEVEL)
     return " ".join(flags)
-
-
-def run_once_options() -> dict:
-    """``jax.jit``'s ``compiler_options`` for a program a test compiles to run once: O0, unless the
-    caller chose a level for the suite (then none: the process's level holds)."""
-    if SUITE_COMPILE_LEVEL in os.environ.get("XLA_FLAGS", "").split():
-        return {_LEVEL.removeprefix("--"): RUN_ONCE_LEVEL}
-    return {}
-
-
-def jit_once(fun, **jit_kwargs):
-    """``jax.jit(fun, **jit_kwargs)`` compiled with :func:`run_once_options` (also as ``@jit_once``)."""
-    import jax  # here: the scripts import this module before jax, to set XLA_FLAGS
-
-    return jax.jit(fun, compiler_options=run_once_options(), **jit_kwargs)
 
 
 def host_devices(n: int, flags: str | None = None, *, equivalence: bool = False) -> str:
@@ -74,14 +58,15 @@ def host_devices(n: int, flags: str | None = None, *, equivalence: bool = False)
     return " ".join(kept + [f"{_DEVICE_COUNT}={n}"])
 
 
-def _level_chosen_by_suite() -> bool:
+def level_chosen_by_suite() -> bool:
+    """Whether XLA_FLAGS hold the suite's level (the caller set none before the suite started)."""
     return SUITE_COMPILE_LEVEL in os.environ.get("XLA_FLAGS", "").split()
 
 
 def quick_compiles() -> None:
     """This process's programs compile at O0 (``jax_disable_most_optimizations``), unless the caller
     chose a level in XLA_FLAGS (then that level holds everywhere)."""
-    if _level_chosen_by_suite():
+    if level_chosen_by_suite():
         import jax
 
         jax.config.update("jax_disable_most_optimizations", True)

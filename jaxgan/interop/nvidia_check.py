@@ -54,7 +54,7 @@ def compute(g_state: Mapping, g_kwargs: Mapping, d_state: Mapping, d_kwargs: Map
         the networks keep in float32 for mixed precision (styles, mapping, logits, penalties) lifted:
         ``tools/stylegan2_nvidia_reference.py --float64`` does both.
       compiler_options: XLA options for compiling that one program (``jax.jit``'s), e.g.
-        ``{"xla_backend_optimization_level": 0}`` where it is compiled to run once (the tests).
+        ``{"xla_backend_optimization_level": 0}`` where it is compiled to run once.
 
     Returns:
       (outputs, gradients, (generator, discriminator)): ``{row: array}``, ``{row: params tree}`` and
