@@ -48,9 +48,10 @@ def base_config(**fields) -> Config:
         # every_kimg: evaluate during training (0: only at the end); best_metric: keep the checkpoint
         # with the best value of this eval metric in <workdir>/best (e.g. 'modes10k/covered').
         # inception_weights: a .npz from tools/convert_fid_inception.py turns on fid/kid/pr/dc;
-        # classifier_steps: training steps of the digit classifier (MNIST-family runs).
+        # classifier_steps: training steps of the digit classifier (MNIST-family runs); at_end: false
+        # skips the evaluation when the run completes (a run evaluated elsewhere, with jaxgan eval).
         eval={"num_samples": 10000, "every_kimg": 0.0, "best_metric": "", "best_mode": "max",
-              "inception_weights": "", "classifier_steps": 1500},
+              "inception_weights": "", "classifier_steps": 1500, "at_end": True},
     )
     for key, value in fields.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):

@@ -356,7 +356,8 @@ def _report_saved(ckpt: Checkpointer, step: int, note: str = "") -> None:
 
 def _finish(run: Run, state, step: int, writer, workdir: pathlib.Path, is_main: bool, stop: StopSignal,
             ckpt: Checkpointer):
-    """The final evaluation (also when a run was stopped after its last checkpoint, before it).
+    """The final evaluation (also when a run was stopped after its last checkpoint, before it), unless
+    ``eval.at_end`` is false (a run evaluated elsewhere, or a test that reads only its checkpoints).
 
     A stop abandons it (with one process; several finish it together): the evaluation is not saved
     state, and the rerun, finding the run complete but not evaluated, evaluates it. The line says so
@@ -364,6 +365,11 @@ def _finish(run: Run, state, step: int, writer, workdir: pathlib.Path, is_main: 
     """
     if _decided_by_main(_evaluated_at(workdir, step) if is_main else False):
         log.info("the run in %s is complete (step %d) and evaluated (eval.json)", workdir, step)
+        return state
+    if not run.config.eval.get("at_end", True):
+        log.info("the run in %s is complete (step %d); not evaluated (eval.at_end=false): `jaxgan eval %s` "
+                 "evaluates it, and so does the same train command without eval.at_end=false",
+                 workdir, step, workdir)
         return state
     stop.phase("final evaluation", step)
     try:

@@ -60,6 +60,11 @@ def number_above(lo: float, *, inclusive: bool = False, below: float | None = No
     return check
 
 
+def boolean(field: str, v: Any) -> None:
+    if not isinstance(v, bool):
+        raise ConfigError(field, v, "must be true or false")
+
+
 def one_of(*names: str) -> Check:
     def check(field: str, v: Any) -> None:
         if v not in names:
@@ -150,6 +155,7 @@ RULES: dict[str, tuple[Check, bool]] = {
     "eval.best_mode": (one_of("max", "min"), False),
     "eval.inception_weights": (string, False),
     "eval.classifier_steps": (int_at_least(1), False),
+    "eval.at_end": (boolean, False),
     "data.resolution": (optional(int_at_least(1)), False),
     "data.channels": (optional(one_of(1, 3)), False),
     "model.upsample": (one_of(*UPSAMPLE_FORMS), False),

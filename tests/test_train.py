@@ -229,10 +229,14 @@ def test_a_non_finite_state_is_never_checkpointed(tmp_path, capsys):
     assert steps == [], f"checkpointed a diverged state: {steps}"
 
 
-def test_a_missing_final_evaluation_is_done_on_rerun(tmp_path):
+def test_a_missing_final_evaluation_is_done_on_rerun(tmp_path, caplog):
+    """A run completed without its evaluation (eval.at_end=false here; a stop during the final
+    evaluation leaves the same workdir) is evaluated by the same command without the option."""
     wd = tmp_path / "run"
-    jaxgan("train", "ring8", "--smoke", "--workdir", str(wd))
-    (wd / "eval.json").unlink()  # e.g. preempted during the final evaluation
+    with caplog.at_level("INFO", logger="jaxgan"):
+        assert jaxgan("train", "ring8", "--smoke", "--workdir", str(wd), "--set", "eval.at_end=false") == 0
+    assert not (wd / "eval.json").exists()
+    assert "not evaluated (eval.at_end=false)" in caplog.text
     assert jaxgan("train", "ring8", "--smoke", "--workdir", str(wd)) == 0
     assert json.loads((wd / "eval.json").read_text())["step"] == 10
 
