@@ -124,23 +124,6 @@ def test_a_32x32_mnist_run_is_evaluated_end_to_end(tmp_path, mnist_dir, monkeypa
     assert np.isfinite(results["classifier_fid256"]) and 1.0 <= results["classifier_score256/mean"] <= 10.0
 
 
-@pytest.mark.slow
-@pytest.mark.optimized
-def test_inception_metrics_on_a_32x32_grey_run_with_random_nvidia_weights(mnist_dir, random_inception_weights):
-    """Names and ranges only: random weights stand in for the converted ones (values mean nothing)."""
-    weights = random_inception_weights("nvidia")
-    run = _run({"name": "mnist_idx", "dir": str(mnist_dir), "split": "test", "resolution": 32},
-               inception_weights=str(weights))
-    samples = np.random.default_rng(0).uniform(-1, 1, (24, 32, 32, 1)).astype(np.float32)
-    results = ev.evaluate_samples(run, samples)
-    assert "classifier_fid24" in results  # the digit family still runs beside Inception
-    assert np.isfinite(results["fid24"]) and results["fid24"] >= 0
-    assert np.isfinite(results["kid24/mean"]) and results["kid24/std"] >= 0
-    for key in ("pr24_k3/precision", "pr24_k3/recall", "dc24_k5/coverage"):
-        assert 0.0 <= results[key] <= 1.0, key
-    assert results["dc24_k5/density"] >= 0.0
-
-
 def test_eval_of_given_samples_equals_eval_of_the_checkpoint(tmp_path, capsys):
     """`jaxgan eval --samples` (samples drawn elsewhere, e.g. on an accelerator) measures exactly what
     `jaxgan eval` does when the file holds the samples eval would draw, and something else otherwise."""

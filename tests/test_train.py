@@ -200,7 +200,9 @@ def test_image_experiments_train_and_evaluate_on_real_digits(experiment, tmp_pat
 @pytest.mark.optimized
 def test_inception_metrics_with_a_weights_file(tmp_path, mnist_dir, capsys, random_inception_weights):
     """The Inception path of evaluation, with a random weights file standing in for the converted
-    pytorch-fid weights (which cannot be downloaded here): names and ranges, not values."""
+    pytorch-fid weights (which cannot be downloaded here): names and ranges, not values. The digit
+    classifier's family runs beside it. (NVIDIA's input handling is the same path with another
+    preprocessing, checked against NVIDIA's TorchScript in test_inception.py.)"""
     weights = random_inception_weights("pytorch_fid")
     wd = tmp_path / "run"
     assert jaxgan("train", "dcgan_mnist", "--smoke", "--workdir", str(wd), "--set", f"data.dir={mnist_dir}",
@@ -209,6 +211,10 @@ def test_inception_metrics_with_a_weights_file(tmp_path, mnist_dir, capsys, rand
     assert np.isfinite(ev["fid32"]) and ev["fid32"] >= 0
     for key in ("kid32/mean", "pr32_k3/precision", "pr32_k3/recall", "dc32_k5/density", "dc32_k5/coverage"):
         assert key in ev and np.isfinite(ev[key]), key
+    assert ev["kid32/std"] >= 0 and ev["dc32_k5/density"] >= 0
+    for key in ("pr32_k3/precision", "pr32_k3/recall", "dc32_k5/coverage"):
+        assert 0.0 <= ev[key] <= 1.0, key
+    assert np.isfinite(ev["classifier_fid32"])  # the digit family still runs beside Inception
 
 
 def test_a_relative_workdir_works(tmp_path, monkeypatch):
