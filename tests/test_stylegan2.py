@@ -62,6 +62,19 @@ def test_shapes_and_dtypes_at_each_resolution(res, channels, classes):
         assert jax.jit(bf.apply)(gv, z, labels).dtype == jnp.float32  # bfloat16 compute, float32 images
 
 
+def test_noise_maps_are_drawn_in_the_synthesis_dtype_from_the_float32_draw():
+    """bfloat16 synthesis gets bfloat16 noise maps (activations XLA would otherwise keep in float32),
+    the float32 draw rounded: the same normal samples, 4x4 then two maps a resolution."""
+    keys = _keys(3)
+    f32 = jax.jit(lambda k: sg._noise_inputs(k, 16))(keys)
+    bf16 = jax.jit(lambda k: sg._noise_inputs(k, 16, jnp.bfloat16))(keys)
+    assert [m.shape for m in f32] == [(3, r, r, 1) for r in (4, 8, 8, 16, 16)]
+    assert all(m.dtype == jnp.float32 for m in f32) and all(m.dtype == jnp.bfloat16 for m in bf16)
+    for a, b in zip(f32, bf16):
+        np.testing.assert_array_equal(np.asarray(b), np.asarray(a.astype(jnp.bfloat16)))
+    assert 0.8 < float(jnp.std(jnp.concatenate([m.ravel() for m in f32]))) < 1.2
+
+
 def test_channel_widths_follow_ada():
     assert [sg.channels_at(r, 32768, 512) for r in (4, 32, 64, 128, 256)] == [512, 512, 512, 256, 128]
 
@@ -403,6 +416,8 @@ def test_smoke_experiment_trains_and_resumes_bit_identically(tmp_path, mnist_dir
     assert all(np.isfinite(l["loss/d"]) and np.isfinite(l["loss/g"]) for l in lines)
     assert lines[0]["penalty/pl"] > 0 and lines[0]["penalty/r1"] > 0  # step 0: both lazy terms ran
     assert (a / "samples" / "00000004.png").stat().st_size > 0
+    ev = json.loads((a / "eval.json").read_text())  # 16x16 digits: the 28x28 digit protocol after resizing
+    assert ev["step"] == 4 and ev["classifier_fid64"] > 0 and 1 <= ev["classifier_score64/mean"] <= 10, ev
     # stop at step 2 (drop the later checkpoint), resume to 4, compare with the straight run
     b = tmp_path / "b"
     shutil.copytree(a, b)
