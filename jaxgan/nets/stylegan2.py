@@ -408,15 +408,18 @@ class MappingNetwork(nn.Module):
         return x
 
 
-def _noise_inputs(noise_keys: Array | None, resolution: int) -> list[Array] | None:
+def _noise_inputs(noise_keys: Array | None, resolution: int, dtype=jnp.float32) -> list[Array] | None:
     """Per-layer noise maps (B, r, r, 1), 4x4 then two per resolution, from one draw per example.
 
-    One normal draw of all the maps' pixels per key (a draw per layer would compile ~10x slower on CPU).
+    One normal draw of all the maps' pixels per key (a draw per layer would compile ~10x slower on CPU),
+    in float32 and rounded to ``dtype``, the synthesis layers' compute dtype, where it is drawn: the
+    maps are activations, and in float32 XLA:TPU kept 19 copies of the draw in HBM (bfloat16
+    StyleGAN2 at batch 512, BENCHMARKS.md). The layers add ``noise * strength`` rounded to their dtype.
     """
     if noise_keys is None:
         return None
     sizes = [4] + [r for r in (2 ** i for i in range(3, int(math.log2(resolution)) + 1)) for _ in (0, 1)]
-    flat = jax.vmap(lambda k: jax.random.normal(k, (sum(r * r for r in sizes),)))(noise_keys)
+    flat = jax.vmap(lambda k: jax.random.normal(k, (sum(r * r for r in sizes),)))(noise_keys).astype(dtype)
     out, start = [], 0
     for r in sizes:
         out.append(flat[:, start:start + r * r].reshape(-1, r, r, 1))
@@ -446,7 +449,7 @@ class SynthesisNetwork(nn.Module):
         if noise_mode not in ("random", "const", "none"):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', got {noise_mode!r}")
         ch = lambda r: channels_at(r, self.channel_base, self.channel_max)
-        noises = _noise_inputs(noise_keys, self.resolution) if noise_mode == "random" else None
+        noises = _noise_inputs(noise_keys, self.resolution, self.dtype) if noise_mode == "random" else None
         noise_at = lambda i: "const" if noise_mode == "const" else (None if noises is None else noises[i])
         layer_kw = dict(clamp=self.clamp, dtype=self.dtype, const_noise=self.const_noise)
         up_kw = dict(layer_kw, upsample=self.upsample)
