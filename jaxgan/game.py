@@ -89,6 +89,8 @@ class GAN:
       axis_name: the data axis the step maps over (None only when calling outside shard_map).
 
     Example:
+      >>> from jaxgan import losses, penalties
+      >>> from jaxgan.nets import MLPDiscriminator, MLPGenerator
       >>> game = GAN(MLPGenerator(out_shape=(2,)), MLPDiscriminator(), latent_dim=8,
       ...            loss=losses.hinge(), penalties=(penalties.r1_penalty(gamma=1.0),))
     """
