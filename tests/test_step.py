@@ -352,3 +352,12 @@ def test_uint8_batches_train_exactly_as_their_float_conversion():
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)), *results)
     batch = sharding.global_batch(sharding.make_mesh(), stored[0])
     assert batch["x"].dtype == jnp.uint8 and batch["x"].nbytes == 8 * 6 * 6 * 3  # the stored bytes cross
+
+
+def test_the_game_docstring_examples_run():
+    import doctest
+
+    from jaxgan import game
+
+    result = doctest.testmod(game, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 3 and result.failed == 0, result
