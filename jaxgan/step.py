@@ -216,7 +216,8 @@ class TrainStep:
         # slower DCGAN steps; sngan_mnist's smoke step 8x at O0, measured). With several updates the
         # update is an inner jit, traced and lowered once and called n_critic times: the same compiled
         # program bit for bit (its XLA calls are inlined), and sngan_mnist's smoke step (n_critic 5)
-        # traces in 1.2 s instead of 3.0 and compiles in 7.0 s instead of 9.1 on CPU (docs/design.md).
+        # traces in 1.0-1.2 s instead of 2.5-3.0 and compiles in 6.8-7.0 s instead of 7.5-9.1 on CPU
+        # at O0 (docs/design.md).
         if self.n_critic > 1:
             d_update = jax.jit(d_update)
         per_update = []
