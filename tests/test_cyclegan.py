@@ -164,7 +164,8 @@ def test_mnist_smoke_run_resumes_the_pool_bit_for_bit_and_translates(tmp_path, m
         assert np.isfinite(ev[key]), key
     shutil.copytree(straight, resumed)
     shutil.rmtree(resumed / "checkpoints" / "6")
-    assert jaxgan("train", "cyclegan_mnist", "--workdir", str(resumed), *args, "--set", "eval.at_end=false") == 0  # 4..6
+    assert jaxgan("train", "cyclegan_mnist", "--workdir", str(resumed), *args,
+                  "--set", "eval.at_end=false") == 0  # steps 4..6; its evaluation is not read
     a, b = final_state(straight), final_state(resumed)
     assert int(a.step) == int(b.step) == 6 and int(a.extra["pool_count"]) == 4
     assert float(jnp.abs(a.extra["pool_b"]).sum()) > 0
