@@ -43,7 +43,7 @@ def _tree_rel(a, ref) -> float:
 
 
 def compute(g_state: Mapping, g_kwargs: Mapping, d_state: Mapping, d_kwargs: Mapping, ref: Mapping, *,
-            dtype=None, compiler_options: Mapping | None = None):
+            dtype=None):
     """jaxgan's value of every row (``ref`` supplies the inputs: z, labels, real images, pl_y).
 
     Args:
@@ -53,8 +53,6 @@ def compute(g_state: Mapping, g_kwargs: Mapping, d_state: Mapping, d_kwargs: Map
         parameters and inputs alike. A float64 run also needs ``jax_enable_x64`` and the quantities
         the networks keep in float32 for mixed precision (styles, mapping, logits, penalties) lifted:
         ``tools/stylegan2_nvidia_reference.py --float64`` does both.
-      compiler_options: XLA options for compiling that one program (``jax.jit``'s), e.g.
-        ``{"xla_backend_optimization_level": 0}`` where it is compiled to run once.
 
     Returns:
       (outputs, gradients, (generator, discriminator)): ``{row: array}``, ``{row: params tree}`` and
@@ -70,7 +68,7 @@ def compute(g_state: Mapping, g_kwargs: Mapping, d_state: Mapping, d_kwargs: Map
     dv = jax.tree.map(cast, nvidia.discriminator_variables(d, d_state))
     labels = jnp.asarray(ref["labels"]) if g.num_classes is not None else None
     inputs = (cast(ref["z"]), labels, cast(ref["real"]), cast(ref["pl_y"]))
-    rows = jax.jit(lambda gv, dv, inputs: _rows(g, d, gv, dv, *inputs), compiler_options=compiler_options)
+    rows = jax.jit(lambda gv, dv, inputs: _rows(g, d, gv, dv, *inputs))
     out, grads = rows(gv, dv, inputs)
     return out, grads, (g, d)
 
@@ -149,11 +147,10 @@ def differences(out: Mapping, grads: Mapping, nets, ref: Mapping) -> dict[str, f
     return rows
 
 
-def compare(g_state: Mapping, g_kwargs: Mapping, d_state: Mapping, d_kwargs: Mapping, ref: Mapping, *,
-            compiler_options: Mapping | None = None) -> dict[str, float]:
-    """``{row: largest relative difference}`` of jaxgan against NVIDIA's reference outputs ``ref``
-    (``compiler_options``: see :func:`compute`)."""
-    return differences(*compute(g_state, g_kwargs, d_state, d_kwargs, ref, compiler_options=compiler_options), ref)
+def compare(g_state: Mapping, g_kwargs: Mapping, d_state: Mapping, d_kwargs: Mapping,
+            ref: Mapping) -> dict[str, float]:
+    """``{row: largest relative difference}`` of jaxgan against NVIDIA's reference outputs ``ref``."""
+    return differences(*compute(g_state, g_kwargs, d_state, d_kwargs, ref), ref)
 
 
 __all__ = ("compare", "compute", "differences", "rel")
