@@ -3,7 +3,10 @@
 Command:  jaxgan train stylegan2_ffhq64 --workdir runs/stylegan2_ffhq64 --set data.path=/data/ffhq/thumbnails128x128
           jaxgan sample runs/stylegan2_ffhq64 --n 64 --out faces.png --set sample.truncation=0.7
 Machine:  one GPU or a TPU slice (about 24M + 24M parameters at these widths); not a CPU job.
-          Offline smoke test: --smoke (generated images, see tests/test_stylegan2.py).
+          Offline smoke test: --smoke with data.path a folder of any images. The tests train its
+          folder variant (stylegan2_folder) from an NVIDIA pickle on generated images
+          (tests/test_stylegan2_import.py); its smoke sizes are stylegan2_mnist's, whose smoke run
+          tests/test_stylegan2.py trains.
 Time:     not measured here (no face folder and no accelerator run in the session that wrote it).
 Expected: not measured. StyleGAN2-ADA's 'auto' config at this resolution reaches recognisable faces
           within a few thousand kimg.

@@ -435,26 +435,3 @@ def test_smoke_experiment_trains_and_resumes_bit_identically(tmp_path, mnist_dir
     chex.assert_trees_all_equal(jax.device_get(sa), jax.device_get(sb))
     w_avg = np.asarray(sa.g_state["stats"]["w_avg"])
     assert np.all(np.isfinite(w_avg)) and np.abs(w_avg).max() > 0  # the W average moved
-
-
-@pytest.mark.slow
-def test_folder_experiment_smoke_trains_conditionally_on_generated_images(tmp_path):
-    from PIL import Image
-
-    from jaxgan import cli
-
-    rs = np.random.RandomState(0)
-    for cls in ("cats", "dogs"):  # sub-folders are classes
-        (tmp_path / "images" / cls).mkdir(parents=True)
-        for i in range(8):
-            pixels = rs.randint(0, 256, (24, 20, 3)).astype(np.uint8)
-            Image.fromarray(pixels).save(tmp_path / "images" / cls / f"{i}.png")
-    wd = tmp_path / "run"
-    assert cli.main(["train", "stylegan2_folder", "--smoke", "--workdir", str(wd), "--set",
-                     f"data.path={tmp_path / 'images'}", "--set", "model.conditional=true",
-                     "--set", "augment.policy=flip,translation,cutout"]) == 0
-    config = json.loads((wd / "config.json").read_text())
-    assert config["data"]["resolution"] == 16 and config["model"]["conditional"] is True
-    lines = [json.loads(l) for l in (wd / "metrics.jsonl").read_text().splitlines() if "loss/g" in l]
-    assert len(lines) == 4 and all(np.isfinite(l["loss/d"]) and np.isfinite(l["loss/g"]) for l in lines)
-    assert (wd / "samples" / "00000004.png").stat().st_size > 0
