@@ -257,7 +257,8 @@ def test_spectral_state_survives_a_resume_bit_for_bit(tmp_path, mnist_dir):
     assert jax.tree.leaves(u2) and not any(np.array_equal(x, y) for x, y in
                                            zip(jax.tree.leaves(u2), jax.tree.leaves(u4)) if x.size > 1)
     ev = json.loads((b / "eval.json").read_text())  # 32x32 digits: the 28x28 digit protocol after resizing
-    assert ev["step"] == 4 and ev["classifier_fid64"] > 0 and 1 <= ev["classifier_score64/mean"] <= 10, ev
+    assert "note" not in ev and ev["step"] == 4, ev
+    assert ev["classifier_fid64"] > 0 and 1 <= ev["classifier_score64/mean"] <= 10, ev
     assert (b / "samples" / "00000004.png").stat().st_size > 0  # the conditional grid
 
 

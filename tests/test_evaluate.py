@@ -2,7 +2,6 @@
 32x32 judged by the digit classifier after a resize to 28x28, and the Inception path's weights."""
 import json
 import logging
-import pathlib
 import types
 
 import chex
@@ -16,7 +15,6 @@ from jaxgan.data import make_source
 from jaxgan.eval import inception
 from jaxgan.experiment import base_config
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 CLASSIFIER_STEPS = 300  # enough for ~97% held-out accuracy; shared by the tests (one cached classifier)
 
 
@@ -99,29 +97,6 @@ def test_mnist_at_32_gets_classifier_metrics_that_separate_real_from_noise(mnist
     assert on_real["classifier_pr1k_k3/precision"] > 0.6 > 0.1 > on_noise["classifier_pr1k_k3/precision"]
     assert on_real["classifier_score1k/mean"] > 8.0 > 3.0 > on_noise["classifier_score1k/mean"]
     assert on_real["classes1k/kl_to_uniform"] < 0.05
-
-
-MNIST32_EXPERIMENT = """
-from experiments.dcgan_mnist import build, get_config as _base
-
-def get_config(smoke=False):
-    config = _base(smoke)
-    config.data.update(dir={dir!r}, resolution=32)  # MNIST at 32x32, as StyleGAN2 and SNGAN use it
-    config.eval.update(inception_weights="off")
-    return config
-"""
-
-
-@pytest.mark.slow
-def test_a_32x32_mnist_run_is_evaluated_end_to_end(tmp_path, mnist_dir, monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT))
-    exp = tmp_path / "dcgan_mnist32.py"
-    exp.write_text(MNIST32_EXPERIMENT.format(dir=str(mnist_dir)))
-    wd = tmp_path / "run"
-    assert cli.main(["train", str(exp), "--smoke", "--workdir", str(wd)]) == 0
-    results = json.loads((wd / "eval.json").read_text())
-    assert "note" not in results
-    assert np.isfinite(results["classifier_fid256"]) and 1.0 <= results["classifier_score256/mean"] <= 10.0
 
 
 def test_eval_of_given_samples_equals_eval_of_the_checkpoint(tmp_path, capsys):
