@@ -106,6 +106,7 @@ def blobs(rs, n, size=16):
     return x
 
 
+@pytest.mark.optimized
 def test_cycle_error_falls_by_a_clear_margin_in_a_short_run():
     game = tiny_game(pool_size=8)
     mesh = sharding.make_mesh(jax.devices()[:1])
