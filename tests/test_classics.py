@@ -241,11 +241,11 @@ def test_spectral_state_survives_a_resume_bit_for_bit(tmp_path, mnist_dir):
     args = ["train", "sngan_cond_mnist", "--smoke", "--set", f"data.dir={mnist_dir}",
             "--set", "checkpoint_every_steps=100", "--set", "eval.num_samples=64"]
     a, b = tmp_path / "extended", tmp_path / "straight"
-    unevaluated = ("--workdir", str(a), "--set", "eval.at_end=false", "--set", "sample_every_steps=0")
-    assert jaxgan(*args, *unevaluated, "--set", "train.total_kimg=0.16") == 0  # 2 steps of 5 x 16
+    quiet = ("--workdir", str(a), "--set", "eval.at_end=false", "--set", "sample_every_steps=0")  # only b's are read
+    assert jaxgan(*args, *quiet, "--set", "train.total_kimg=0.16") == 0  # 2 steps of 5 x 16
     first = _final_state(a)
     assert int(first.step) == 2
-    assert jaxgan(*args, *unevaluated, "--set", "train.total_kimg=0.32") == 0
+    assert jaxgan(*args, *quiet, "--set", "train.total_kimg=0.32") == 0
     assert not (a / "eval.json").exists()
     assert jaxgan(*args, "--workdir", str(b), "--set", "train.total_kimg=0.32", "--set", "sample_every_steps=4") == 0
     sa, sb = _final_state(a), _final_state(b)
