@@ -364,11 +364,12 @@ def run_differences(saved: dict, config: dict, *, may_differ=()) -> list[str]:
 
 
 # Python's "coroutine ... was never awaited" RuntimeWarning for orbax's per-shard coroutines: when
-# one array of a restore fails, reads of the others can be left unstarted, and when a background save
-# fails (a full disk), writes of the others can be (races inside orbax); the warning comes when they
-# are collected, at random, up to after the command's last line.
-_ORBAX_UNAWAITED = (r"coroutine '(_read_array_index_and_device_put|async_serialize_from_host\.<locals>\."
-                    r"write_fragment)' was never awaited")
+# one array of a restore fails, reads of the others can be left unstarted (the arrays, or the
+# metadata files of the processes that wrote them), and when a background save fails (a full disk),
+# writes of the others can be (races inside orbax); the warning comes when they are collected, at
+# random, up to after the command's last line.
+_ORBAX_UNAWAITED = (r"coroutine '(_read_array_index_and_device_put|Store\._get_array_metadatas|"
+                    r"async_serialize_from_host\.<locals>\.write_fragment)' was never awaited")
 # tensorstore's failures reach Python as ValueErrors raised in C++ (no Python traceback) whose text
 # starts with an absl status code, e.g. "OUT_OF_RANGE: Error writing ...".
 _TENSORSTORE_STATUS = re.compile(r"[A-Z][A-Z_]+: ")
