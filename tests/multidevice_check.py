@@ -1,8 +1,10 @@
 """Run in a subprocess with 8 forced CPU devices (XLA_FLAGS must be set before jax is imported).
 
 Trains the same game from the same seed and global batches on 1, 2 and 8 devices and prints, as
-JSON, each run's flattened final parameters and metrics, plus the error raised for a global batch
-that the device count does not divide.
+JSON, each run's flattened final parameters and metrics and how far the state declared replicated
+differs between devices (``sharding.replication_error``), plus the error raised for a global batch
+that the device count does not divide. For the DCGAN also the replication error of a deliberately
+unsynchronised BatchNorm (the check must see it).
 """
 import json
 import os
@@ -18,7 +20,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from jaxgan import game as game_lib, losses, penalties, sharding  # noqa: E402
-from jaxgan.nets import tiny_dcgan, tiny_mlp  # noqa: E402
+from jaxgan.nets import DCGANDiscriminator, DCGANGenerator, tiny_dcgan, tiny_mlp  # noqa: E402
 from jaxgan.step import TrainStep  # noqa: E402
 
 GLOBAL_BATCH, STEPS = 16, 10
@@ -61,7 +63,22 @@ def run(kind, num_devices):
         state, metrics = step(state, b)
     flat = np.concatenate([np.ravel(x) for x in jax.tree.leaves(
         (state.g_params, state.d_params, state.g_state, state.d_state, state.g_ema))])
-    return {"params": flat.tolist(), "metrics": {k: float(v) for k, v in metrics.items()}}
+    return {"params": flat.tolist(), "metrics": {k: float(v) for k, v in metrics.items()},
+            "replication_error": sharding.replication_error(state)}
+
+
+def unsynced_batchnorm_error():
+    """Two steps on 8 devices of a DCGAN whose G's BatchNorm uses only its device's slice."""
+    g = DCGANGenerator(28, 1, ngf=8, axis_name=None)
+    mesh = sharding.make_mesh()
+    step = TrainStep(game_lib.GAN(g, DCGANDiscriminator(28, ndf=8), latent_dim=8, loss=losses.non_saturating()),
+                     optax.adam(1e-3), optax.adam(1e-3), mesh)
+    rs = np.random.RandomState(0)
+    batch = lambda: {"x": rs.uniform(-1, 1, (1, GLOBAL_BATCH, 28, 28, 1)).astype(np.float32)}
+    state = step.init_state(0, jax.tree.map(lambda x: x[0], batch()))
+    for _ in range(2):
+        state, _ = step(state, sharding.global_batch(mesh, batch()))
+    return sharding.replication_error(state)
 
 
 def divisibility_error():
@@ -78,4 +95,6 @@ if __name__ == "__main__":
     kind = sys.argv[1]
     out = {str(n): run(kind, n) for n in (1, 2, 8)}
     out["error"] = divisibility_error()
+    if kind == "dcgan":
+        out["unsynced_batchnorm"] = unsynced_batchnorm_error()
     print(json.dumps(out))
