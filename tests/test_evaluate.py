@@ -47,6 +47,27 @@ def test_no_fitting_family_gives_a_note_in_the_results_and_the_log(rgb_run, capl
     assert "tools/convert_fid_inception.py --nvidia" in note and "eval.inception_weights" in note
 
 
+def test_digits_get_the_classifier_family_beside_inceptions(mnist_dir, tmp_path, monkeypatch):
+    """Which families run for which data, with weights: grey digits get the digit classifier's family
+    and the Inception one beside it, other images the Inception one alone, points neither. (The
+    families themselves are computed in test_mnist_at_32... and, with stand-in Inception weights, in
+    test_stylegan2_import.py's imported-workdir test; here they are replaced by markers.)"""
+    weights = tmp_path / "weights.npz"
+    calls = []
+    monkeypatch.setattr(ev, "_digit_metrics", lambda run, samples, n: calls.append("digits") or {"digits": n})
+    monkeypatch.setattr(ev, "_inception_metrics",
+                        lambda run, samples, n, w: calls.append("inception") or {"inception": n, "weights": w})
+    digits = _run({"name": "mnist_idx", "dir": str(mnist_dir), "split": "test"}, inception_weights=str(weights))
+    samples = np.zeros((8, 28, 28, 1), np.float32)
+    assert ev.evaluate_samples(digits, samples) == {"digits": 8, "inception": 8, "weights": str(weights)}
+    np.savez(tmp_path / "rgb.npz", x=np.zeros((16, 16, 16, 3), np.uint8))
+    rgb = _run({"name": "npz", "path": str(tmp_path / "rgb.npz")}, inception_weights=str(weights))
+    assert ev.evaluate_samples(rgb, np.zeros((4, 16, 16, 3), np.float32)) == {"inception": 4, "weights": str(weights)}
+    digits.config.eval.inception_weights = "off"
+    assert ev.evaluate_samples(digits, samples) == {"digits": 8}
+    assert calls == ["digits", "inception", "inception", "digits"]
+
+
 def test_inception_weights_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("JAXGAN_CACHE", str(tmp_path))
     config = base_config(eval={"inception_weights": ""})

@@ -196,27 +196,6 @@ def test_image_experiments_train_and_evaluate_on_real_digits(experiment, tmp_pat
     assert json.loads(capsys.readouterr().out)["step"] == 5
 
 
-@pytest.mark.slow
-@pytest.mark.optimized
-def test_inception_metrics_with_a_weights_file(tmp_path, mnist_dir, capsys, random_inception_weights):
-    """The Inception path of evaluation, with a random weights file standing in for the converted
-    pytorch-fid weights (which cannot be downloaded here): names and ranges, not values. The digit
-    classifier's family runs beside it. (NVIDIA's input handling is the same path with another
-    preprocessing, checked against NVIDIA's TorchScript in test_inception.py.)"""
-    weights = random_inception_weights("pytorch_fid")
-    wd = tmp_path / "run"
-    assert jaxgan("train", "dcgan_mnist", "--smoke", "--workdir", str(wd), "--set", f"data.dir={mnist_dir}",
-                  "--set", "eval.num_samples=16", "--set", f"eval.inception_weights={weights}") == 0
-    ev = json.loads((wd / "eval.json").read_text())
-    assert np.isfinite(ev["fid16"]) and ev["fid16"] >= 0
-    for key in ("kid16/mean", "pr16_k3/precision", "pr16_k3/recall", "dc16_k5/density", "dc16_k5/coverage"):
-        assert key in ev and np.isfinite(ev[key]), key
-    assert ev["kid16/std"] >= 0 and ev["dc16_k5/density"] >= 0
-    for key in ("pr16_k3/precision", "pr16_k3/recall", "dc16_k5/coverage"):
-        assert 0.0 <= ev[key] <= 1.0, key
-    assert np.isfinite(ev["classifier_fid16"])  # the digit family still runs beside Inception
-
-
 def test_a_relative_workdir_works(tmp_path, monkeypatch):
     # The README's first command uses the default, relative workdir runs/ring8.
     monkeypatch.chdir(tmp_path)
