@@ -3,7 +3,6 @@ import json
 import math
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -406,7 +405,11 @@ def test_one_step_on_8_devices_equals_1_device():
 
 
 @pytest.mark.slow
-def test_smoke_experiment_trains_and_resumes_bit_identically(tmp_path, mnist_dir):
+def test_smoke_experiment_trains_and_evaluates(tmp_path, mnist_dir):
+    """stylegan2_mnist --smoke end to end: losses, both lazy terms on step 0, samples, the digit
+    evaluation at 16x16, and the W average in the checkpoint. (A StyleGAN2 resume equal to the
+    straight run, lazy terms and augmentation included, is tests/test_stylegan2_import.py's
+    fine-tuning test.)"""
     from jaxgan import cli, config as config_lib, run as run_lib
 
     a = tmp_path / "a"
@@ -418,20 +421,9 @@ def test_smoke_experiment_trains_and_resumes_bit_identically(tmp_path, mnist_dir
     assert (a / "samples" / "00000004.png").stat().st_size > 0
     ev = json.loads((a / "eval.json").read_text())  # 16x16 digits: the 28x28 digit protocol after resizing
     assert ev["step"] == 4 and ev["classifier_fid64"] > 0 and 1 <= ev["classifier_score64/mean"] <= 10, ev
-    # stop at step 2 (drop the later checkpoint), resume to 4, compare with the straight run
-    b = tmp_path / "b"
-    shutil.copytree(a, b)
-    shutil.rmtree(b / "checkpoints" / "4")
-    assert cli.main(["train", "stylegan2_mnist", "--smoke", "--workdir", str(b), "--set", f"data.dir={mnist_dir}",
-                     "--set", "eval.at_end=false"]) == 0  # b's evaluation would be a's (not read)
-
-    def final(workdir):
-        config = config_lib.Config(json.loads((workdir / "config.json").read_text()))
-        run = run_lib.build(config, config_lib.load_experiment(config.experiment))
-        return run_lib.restore_latest(run, workdir / "checkpoints")
-
-    sa, sb = final(a), final(b)
-    assert int(sa.step) == int(sb.step) == 4
-    chex.assert_trees_all_equal(jax.device_get(sa), jax.device_get(sb))
-    w_avg = np.asarray(sa.g_state["stats"]["w_avg"])
+    config = config_lib.Config(json.loads((a / "config.json").read_text()))
+    run = run_lib.build(config, config_lib.load_experiment(config.experiment))
+    state = run_lib.restore_latest(run, a / "checkpoints")
+    assert int(state.step) == 4
+    w_avg = np.asarray(state.g_state["stats"]["w_avg"])
     assert np.all(np.isfinite(w_avg)) and np.abs(w_avg).max() > 0  # the W average moved
