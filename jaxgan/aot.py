@@ -24,6 +24,12 @@ The report, per chip (every chip runs the same SPMD program):
   count and the datasheet, never a measurement (XLA's own ``optimal_seconds`` is not used: for these
   programs the TPU cost model returns negative values). It leaves out the collectives' time on the
   inter-chip links and any stall: the step takes longer;
+* HBM traffic, our reading of the optimised HLO: XLA's bytes accessed counts every fusion's operands
+  and results wherever they are, and XLA's memory-space assignment keeps many of them in the chip's
+  on-chip vector memory (``S(1)`` in their layouts). The accesses of arrays in HBM alone
+  (:func:`bytes_by_op`), their FLOP/byte against the ridge, and the roofline bound with them as the
+  memory term, which is the one a step cannot beat (the bound above, with every access counted as
+  HBM's, overstates the memory term);
 * the collectives in the optimised HLO, each with its bytes;
 * the compile time (lowering + compilation, on this host);
 * with ``--phases``, where the game has lazy terms (StyleGAN2's R1 and path length, which XLA counts
@@ -216,21 +222,23 @@ def batch_arrays(hlo_text: str, leading: int, dtype: str = "f32", exclude: froze
     ``[hidden, hidden]`` weight, batch = hidden) is not listed either.
 
     Returns:
-      ``[{'name', 'shape', 'bytes', 'op_name'}]``, ``op_name`` the jax operation it came from.
+      ``[{'name', 'shape', 'bytes', 'space', 'op_name'}]``, ``space`` the memory space it is written
+      to (:func:`memory_space`: 0 HBM, 1 the chip's vector memory), ``op_name`` the jax operation it
+      came from.
     """
     entry = re.search(r"(?ms)^ENTRY .*?^}", hlo_text)
-    pattern = re.compile(rf"\b{dtype}\[{leading},[\d,]+\]")
+    pattern = re.compile(rf"\b({dtype}\[{leading},[\d,]+\])(\{{[^}}]*\}})?")
     out = []
     for line in (entry.group(0) if entry else "").splitlines():
         m = re.match(r"^\s*(?:ROOT\s+)?%?(\S+) = (.+?) ([a-z][\w\-]*)\(", line)
         if not m or m.group(3) in _NOT_WRITTEN:
             continue
-        for shape in pattern.findall(m.group(2)):
+        for shape, layout in pattern.findall(m.group(2)):
             if shape in exclude:
                 continue
             op_name = re.search(r'op_name="([^"]+)"', line)
             out.append({"name": m.group(1), "shape": shape, "bytes": array_bytes(shape),
-                        "op_name": op_name.group(1) if op_name else None})
+                        "space": memory_space(layout), "op_name": op_name.group(1) if op_name else None})
     return out
 
 
@@ -261,22 +269,24 @@ def padded_bytes(dtype: str, dims: str, layout: str | None = None) -> int:
     return math.prod(physical) * bits // 8
 
 
-def bytes_by_op(hlo_text: str, top: int = 15) -> dict:
-    """Where an optimised program's memory traffic goes, by our reading of its HLO text.
+def memory_space(layout: str | None) -> int:
+    """The memory space of an HLO array's layout (``{3,2,1,0:T(8,128)S(1)}`` -> 1; none given -> 0).
 
-    Each instruction outside fusions (the entry computation and the bodies of conditionals and
-    loops, a loop body once) counts the operands it reads and the results it writes, in their tiled
-    layouts (:func:`padded_bytes`); a slice counts its result twice (read and written), not its
-    operand. Grouped by HLO op and the jax operation it came from (the last three parts of its
-    ``op_name``: the network or pass, the layer, the operation). XLA's ``bytes accessed`` is not
-    itemised: ``total`` is this reading's sum, to be compared with it, not taken for it (both count
-    on-chip traffic; a conditional's branches are counted as XLA counts them, every one).
+    On TPU, XLA's memory-space assignment marks the arrays it places in the chip's on-chip vector
+    memory (VMEM) ``S(1)``; unmarked arrays are in HBM. The other spaces seen in TPU programs hold
+    scalars and the synchronisation flags of asynchronous copies (``S(2)``, ``S(6)``: bytes, not
+    traffic)."""
+    m = re.search(r"S\((\d+)\)", layout or "")
+    return int(m.group(1)) if m else 0
 
-    Returns:
-      ``{'total', 'groups': [{'op', 'jax_op', 'bytes', 'count'}]}``, the ``top`` largest groups
-      (``jax_op`` of an instruction XLA made, such as a prefetch into on-chip memory: the array it
-      moves, e.g. ``'f32[3,3,512,512]'``).
-    """
+
+HBM, ON_CHIP = 0, 1  # memory spaces of TPU programs (:func:`memory_space`)
+
+
+def _traffic(hlo_text: str):
+    """Each instruction outside fusions that moves memory, as ``(op, jax_op, [(bytes, space), ...])``:
+    the operands it reads and the results it writes, each in its tiled layout (:func:`padded_bytes`)
+    and memory space (:func:`memory_space`). See :func:`bytes_by_op`."""
     computations, name = {}, None
     for line in hlo_text.splitlines():
         head = re.match(r"^(?:ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$", line)
@@ -294,8 +304,10 @@ def bytes_by_op(hlo_text: str, top: int = 15) -> dict:
             m = _INSTRUCTION_RE.match(line)
             if m:
                 types[m.group(1)] = m.group(2)
-    groups: dict[tuple, list] = {}
-    total = 0
+
+    def accesses(hlo_type: str) -> list[tuple[int, int]]:
+        return [(padded_bytes(*a), memory_space(a[2])) for a in _LAYOUT_ARRAY_RE.findall(hlo_type)]
+
     for cname, lines in computations.items():
         if cname in inner:
             continue
@@ -304,12 +316,16 @@ def bytes_by_op(hlo_text: str, top: int = 15) -> dict:
             if not m or m.group(3) in _NO_TRAFFIC or m.group(3).endswith("-done"):
                 continue
             _, out_type, op, rest = m.groups()
-            out = [padded_bytes(*a) for a in _LAYOUT_ARRAY_RE.findall(out_type)]
-            if op in _SLICES:
-                n = 2 * (out[-2] if op == "slice-start" and len(out) >= 2 else sum(out))
+            operands = re.findall(r"%([\w.\-]+)", rest.split(")")[0])
+            read = [a for o in operands for a in accesses(types.get(o, ""))]
+            if op in _SLICES:  # the part read (the result's size) from the operand's space, then written
+                out = accesses(out_type)
+                part = out[-2] if op == "slice-start" and len(out) >= 2 else (out[0] if out else (0, HBM))
+                moved = [(part[0], read[0][1] if read else HBM), part]
+            elif op == "copy-start":  # (destination, source, flag): the source read, the destination written
+                moved = read + accesses(_tuple_elements(out_type)[0])
             else:
-                operands = re.findall(r"%([\w.\-]+)", rest.split(")")[0])
-                n = sum(out) + sum(padded_bytes(*a) for o in operands for a in _LAYOUT_ARRAY_RE.findall(types.get(o, "")))
+                moved = accesses(out_type) + read
             op_name = re.search(r'op_name="([^"]+)"', line)
             if op_name:
                 what = "/".join(op_name.group(1).split("/")[-3:])
@@ -319,14 +335,46 @@ def bytes_by_op(hlo_text: str, top: int = 15) -> dict:
                     (re.findall(r"%([\w.\-]+)", rest) or [""])[0], ""))
                 what = " ".join(x for x in ((target.group(1) if target else ""),
                                             f"{first.group(1)}[{first.group(2)}]" if first else "") if x)
-            key = (op, what)
-            g = groups.setdefault(key, [0, 0])
-            g[0] += n
-            g[1] += 1
-            total += n
+            yield op, what, moved
+
+
+def bytes_by_op(hlo_text: str, top: int = 15) -> dict:
+    """Where an optimised program's memory traffic goes, by our reading of its HLO text.
+
+    Each instruction outside fusions (the entry computation and the bodies of conditionals and
+    loops, a loop body once) counts the operands it reads and the results it writes, in their tiled
+    layouts (:func:`padded_bytes`); a slice counts its result twice (read and written), not its
+    operand, and an asynchronous copy its source and destination. Grouped by HLO op and the jax
+    operation it came from (the last three parts of its ``op_name``: the network or pass, the layer,
+    the operation). XLA's ``bytes accessed`` is not itemised: ``total`` is this reading's sum, to be
+    compared with it, not taken for it (a conditional's branches are counted as XLA counts them,
+    every one).
+
+    Each access is also placed by the memory space of its array (:func:`memory_space`): ``hbm``
+    sums those in HBM, ``on_chip`` those XLA placed in the chip's vector memory. XLA's count, and
+    ``total``, hold both; the roofline's memory term is HBM's.
+
+    Returns:
+      ``{'total', 'hbm', 'on_chip', 'groups': [{'op', 'jax_op', 'bytes', 'hbm', 'count'}]}``, the
+      ``top`` largest groups (``jax_op`` of an instruction XLA made, such as a prefetch into on-chip
+      memory: the array it moves, e.g. ``'f32[3,3,512,512]'``).
+    """
+    groups: dict[tuple, list] = {}
+    total = hbm = on_chip = 0
+    for op, what, moved in _traffic(hlo_text):
+        n = sum(b for b, _ in moved)
+        n_hbm = sum(b for b, space in moved if space == HBM)
+        g = groups.setdefault((op, what), [0, 0, 0])
+        g[0] += n
+        g[1] += n_hbm
+        g[2] += 1
+        total += n
+        hbm += n_hbm
+        on_chip += sum(b for b, space in moved if space == ON_CHIP)
     ranked = sorted(groups.items(), key=lambda kv: -kv[1][0])[:top]
-    return {"total": total, "groups": [{"op": op, "jax_op": jax_op, "bytes": b, "count": c}
-                                       for (op, jax_op), (b, c) in ranked]}
+    return {"total": total, "hbm": hbm, "on_chip": on_chip,
+            "groups": [{"op": op, "jax_op": jax_op, "bytes": b, "hbm": h, "count": c}
+                       for (op, jax_op), (b, h, c) in ranked]}
 
 
 def _first(cost):
@@ -344,7 +392,7 @@ def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float
       compile_s: seconds spent lowering and compiling it.
       model_flops: the analytic FLOPs of one call per chip, or None where there is no model.
       images: images one call processes over the whole slice (for the implied images/s), or None.
-      per_chip_batch: examples per chip, to find the float32 activations written to HBM.
+      per_chip_batch: examples per chip, to find the float32 activations it writes (and where).
       state_shapes: the f32 shapes of the state's leaves (parameters are not activations).
     """
     mem = compiled.memory_analysis()
@@ -361,6 +409,8 @@ def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float
     compute_s, memory_s = flops / chip.peak_flops, accessed / chip.hbm_bytes_per_s
     bound_s = max(compute_s, memory_s)
     text = compiled.as_text()
+    traffic = bytes_by_op(text, 0)
+    hbm_s = traffic["hbm"] / chip.hbm_bytes_per_s
     ops = collectives(text)
     f32 = batch_arrays(text, per_chip_batch, exclude=state_shapes) if per_chip_batch else []
     report = {
@@ -379,8 +429,18 @@ def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float
             "images_per_s": (images / bound_s) if (images and bound_s) else None,
             "mfu": ((model_flops or flops) / bound_s / chip.peak_flops) if bound_s else None,
         },
+        "hbm_traffic": {
+            "what": "our reading of the optimised HLO (jaxgan.aot.bytes_by_op): the accesses of arrays XLA "
+                    "placed in HBM; XLA's bytes accessed counts those in on-chip memory too",
+            "hbm": traffic["hbm"], "on_chip": traffic["on_chip"], "total": traffic["total"],
+            "flop_per_byte": flops / traffic["hbm"] if traffic["hbm"] else None,
+            "bound_s": max(compute_s, hbm_s), "memory_s": hbm_s,
+            "limited_by": "compute" if compute_s >= hbm_s else "memory",
+        },
         "collectives": ops,
-        "float32_activations": {"count": len(f32), "bytes": sum(a["bytes"] for a in f32), "arrays": f32},
+        "float32_activations": {"count": len(f32), "bytes": sum(a["bytes"] for a in f32), "arrays": f32,
+                                "hbm_count": sum(a["space"] == HBM for a in f32),
+                                "hbm_bytes": sum(a["bytes"] for a in f32 if a["space"] == HBM)},
     }
     return report
 
@@ -481,16 +541,20 @@ def _phase_reports(run, state, abstract_batch, intervals, chip: Chip, report_kw:
         runs = [k for k in sorted(intervals) if step % k == 0]
         out.append({"step": step, "weight": weight, "runs_every": runs, "flops": p["flops"]["xla"],
                     "bytes_accessed": p["bytes_accessed"], "flop_per_byte": p["flop_per_byte"],
-                    "bound_s": p["bound"]["seconds"], "hbm": p["memory"]["total"], "compile_s": p["compile_s"]})
+                    "bound_s": p["bound"]["seconds"], "hbm": p["memory"]["total"], "compile_s": p["compile_s"],
+                    "hbm_traffic": p["hbm_traffic"]["hbm"], "hbm_bound_s": p["hbm_traffic"]["bound_s"]})
     flops = sum(p["weight"] * p["flops"] for p in out)
     accessed = sum(p["weight"] * p["bytes_accessed"] for p in out)
     bound_s = sum(p["weight"] * p["bound_s"] for p in out)
+    hbm_traffic = sum(p["weight"] * p["hbm_traffic"] for p in out)
     images = report_kw.get("images")
     average = {"flops": flops, "bytes_accessed": accessed, "flop_per_byte": flops / accessed if accessed else None,
                "ridge_flop_per_byte": chip.ridge, "bound_s": bound_s,
                "images_per_s": images / bound_s if images and bound_s else None,
                "mfu": flops / bound_s / chip.peak_flops if bound_s else None,
-               "limited_by": "compute" if flops / chip.peak_flops >= accessed / chip.hbm_bytes_per_s else "memory"}
+               "limited_by": "compute" if flops / chip.peak_flops >= accessed / chip.hbm_bytes_per_s else "memory",
+               "hbm_traffic": hbm_traffic, "flop_per_hbm_byte": flops / hbm_traffic if hbm_traffic else None,
+               "hbm_bound_s": sum(p["weight"] * p["hbm_bound_s"] for p in out)}
     return {"phases": out, "average": average}
 
 
@@ -576,17 +640,42 @@ def format_report(report: dict) -> str:
             f"  bound    step >= {b['seconds'] * 1e3:.3f} ms (compute {b['compute_s'] * 1e3:.3f}, memory "
             f"{b['memory_s'] * 1e3:.3f}): at most {b['images_per_s'] or 0:,.0f} images/s, MFU <= "
             f"{100 * (b['mfu'] or 0):.0f}% (a bound from the compiler's count, not a measurement)",
+            *_hbm_lines(p),
             f"  collectives  {coll}",
-            f"  float32 activations written to HBM: {p['float32_activations']['count']}"
-            + (f" ({_gb(p['float32_activations']['bytes'])})" if p["float32_activations"]["count"] else ""),
+            _f32_line(p["float32_activations"]),
         ]
         lines += _lazy_lines(p)
         if "bytes_by_op" in p:
             by = p["bytes_by_op"]
             lines.append(f"  bytes by op (our reading of the HLO: operands and results in their tiled layouts; "
-                         f"{_gb(by['total'])} in all, XLA {_gb(p['bytes_accessed'])}):")
-            lines += [f"    {_gb(g['bytes']):>9}  {g['op']:<13} {g['jax_op'] or '-'} (x{g['count']})" for g in by["groups"]]
+                         f"{_gb(by['total'])} in all, {_gb(by['hbm'])} of it HBM's; XLA {_gb(p['bytes_accessed'])}):")
+            lines += [f"    {_gb(g['bytes']):>9} (HBM {_gb(g.get('hbm')):>9})  {g['op']:<13} {g['jax_op'] or '-'} "
+                      f"(x{g['count']})" for g in by["groups"]]
     return "\n".join(lines)
+
+
+def _f32_cell(a: dict | None) -> str:
+    if a is None:
+        return "-"
+    return f"{a['count']} ({a['hbm_count']} HBM)" if a["count"] and "hbm_count" in a else str(a["count"])
+
+
+def _f32_line(a: dict) -> str:
+    line = f"  float32 activations written: {a['count']}" + (f" ({_gb(a['bytes'])})" if a["count"] else "")
+    if a["count"] and "hbm_count" in a:
+        line += (f", {a['hbm_count']} of them to HBM" + (f" ({_gb(a['hbm_bytes'])})" if a["hbm_count"] else "")
+                 + ", the rest to on-chip memory")
+    return line
+
+
+def _hbm_lines(p: dict) -> list[str]:
+    h = p.get("hbm_traffic")
+    if not h:
+        return []
+    return [f"  on HBM   {_gb(h['hbm'])} of the {_gb(h['total'])} our reading of the HLO finds are HBM's (the "
+            f"rest, {_gb(h['on_chip'])}, in on-chip memory by XLA's assignment): {_ratio(h['flop_per_byte'])} "
+            f"FLOP/HBM byte ({h['limited_by']}-bound on HBM), step >= {h['bound_s'] * 1e3:.3f} ms on HBM "
+            f"(memory {h['memory_s'] * 1e3:.3f}; a bound, not a measurement)"]
 
 
 def _lazy_lines(p: dict) -> list[str]:
@@ -609,13 +698,16 @@ def _lazy_lines(p: dict) -> list[str]:
                  f"{_ratio(a['flop_per_byte'])} FLOP/byte vs ridge {a['ridge_flop_per_byte']:.0f} "
                  f"({a['limited_by']}-bound by XLA's count); bound {a['bound_s'] * 1e3:.3f} ms: at most "
                  f"{a['images_per_s'] or 0:,.0f} images/s, MFU <= {100 * (a['mfu'] or 0):.0f}% (a bound, not a measurement)")
+    if a.get("hbm_traffic"):
+        lines.append(f"    average step on HBM (our reading): {_gb(a['hbm_traffic'])}, "
+                     f"{_ratio(a['flop_per_hbm_byte'])} FLOP/HBM byte, bound {a['hbm_bound_s'] * 1e3:.3f} ms")
     return lines
 
 
 def markdown_table(reports: list[dict]) -> str:
     """One Markdown row per report and program: the table BENCHMARKS.md keeps (from ``--json`` lines)."""
     head = ("experiment", "topology", "batch (per chip)", "program", "HBM / chip", "fits", "XLA GFLOP / chip",
-            "XLA / model", "FLOP/byte (ridge)", "bound ms", "bound img/s", "MFU bound", "collectives",
+            "XLA / model", "FLOP/byte (ridge)", "FLOP/HBM byte", "bound ms", "bound img/s", "MFU bound", "collectives",
             "f32 act.", "compile s")
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in reports:
@@ -629,9 +721,11 @@ def markdown_table(reports: list[dict]) -> str:
                 r["experiment"], r["topology"], f"{r['batch']} ({r['per_chip_batch']})", name, _gb(m["total"]),
                 "yes" if m["fits"] else "**no**", f"{f['xla'] / 1e9:.4g}",
                 f"{f['xla_over_model']:.3f}" if f["xla_over_model"] else "-",
-                f"{p['flop_per_byte'] or 0:.0f} ({p['ridge_flop_per_byte']:.0f})", f"{b['seconds'] * 1e3:.3g}",
+                f"{p['flop_per_byte'] or 0:.0f} ({p['ridge_flop_per_byte']:.0f})",
+                f"{p['hbm_traffic']['flop_per_byte'] or 0:.0f}" if p.get("hbm_traffic") else "-",
+                f"{b['seconds'] * 1e3:.3g}",
                 f"{b['images_per_s'] or 0:,.0f}", f"{100 * (b['mfu'] or 0):.0f}%", coll,
-                str(p["float32_activations"]["count"]) if "float32_activations" in p else "-",
+                _f32_cell(p.get("float32_activations")),
                 f"{p['compile_s']:.0f}")) + " |")
     return "\n".join(rows)
 

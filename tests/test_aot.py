@@ -73,7 +73,8 @@ def test_compile_for_v5e_reports_sane_values_and_the_tpu_program(tmp_path):
     assert ops and {c["op"] for c in ops} == {"all-reduce"}  # data-parallel: gradients, BatchNorm, metrics
     assert all(c["bytes"] > 0 and c["arrays"] >= 1 for c in ops)
     assert step["compile_s"] > 0
-    assert step["float32_activations"] == {"count": 0, "bytes": 0, "arrays": []}  # bfloat16 between fusions
+    assert step["float32_activations"] == {"count": 0, "bytes": 0, "arrays": [], "hbm_count": 0,
+                                           "hbm_bytes": 0}  # bfloat16 between fusions
     hlo = (tmp_path / "hlo" / "train_step.hlo.txt").read_text()
     assert " conditional(" not in hlo  # the norms are fused into the optimizer's pass on TPU, no lax.cond
     # Each network's gradients cross the chips in one all-reduce (TrainStep.one_gradient_all_reduce):
@@ -94,6 +95,13 @@ def test_compile_for_v5e_reports_sane_values_and_the_tpu_program(tmp_path):
     sizes = [g["bytes"] for g in by["groups"]]
     assert sizes == sorted(sizes, reverse=True) and 0 < sum(sizes) <= by["total"]
     assert 0.7 < by["total"] / step["bytes_accessed"] < 1.3, (by["total"], step["bytes_accessed"])
+    # HBM's share of it (XLA's memory-space assignment keeps much of the rest on the chip) and the
+    # roofline with it: the same compute time, a memory time from HBM's bytes alone
+    h = step["hbm_traffic"]
+    assert h["total"] == by["total"] and 0 < h["hbm"] < h["total"] and h["hbm"] + h["on_chip"] <= h["total"]
+    assert h["flop_per_byte"] == pytest.approx(f["xla"] / h["hbm"]) and h["flop_per_byte"] > step["flop_per_byte"]
+    assert h["bound_s"] == pytest.approx(max(f["xla"] / 197e12, h["hbm"] / 819e9)) and h["bound_s"] <= b["seconds"]
+    assert "FLOP/HBM byte" in proc.stdout
 
 
 @needs_libtpu
@@ -173,6 +181,7 @@ def test_table_prints_saved_reports_as_markdown(tmp_path, capsys):
                "flop_per_byte": 70.0, "ridge_flop_per_byte": 240.5,
                "bound": {"seconds": 2.434e-3, "images_per_s": 512 / 2.434e-3, "mfu": 0.29},
                "collectives": [{"op": "all-reduce", "bytes": 14.3e6}, {"op": "all-reduce", "bytes": 11.1e6}],
+               "hbm_traffic": {"flop_per_byte": 813.4},
                "float32_activations": {"count": 0, "bytes": 0, "arrays": []}}
     report = {"experiment": "dcgan64", "topology": "v5e:2x4", "batch": 512, "per_chip_batch": 64,
               "programs": {"train_step": program}}
@@ -184,6 +193,7 @@ def test_table_prints_saved_reports_as_markdown(tmp_path, capsys):
     cells = dict(zip([c.strip() for c in head.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
     assert cells["batch (per chip)"] == "512 (64)" and cells["HBM / chip"] == "130 MB" and cells["fits"] == "yes"
     assert cells["XLA / model"] == "1.007" and cells["FLOP/byte (ridge)"] == "70 (240)"
+    assert cells["FLOP/HBM byte"] == "813"
     assert cells["collectives"] == "2 all-reduce (25.4 MB)" and cells["f32 act."] == "0"
     saved.write_text('{"experiment": "x"}\n')
     _one_line_error(*_cli(["compile", "--table", saved], capsys)[::2], "not a jaxgan compile --json record")
@@ -357,3 +367,37 @@ ENTRY %main (a: bf16[8,128], k: f32[4,256]) -> bf16[8,128] {
     groups = {(g["op"], g["jax_op"]): (g["bytes"], g["count"]) for g in by["groups"]}
     assert groups == {("fusion", "f/net/neg"): (2 * 8 * 128 * 2, 1), ("slice", "f32[4,256]"): (2 * 256 * 4, 1)}
     assert by["total"] == 2 * 8 * 128 * 2 + 2 * 256 * 4
+    assert by["hbm"] == by["total"] and by["on_chip"] == 0  # no array in on-chip memory (no S(1))
+
+
+def test_bytes_by_op_tells_hbm_from_on_chip_memory():
+    """XLA's memory-space assignment puts arrays in the chip's vector memory (``S(1)``): a prefetch
+    reads HBM and writes on-chip memory (its source once: the copy-start's tuple repeats it), a
+    slice reads where its operand is, and a fusion whose operands and result are on the chip moves
+    nothing in HBM. The flag and scalar spaces are neither."""
+    assert [aot.memory_space(x) for x in ("{1,0:T(8,128)}", "{1,0:T(8,128)S(1)}", "{:S(2)}", None)] == [0, 1, 2, 0]
+    hlo = """HloModule m
+
+%fused_computation (p0: f32[8,128]) -> f32[8,128] {
+  %p0 = f32[8,128]{1,0:T(8,128)S(1)} parameter(0)
+  ROOT %neg = f32[8,128]{1,0:T(8,128)S(1)} negate(%p0)
+}
+
+ENTRY %main (w: f32[8,128], k: f32[4,256]) -> f32[8,128] {
+  %w = f32[8,128]{1,0:T(8,128)} parameter(0)
+  %k = f32[4,256]{1,0:T(8,128)} parameter(1)
+  %copy-start.1 = (f32[8,128]{1,0:T(8,128)S(1)}, f32[8,128]{1,0:T(8,128)}, u32[]{:S(2)}) copy-start(%w)
+  %copy-done.1 = f32[8,128]{1,0:T(8,128)S(1)} copy-done(%copy-start.1)
+  %slice.1 = f32[1,256]{1,0:T(1,128)S(1)} slice(%k), slice={[0:1], [0:256]}
+  %fusion.1 = f32[8,128]{1,0:T(8,128)S(1)} fusion(%copy-done.1), kind=kLoop, calls=%fused_computation, metadata={op_name="jit(g)/f/net/neg"}
+  ROOT %copy.2 = f32[8,128]{1,0:T(8,128)} copy(%fusion.1)
+}
+"""
+    a, row = 8 * 128 * 4, 256 * 4
+    by = aot.bytes_by_op(hlo)
+    groups = {(g["op"], g["jax_op"]): (g["bytes"], g["hbm"]) for g in by["groups"]}
+    assert groups == {("copy-start", "f32[8,128]"): (2 * a, a),  # read from HBM, written on the chip
+                      ("slice", "f32[4,256]"): (2 * row, row),  # its part read from HBM
+                      ("fusion", "f/net/neg"): (2 * a, 0),  # all on the chip
+                      ("copy", "f32[8,128]"): (2 * a, a)}  # back to HBM for the result
+    assert (by["total"], by["hbm"], by["on_chip"]) == (6 * a + 2 * row, 2 * a + row, 4 * a + row)
