@@ -28,8 +28,8 @@ The report, per chip (every chip runs the same SPMD program):
   and results wherever they are, and XLA's memory-space assignment keeps many of them in the chip's
   on-chip vector memory (``S(1)`` in their layouts). The accesses of arrays in HBM alone
   (:func:`bytes_by_op`), their FLOP/byte against the ridge, and the roofline bound with them as the
-  memory term, which is the one a step cannot beat (the bound above, with every access counted as
-  HBM's, overstates the memory term);
+  memory term: the lower bound, as far as this reading of the placement is right (the bound above,
+  with every access counted as HBM's, overstates the memory term);
 * the collectives in the optimised HLO, each with its bytes;
 * the compile time (lowering + compilation, on this host);
 * with ``--phases``, where the game has lazy terms (StyleGAN2's R1 and path length, which XLA counts
