@@ -218,7 +218,8 @@ def test_same_parameters_on_1_2_and_8_devices(kind):
     assert out["error"] == "global batch 12 is not divisible by 8 devices: use a multiple of 8 (e.g. 8 or 16)"
     # check_vma=False leaves replication unchecked by JAX (docs/design.md): the state declared
     # replicated is the same on every device, not just close, and the check sees a BatchNorm that is
-    # not synchronised over the devices
+    # not synchronised over the devices. (StyleGAN2, SNGAN, the WGAN-GP critic with layer norm,
+    # CycleGAN and SRGAN assert it in their own 8-device tests, which compile those networks anyway.)
     for n in ("2", "8"):
         assert out[n]["replication_error"] == 0.0, f"{n} devices: replicated state differs by {out[n]['replication_error']}"
     if kind == "dcgan":
@@ -244,11 +245,6 @@ def test_ema_half_life_counts_the_images_of_every_critic_update():
     np.testing.assert_allclose(float(m["ema/beta"]), 0.5 ** (8 * 5 / 80), rtol=1e-6)  # 40 images a step
 
 
-# Experiments whose networks differ (MLP, DCGAN with BatchNorm, conditional DCGAN, WGAN-GP critic),
-# with their own smoke networks on 2 devices. StyleGAN2, SNGAN (conditional), CycleGAN and SRGAN
-# are checked on 8 devices by their one-step device-invariance tests instead (tests/test_stylegan2.py,
-# test_classics.py, test_cyclegan.py, test_srgan.py), which compile those networks anyway: checking them
-# here too cost about 90 s of compilation a run.
 def test_ema_keeps_its_own_averaged_model_state():
     """The EMA generator is sampled with BatchNorm statistics averaged like its parameters."""
     from jaxgan.run import sampling_variables
