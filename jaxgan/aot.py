@@ -383,7 +383,7 @@ def _first(cost):
 
 def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float | None,
                    images: int | None, per_chip_batch: int | None = None,
-                   state_shapes: frozenset = frozenset()) -> dict:
+                   state_shapes: frozenset = frozenset(), bytes_top: int = 0) -> dict:
     """The per-chip figures of one compiled SPMD program (see the module docstring).
 
     Args:
@@ -394,6 +394,8 @@ def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float
       images: images one call processes over the whole slice (for the implied images/s), or None.
       per_chip_batch: examples per chip, to find the float32 activations it writes (and where).
       state_shapes: the f32 shapes of the state's leaves (parameters are not activations).
+      bytes_top: add ``bytes_by_op``, the largest groups of :func:`bytes_by_op` (from the same
+        reading of the HLO that gives the HBM traffic).
     """
     mem = compiled.memory_analysis()
     memory = {k: int(getattr(mem, f"{k}_size_in_bytes", 0) or 0)
@@ -409,7 +411,7 @@ def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float
     compute_s, memory_s = flops / chip.peak_flops, accessed / chip.hbm_bytes_per_s
     bound_s = max(compute_s, memory_s)
     text = compiled.as_text()
-    traffic = bytes_by_op(text, 0)
+    traffic = bytes_by_op(text, bytes_top)
     hbm_s = traffic["hbm"] / chip.hbm_bytes_per_s
     ops = collectives(text)
     f32 = batch_arrays(text, per_chip_batch, exclude=state_shapes) if per_chip_batch else []
@@ -442,6 +444,8 @@ def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float
                                 "hbm_count": sum(a["space"] == HBM for a in f32),
                                 "hbm_bytes": sum(a["bytes"] for a in f32 if a["space"] == HBM)},
     }
+    if bytes_top:
+        report["bytes_by_op"] = traffic
     return report
 
 
@@ -485,11 +489,11 @@ def compile_for_topology(config, module, topology: str, *, generate: bool = True
     shapes = frozenset(f"f32[{','.join(map(str, x.shape))}]" for x in jax.tree.leaves(state))
     report_kw = dict(model_flops=analytic and flops_lib.per_device(analytic, n), images=run.images_per_step,
                      per_chip_batch=int(config.train.batch_size) // n, state_shapes=shapes)
-    programs = {"train_step": program_report(compiled, chip, compile_s=step_s, **report_kw)}
+    programs = {"train_step": program_report(compiled, chip, compile_s=step_s, bytes_top=bytes_top, **report_kw)}
     programs["train_step"]["lazy_intervals"] = sorted(intervals)
     if phases and intervals:
         programs["train_step"].update(_phase_reports(run, state, abstract_batch, intervals, chip, report_kw))
-    hlo = {"train_step": compiled.as_text()}
+    compiled_programs = {"train_step": compiled}
     if generate:
         params, model_state = run_lib.sampling_variables(state)
         z, labels = _abstract_generate_inputs(run, mesh)
@@ -497,15 +501,12 @@ def compile_for_topology(config, module, topology: str, *, generate: bool = True
         gen = run.generate_fn.lower(params, model_state, z, labels).compile()
         programs["generate"] = program_report(  # z split over the chips along the batch
             gen, chip, compile_s=time.perf_counter() - t0, model_flops=None, images=z.shape[0],
-            per_chip_batch=z.shape[0] // n, state_shapes=shapes)
-        hlo["generate"] = gen.as_text()
-    if bytes_top:
-        for name, text in hlo.items():
-            programs[name]["bytes_by_op"] = bytes_by_op(text, bytes_top)
+            per_chip_batch=z.shape[0] // n, state_shapes=shapes, bytes_top=bytes_top)
+        compiled_programs["generate"] = gen
     if hlo_dir:
         pathlib.Path(hlo_dir).mkdir(parents=True, exist_ok=True)
-        for name, text in hlo.items():
-            (pathlib.Path(hlo_dir) / f"{name}.hlo.txt").write_text(text)
+        for name, program in compiled_programs.items():
+            (pathlib.Path(hlo_dir) / f"{name}.hlo.txt").write_text(program.as_text())
     return {
         "experiment": pathlib.Path(config.get("experiment") or "experiment").stem,
         "topology": topology, "chip": dataclasses.asdict(chip),

@@ -50,9 +50,9 @@ def test_no_fitting_family_gives_a_note_in_the_results_and_the_log(rgb_run, capl
 def test_digits_get_the_classifier_family_beside_inceptions(mnist_dir, tmp_path, monkeypatch):
     """Which families run for which data, with weights: grey digits get the digit classifier's family
     and the Inception one beside it, other images the Inception one alone, digits with the weights
-    off the classifier's alone. (The
-    families themselves are computed in test_mnist_at_32... and, with stand-in Inception weights, in
-    test_stylegan2_import.py's imported-workdir test; here they are replaced by markers.)"""
+    off the classifier's alone. (The families themselves are computed in test_mnist_at_32... and,
+    with stand-in Inception weights, in test_stylegan2_import.py's imported-workdir test; here they
+    are replaced by markers.)"""
     weights = tmp_path / "weights.npz"
     calls = []
     monkeypatch.setattr(ev, "_digit_metrics", lambda run, samples, n: calls.append("digits") or {"digits": n})
