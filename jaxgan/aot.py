@@ -692,8 +692,10 @@ def _lazy_lines(p: dict) -> list[str]:
         what = "+".join(f"every {k}" for k in ph["runs_every"]) or "no lazy term"
         lines.append(f"    step {ph['step']:<3} ({100 * ph['weight']:.3g}% of steps; {what}): "
                      f"{ph['flops'] / 1e9:.4g} GFLOP, {_gb(ph['bytes_accessed'])}, "
-                     f"{_ratio(ph['flop_per_byte'])} FLOP/byte, bound {ph['bound_s'] * 1e3:.3f} ms, "
-                     f"HBM {_gb(ph['hbm'])}")
+                     f"{_ratio(ph['flop_per_byte'])} FLOP/byte, bound {ph['bound_s'] * 1e3:.3f} ms"
+                     + (f"; on HBM {_gb(ph['hbm_traffic'])}, {_ratio(ph['flops'] / ph['hbm_traffic'])} FLOP/HBM "
+                        f"byte, bound {ph['hbm_bound_s'] * 1e3:.3f} ms" if ph.get("hbm_traffic") else "")
+                     + f"; holds {_gb(ph['hbm'])} of HBM")
     a = p["average"]
     lines.append(f"    average step: {a['flops'] / 1e9:.4g} GFLOP, {_gb(a['bytes_accessed'])}: "
                  f"{_ratio(a['flop_per_byte'])} FLOP/byte vs ridge {a['ridge_flop_per_byte']:.0f} "

@@ -340,6 +340,8 @@ def test_compile_phases_counts_each_phase_and_the_average_step():
     assert avg["flops"] < step["flops"]["xla"] and avg["bound_s"] <= step["bound"]["seconds"]
     text = aot.format_report(r)
     assert "step 0   (50% of steps; every 2)" in text and "average step:" in text
+    line = next(l for l in text.splitlines() if "step 0   (50% of steps" in l)
+    assert r1["hbm_traffic"] > 0 and "FLOP/HBM byte" in line and "of HBM" in line.split("holds")[-1]
 
 
 def test_bytes_by_op_reads_tiled_layouts_slices_and_fusions():

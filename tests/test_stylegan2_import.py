@@ -195,7 +195,7 @@ def test_fine_tuning_from_a_pickle_starts_from_its_weights_with_fresh_adam_and_r
     assert lines[0]["penalty/pl"] > 0 and lines[0]["penalty/r1"] > 0  # step 0: both lazy terms ran
     assert (a / "samples" / "00000002.png").stat().st_size > 0  # a grid of the three classes
 
-    def restore(workdir, step=None):
+    def restore(workdir):
         config = config_lib.Config(json.loads((workdir / "config.json").read_text()))
         run = run_lib.build(config, config_lib.load_experiment(config.experiment))
         return run, run_lib.restore_latest(run, workdir / "checkpoints")
