@@ -515,6 +515,7 @@ def compile_for_topology(config, module, topology: str, *, generate: bool = True
         "n_critic": int(config.train.n_critic),
         "compute_dtype": jnp.dtype(precision.compute_dtype(resolved.get("compute_dtype"), run.platform)).name,
         "upsample": (resolved.get("model") or {}).get("upsample"),
+        **({"fir": resolved["model"]["fir"]} if "fir" in (resolved.get("model") or {}) else {}),
         "versions": {"jax": jax.__version__, "libtpu": libtpu_version(), "python": sys.version.split()[0]},
         "programs": programs,
     }
@@ -616,7 +617,8 @@ def format_report(report: dict) -> str:
         f"{report['experiment']} on {report['topology']} ({report['chips']} x {chip['device_kind']}, "
         f"{report['hosts']} host{'s' if report['hosts'] > 1 else ''}): global batch {report['batch']} "
         f"({report['per_chip_batch']} a chip) x n_critic {report['n_critic']}, compute {report['compute_dtype']}"
-        + (f", upsample {report['upsample']}" if report.get("upsample") else ""),
+        + (f", upsample {report['upsample']}" if report.get("upsample") else "")
+        + (f", FIR {report['fir']}" if report.get("fir") else ""),
         f"jax {report['versions']['jax']}, libtpu {report['versions']['libtpu']}; datasheet: "
         f"{chip['peak_flops'] / 1e12:g} TFLOP/s bf16, {chip['hbm_bytes'] / GiB:g} GiB HBM at "
         f"{chip['hbm_bytes_per_s'] / 1e9:g} GB/s (ridge {chip['peak_flops'] / chip['hbm_bytes_per_s']:.0f} FLOP/byte)",

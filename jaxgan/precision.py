@@ -74,13 +74,17 @@ def resolve_config(config, platform: str):
       sub-pixel form differentiates several times faster, ``'transpose'`` elsewhere, where it would
       do 2.25x the products (:mod:`jaxgan.nets.strided`); StyleGAN2's up-sampling layers (a model
       with ``w_dim``): ``'filter'`` on CPU, ``'transpose'`` elsewhere, where the filter-first form
-      would do 4x the products (:func:`jaxgan.nets.stylegan2.default_upsample`).
+      would do 4x the products (:func:`jaxgan.nets.stylegan2.default_upsample`);
+    * ``model.fir`` (StyleGAN2's [1,3,3,1] resampling filter): ``'conv'`` on TPU, where the depthwise
+      convolution keeps the filter's padded and strided arrays out of memory, ``'slices'`` elsewhere
+      (:func:`jaxgan.nets.stylegan2.default_fir`). A StyleGAN2 config saved before the field existed
+      gets it here too.
 
     Values other than ``'auto'`` are kept. The experiment's ``build(config, info)`` then receives a
     config that names what runs, so a step built here for a TPU slice is the TPU's step.
     """
     from jaxgan.nets.strided import default_form
-    from jaxgan.nets.stylegan2 import default_upsample
+    from jaxgan.nets.stylegan2 import default_fir, default_upsample
 
     out = copy.deepcopy(config)
     if out.get("compute_dtype", "auto") in (None, "auto"):
@@ -88,4 +92,6 @@ def resolve_config(config, platform: str):
     model = out.get("model")
     if isinstance(model, dict) and model.get("upsample") == "auto":
         model["upsample"] = (default_upsample if "w_dim" in model else default_form)(platform)
+    if isinstance(model, dict) and "w_dim" in model and model.get("fir", "auto") == "auto":
+        model["fir"] = default_fir(platform)
     return out

@@ -31,6 +31,7 @@ SCHEDULES = ("constant", "cosine")
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16", "float16")
 # jaxgan.nets.strided.FORMS (DCGAN) and jaxgan.nets.stylegan2.UPSAMPLE_FORMS (tests/test_nets.py checks)
 UPSAMPLE_FORMS = ("auto", "transpose", "phases", "filter")
+FIR_FORMS = ("auto", "slices", "conv")  # jaxgan.nets.stylegan2.FIR_FORMS (tests/test_stylegan2.py checks)
 
 Check = Callable[[str, Any], None]
 
@@ -159,6 +160,7 @@ RULES: dict[str, tuple[Check, bool]] = {
     "data.resolution": (optional(int_at_least(1)), False),
     "data.channels": (optional(one_of(1, 3)), False),
     "model.upsample": (one_of(*UPSAMPLE_FORMS), False),
+    "model.fir": (one_of(*FIR_FORMS), False),
 }
 
 # Network sizes under ``model``: integers >= 1 (lists: every entry). ``depth`` may be 0 (no hidden layer).

@@ -495,3 +495,6 @@ def test_an_unknown_convolution_form_is_one_line(capsys):
     code, _, err = run_cli(["train", "dcgan_mnist", "--dry-run", "--set", "model.upsample=fast"], capsys)
     assert_one_clear_line(code, err, "model.upsample = 'fast'")
     assert "transpose" in err and "phases" in err  # and says what to use instead
+    code, _, err = run_cli(["train", "stylegan2_mnist", "--dry-run", "--set", "model.fir=depthwise"], capsys)
+    assert_one_clear_line(code, err, "model.fir = 'depthwise'")
+    assert "slices" in err and "conv" in err

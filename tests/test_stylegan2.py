@@ -176,6 +176,77 @@ def test_fir_shifted_slices_equal_the_depthwise_convolution_with_gradients(size)
                                    np.asarray(jax.jit(jax.grad(loss(ref)))(x)), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("size", [7, 16])
+def test_fir_conv_form_equals_the_slices_with_gradients(size):
+    """The 'conv' FIR form (one depthwise convolution, TPU's default) gives the slices' values and
+    gradients for every filter the networks use, up-sampling with extra padding included."""
+    x = jax.random.normal(jax.random.PRNGKey(size), (2, size, size, 3))
+    cases = [lambda x, form: sg.upsample2d(x, form=form), lambda x, form: sg.upsample2d(x, 1, form=form),
+             lambda x, form: sg.downsample2d(x, form=form), lambda x, form: sg.blur(x, (2, 2), form=form),
+             lambda x, form: sg.blur(x, (1, 1), gain=4.0, form=form)]
+    for fn in cases:
+        ours, ref = jax.jit(lambda x: fn(x, "conv")), jax.jit(lambda x: fn(x, "slices"))
+        y, y_ref = ours(x), ref(x)
+        chex.assert_equal_shape([y, y_ref])
+        np.testing.assert_allclose(np.asarray(y), np.asarray(y_ref), rtol=1e-5, atol=1e-5)
+        probe = jax.random.normal(jax.random.PRNGKey(1), y.shape)
+        grad = lambda f: jax.jit(jax.grad(lambda x: jnp.sum(f(x) * probe)))(x)
+        np.testing.assert_allclose(np.asarray(grad(ours)), np.asarray(grad(ref)), rtol=1e-5, atol=1e-5)
+
+
+def test_downsampling_1x1_conv_filters_only_the_pixels_it_keeps():
+    """In the 'conv' form the residual skip (1x1, down=2) filters with stride 2 and then convolves,
+    as ADA's conv2d_resample does for 1x1 kernels: the values and gradients of blurring every pixel
+    and striding the convolution (the 'slices' form), from a filtered array a quarter the size."""
+    layer = {form: sg.EqualConv(5, kernel=1, down=True, use_bias=False, act="linear", gain=0.5 ** 0.5, fir=form)
+             for form in ("slices", "conv")}
+    x = jax.random.normal(jax.random.PRNGKey(4), (2, 16, 16, 3))
+    v = layer["conv"].init(INIT_KEY[1], x)
+    y = {form: jax.jit(m.apply)(v, x) for form, m in layer.items()}
+    chex.assert_shape(y["conv"], (2, 8, 8, 5))
+    np.testing.assert_allclose(np.asarray(y["conv"]), np.asarray(y["slices"]), rtol=1e-5, atol=1e-5)
+    probe = jax.random.normal(jax.random.PRNGKey(1), y["conv"].shape)
+    g = {form: jax.jit(jax.grad(lambda v, x: jnp.sum(m.apply(v, x) * probe), argnums=(0, 1)))(v, x)
+         for form, m in layer.items()}
+    chex.assert_trees_all_close(g["conv"], g["slices"], rtol=1e-5, atol=1e-5)
+    # the filtered input is a quarter of the input (the slices form's first filter pass alone
+    # writes (16 - 1) x (16 + 2) pixels)
+    eqns = jax.make_jaxpr(layer["conv"].apply)(v, x).jaxpr.eqns
+    filtered = [math.prod(o.aval.shape) for e in eqns for o in e.outvars if o.aval.shape[-1] == 3]
+    assert max(filtered) == x.size // 4, (filtered, x.size)
+
+
+def test_fir_forms_are_the_same_networks_with_gradients():
+    """A generator and a residual discriminator compute the same images, logits and gradients with
+    either FIR form; 'auto' is 'slices' on CPU and 'conv' for a TPU run, also for a config saved
+    before ``model.fir`` existed; others are refused."""
+    from jaxgan import precision
+    z = jax.random.normal(jax.random.PRNGKey(2), (4, 16))
+    keys = noise_keys_from_latents(z)
+    nets = {form: sg.stylegan2_pair(8, 3, w_dim=16, mapping_layers=1, channel_base=64, channel_max=16,
+                                    mbstd_group=2, upsample="transpose", fir=form) for form in ("slices", "conv")}
+    vg = jax.jit(nets["slices"][0].init)(INIT_KEY[1], z)
+    x = jax.random.normal(jax.random.PRNGKey(5), (4, 8, 8, 3))
+    vd = jax.jit(nets["slices"][1].init)(INIT_KEY[2], x)
+
+    def loss(form):
+        g, d = nets[form]
+        return jax.jit(jax.value_and_grad(lambda pg, pd: jnp.sum(d.apply(
+            {"params": pd}, g.apply({**vg, "params": pg}, z, noise_keys=keys) + x) ** 2), argnums=(0, 1)))
+
+    (l_s, g_s), (l_c, g_c) = loss("slices")(vg["params"], vd["params"]), loss("conv")(vg["params"], vd["params"])
+    assert abs(float(l_s) - float(l_c)) <= 1e-4 * abs(float(l_s)) + 1e-4
+    chex.assert_trees_all_close(g_c, g_s, rtol=1e-4, atol=1e-4)
+    assert sg.resolve_fir("auto") == "slices" == sg.default_fir("cpu") and sg.default_fir("gpu") == "slices"
+    for cfg in ({"model": {"w_dim": 512, "fir": "auto"}}, {"model": {"w_dim": 512}}):
+        assert precision.resolve_config(cfg, "tpu")["model"]["fir"] == "conv"
+        assert precision.resolve_config(cfg, "cpu")["model"]["fir"] == "slices"
+    assert "fir" not in precision.resolve_config({"model": {"ngf": 8}}, "tpu")["model"]  # not a StyleGAN2
+    from jaxgan.validate import FIR_FORMS
+    assert FIR_FORMS == sg.FIR_FORMS  # what `--set model.fir=...` accepts
+    with pytest.raises(ValueError, match="fir='depthwise'"):
+        sg.StyleGAN2Discriminator(8, channel_base=64, channel_max=16, fir="depthwise").init(INIT_KEY[1], x)
+
 
 def test_upsampling_forms_are_the_same_generator_with_gradients():
     """'transpose' (NVIDIA's order: stride-2 transposed convolution, then the filter) and 'filter'

@@ -322,7 +322,7 @@ def stylegan2_config_fields() -> dict:
         model={"latent_dim": 512, "w_dim": 512, "mapping_layers": 8, "channel_base": 16384, "channel_max": 512,
                "mbstd_group": 4, "conditional": False, "conv_clamp": 0.0, "d_architecture": "resnet",
                "mapping_lr_mul": 0.01, "d_mapping_layers": 8, "w_avg_beta": 0.995, "const_noise": False,
-               "upsample": "auto"},
+               "upsample": "auto", "fir": "auto"},
         loss="non_saturating",
         penalty={"r1_gamma": 10.0, "every": 16},
         reg={"pl_weight": 2.0, "pl_every": 4, "pl_decay": 0.01, "pl_batch_shrink": 2, "style_mixing": 0.9},
@@ -381,7 +381,7 @@ def stylegan2(config, info) -> tuple:
                           d_architecture=m.get("d_architecture", "resnet"),
                           mapping_lr_mul=m.get("mapping_lr_mul", 0.01), d_mapping_layers=m.get("d_mapping_layers", 8),
                           const_noise=bool(m.get("const_noise", False)),
-                          upsample=m.get("upsample") or "auto")
+                          upsample=m.get("upsample") or "auto", fir=m.get("fir") or "auto")
     if config.loss != "non_saturating":
         raise ValueError(f"StyleGAN2 uses the non-saturating loss; got loss={config.loss!r}")
     game = StyleGAN2(g, d, latent_dim=m.latent_dim, num_classes=num_classes,

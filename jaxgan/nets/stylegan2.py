@@ -133,19 +133,69 @@ def _up_axis(x: Array, axis: int) -> Array:
     return jnp.stack([even, odd], axis=axis + 1).reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1:])
 
 
-def upsample2d(x: Array, padding: int = 0) -> Array:
+def _fir_conv(x: Array, gain: float, padding: int, *, stride: int = 1, up: bool = False) -> Array:
+    """The 2-D [1,3,3,1] filter (normalised to sum ``gain``) as ADA's ``upfirdn2d`` defines it: a
+    depthwise convolution of ``x`` (zeros inserted between its pixels when ``up``) after ``padding``
+    zeros on each side, keeping every ``stride``-th output. The ``'conv'`` FIR form."""
+    f = _fir_taps(gain)
+    k = jnp.asarray(np.tile(np.outer(f, f)[:, :, None, None], (1, 1, 1, x.shape[-1])), x.dtype)
+    return jax.lax.conv_general_dilated(x, k, (stride, stride), ((padding, padding), (padding, padding)),
+                                        lhs_dilation=(2, 2) if up else None, feature_group_count=x.shape[-1],
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+FIR_FORMS = ("auto", "slices", "conv")
+
+
+def default_fir(platform: str) -> str:
+    """How the [1,3,3,1] resampling filter computes, for the devices a run is built for.
+
+    Both forms give the same function (to float rounding; tests/test_stylegan2.py):
+
+    * ``'slices'``: each axis as four shifted slices, scaled and added (:func:`_fir_axis`); XLA fuses
+      them into one loop. On CPU the depthwise convolution took 20-90x longer (docs/design.md).
+    * ``'conv'``: one depthwise convolution with the 2-D filter (:func:`_fir_conv`), as ADA's
+      ``upfirdn2d`` defines it. On TPU, XLA:TPU runs it in its convolution emitter, which takes the
+      padding, stride and zero insertion into the convolution, where the slices' padded and strided
+      arrays are written out and read back: a discriminator block's down-sampling skip (64x64, 256
+      channels, batch 64, forward and gradients, one v5e chip) accessed 1.31 GB instead of 3.57 GB,
+      its down-sampling 3x3 convolution 1.85 GB instead of 2.94 GB, and a generator's up-sampling layer
+      2.06 GB instead of 4.09 GB (BENCHMARKS.md).
+
+    ``'conv'`` on TPU; ``'slices'`` on CPU, and on GPU, where XLA fuses the slices into one loop that
+    reads the input once (the convolution form is unmeasured there).
+    """
+    return "conv" if platform == "tpu" else "slices"
+
+
+def resolve_fir(form: str) -> str:
+    """'auto' -> :func:`default_fir` of the default devices (networks used outside a run; a run
+    resolves ``model.fir='auto'`` for its own devices in ``jaxgan.precision.resolve_config``)."""
+    if form not in FIR_FORMS:
+        raise ValueError(f"fir={form!r}: use one of {', '.join(map(repr, FIR_FORMS))}")
+    if form == "auto":
+        from jaxgan.precision import default_platform
+
+        return default_fir(default_platform())
+    return form
+
+
+def upsample2d(x: Array, padding: int = 0, form: str = "slices") -> Array:
     """2x upsampling: insert zeros, filter with the [1,3,3,1] FIR filter (gain 4).
 
     Args:
       x: (B, H, W, C).
       padding: extra output pixels computed beyond each border (ADA's ``upfirdn2d`` padding with
         respect to the upsampled image; 1 before a VALID 3x3 convolution).
+      form: ``'slices'`` or ``'conv'`` (:func:`default_fir`).
 
     Returns:
       (B, 2H + 2 padding, 2W + 2 padding, C).
     """
     if padding < 0:
         raise ValueError(f"upsample2d: padding must be >= 0, got {padding}")
+    if form == "conv":
+        return _fir_conv(x, 4.0, 2 + padding, up=True)
     q = (padding + 1) // 2  # zero input pixels that give the extra outputs
     if q:
         x = jnp.pad(x, ((0, 0), (q, q), (q, q), (0, 0)))
@@ -156,14 +206,19 @@ def upsample2d(x: Array, padding: int = 0) -> Array:
     return y
 
 
-def blur(x: Array, pad: tuple[int, int], gain: float = 1.0) -> Array:
+def blur(x: Array, pad: tuple[int, int], gain: float = 1.0, form: str = "slices") -> Array:
     """The [1,3,3,1] FIR filter with ``pad`` zeros before and after each spatial axis (the 2-D filter
-    normalised to sum ``gain``)."""
+    normalised to sum ``gain``); ``form`` ``'slices'`` or ``'conv'`` (:func:`default_fir`)."""
+    if form == "conv" and pad[0] == pad[1]:
+        return _fir_conv(x, gain, pad[0])
     return _fir_axis(_fir_axis(x, 1, pad, gain=gain), 2, pad, gain=gain)
 
 
-def downsample2d(x: Array) -> Array:
-    """2x downsampling: filter with the [1,3,3,1] FIR filter, keep every second pixel."""
+def downsample2d(x: Array, form: str = "slices") -> Array:
+    """2x downsampling: filter with the [1,3,3,1] FIR filter, keep every second pixel; ``form``
+    ``'slices'`` or ``'conv'`` (:func:`default_fir`)."""
+    if form == "conv":
+        return _fir_conv(x, 1.0, 1, stride=2)
     return _fir_axis(_fir_axis(x, 1, (1, 1), 2), 2, (1, 1), 2)
 
 
@@ -248,6 +303,8 @@ class EqualConv(nn.Module):
         residual blocks).
       clamp: optional activation clamp; applied after the gain at ``clamp * gain`` (ADA's rule).
       dtype: compute dtype.
+      fir: how the down-sampling filter computes, ``'slices'``, ``'conv'`` or ``'auto'``
+        (:func:`default_fir`).
     """
 
     features: int
@@ -258,6 +315,7 @@ class EqualConv(nn.Module):
     gain: float = 1.0
     clamp: float | None = None
     dtype: jnp.dtype = jnp.float32
+    fir: str = "auto"
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -265,10 +323,15 @@ class EqualConv(nn.Module):
         k, cin = self.kernel, x.shape[-1]
         w = self.param("kernel", nn.initializers.normal(1.0), (k, k, cin, self.features))
         w = w * (1.0 / math.sqrt(cin * k * k))
-        if self.down:
+        fir = resolve_fir(self.fir)
+        if self.down and k == 1 and fir == "conv":
+            # ADA's conv2d_resample for a 1x1 kernel: the filter keeps every second pixel itself,
+            # then the 1x1 convolution (the values of the branch below, from a quarter of the pixels)
+            x = _conv(downsample2d(x, fir), w)
+        elif self.down:
             # ADA's conv2d_resample: pad the filter so a stride-2 VALID convolution halves the size.
             p = (len(FIR) - 2) + (k - 1)
-            x = blur(x, ((p + 1) // 2, p // 2))
+            x = blur(x, ((p + 1) // 2, p // 2), form=fir)
             x = _conv(x, w, strides=(2, 2), padding="VALID")
         else:
             x = _conv(x, w)
@@ -325,6 +388,7 @@ class SynthesisLayer(nn.Module):
     dtype: jnp.dtype = jnp.float32
     const_noise: bool = False
     upsample: str = "auto"
+    fir: str = "auto"
 
     @nn.compact
     def __call__(self, x: Array, w: Array, noise: Array | str | None) -> Array:
@@ -339,9 +403,9 @@ class SynthesisLayer(nn.Module):
         x = x.astype(self.dtype)
         if self.up and resolve_upsample(self.upsample) == "transpose":
             x = modulated_conv(x, weight, styles, padding=((2, 2), (2, 2)), lhs_dilation=(2, 2))
-            x = blur(x, (1, 1), gain=4.0)
+            x = blur(x, (1, 1), gain=4.0, form=resolve_fir(self.fir))
         elif self.up:
-            x = modulated_conv(upsample2d(x, padding=1), weight, styles, padding="VALID")
+            x = modulated_conv(upsample2d(x, padding=1, form=resolve_fir(self.fir)), weight, styles, padding="VALID")
         else:
             x = modulated_conv(x, weight, styles)
         strength = self.param("noise_strength", nn.initializers.zeros, ())
@@ -442,6 +506,7 @@ class SynthesisNetwork(nn.Module):
     dtype: jnp.dtype = jnp.float32
     const_noise: bool = False
     upsample: str = "auto"
+    fir: str = "auto"
 
     @nn.compact
     def __call__(self, ws: Array, noise_keys: Array | None = None, noise_mode: str = "random") -> Array:
@@ -452,7 +517,8 @@ class SynthesisNetwork(nn.Module):
         noises = _noise_inputs(noise_keys, self.resolution, self.dtype) if noise_mode == "random" else None
         noise_at = lambda i: "const" if noise_mode == "const" else (None if noises is None else noises[i])
         layer_kw = dict(clamp=self.clamp, dtype=self.dtype, const_noise=self.const_noise)
-        up_kw = dict(layer_kw, upsample=self.upsample)
+        fir = resolve_fir(self.fir)
+        up_kw = dict(layer_kw, upsample=self.upsample, fir=fir)
         const = self.param("const", nn.initializers.normal(1.0), (4, 4, ch(4)))
         x = jnp.broadcast_to(const, (ws.shape[0], 4, 4, ch(4)))
         x = SynthesisLayer(ch(4), name="b4_conv1", **layer_kw)(x, ws[:, 0], noise_at(0))
@@ -461,7 +527,7 @@ class SynthesisNetwork(nn.Module):
         while res <= self.resolution:
             x = SynthesisLayer(ch(res), up=True, name=f"b{res}_conv0", **up_kw)(x, ws[:, w_idx], noise_at(layer))
             x = SynthesisLayer(ch(res), name=f"b{res}_conv1", **layer_kw)(x, ws[:, w_idx + 1], noise_at(layer + 1))
-            img = upsample2d(img) + ToRGB(self.channels, self.clamp, name=f"b{res}_torgb")(x, ws[:, w_idx + 2])
+            img = upsample2d(img, form=fir) + ToRGB(self.channels, self.clamp, name=f"b{res}_torgb")(x, ws[:, w_idx + 2])
             res, w_idx, layer = res * 2, w_idx + 2, layer + 2
         return img
 
@@ -486,6 +552,8 @@ class StyleGAN2Generator(nn.Module):
         ``noise_mode='const'``.
       upsample: how the up-sampling layers compute, ``'filter'``, ``'transpose'`` or ``'auto'`` (the
         same function and parameters; :func:`default_upsample` says which is faster where).
+      fir: how the [1,3,3,1] resampling filter computes, ``'slices'``, ``'conv'`` or ``'auto'`` (the
+        same function; :func:`default_fir`).
 
     Example:
       >>> g = StyleGAN2Generator(resolution=32, channels=1, w_dim=64, channel_base=512, channel_max=64)
@@ -506,6 +574,7 @@ class StyleGAN2Generator(nn.Module):
     dtype: jnp.dtype = jnp.float32
     const_noise: bool = False
     upsample: str = "auto"
+    fir: str = "auto"
 
     @property
     def num_ws(self) -> int:
@@ -517,7 +586,7 @@ class StyleGAN2Generator(nn.Module):
                                           self.num_classes, name="mapping")
         self.synthesis_net = SynthesisNetwork(self.resolution, self.channels, self.channel_base,
                                               self.channel_max, self.clamp, self.dtype, self.const_noise,
-                                              self.upsample, name="synthesis")
+                                              self.upsample, self.fir, name="synthesis")
         self.w_avg = self.variable("stats", "w_avg", lambda: jnp.zeros((self.w_dim,), jnp.float32))
 
     def mapping(self, z: Array, labels: Array | None = None, psi: float | Array = 1.0) -> Array:
@@ -597,6 +666,8 @@ class StyleGAN2Discriminator(nn.Module):
         skip, as ADA) and compute dtype.
       architecture: 'resnet' (residual blocks, the default) or 'orig' (plain conv0, conv1 blocks, no
         skip and no sqrt(1/2) gain: ADA's CIFAR-10 D).
+      fir: how the down-sampling filter computes, ``'slices'``, ``'conv'`` or ``'auto'`` (the same
+        function; :func:`default_fir`).
     """
 
     resolution: int
@@ -609,6 +680,7 @@ class StyleGAN2Discriminator(nn.Module):
     clamp: float | None = None
     dtype: jnp.dtype = jnp.float32
     architecture: str = "resnet"
+    fir: str = "auto"
 
     @nn.compact
     def __call__(self, x: Array, labels: Array | None = None, *, train: bool = False) -> Array:
@@ -621,7 +693,8 @@ class StyleGAN2Discriminator(nn.Module):
             raise ValueError(f"discriminator built for {self.resolution}x{self.resolution} got images of "
                              f"shape {x.shape}")
         ch = lambda r: channels_at(r, self.channel_base, self.channel_max)
-        kw = dict(clamp=self.clamp, dtype=self.dtype)
+        fir = resolve_fir(self.fir)
+        kw = dict(clamp=self.clamp, dtype=self.dtype, fir=fir)
         h = EqualConv(ch(self.resolution), kernel=1, name="fromrgb", **kw)(x)
         res = self.resolution
         while res > 4:
@@ -630,7 +703,7 @@ class StyleGAN2Discriminator(nn.Module):
                 h = EqualConv(ch(res // 2), down=True, name=f"b{res}_conv1", **kw)(h)
             else:
                 skip = EqualConv(ch(res // 2), kernel=1, down=True, use_bias=False, act="linear",
-                                 gain=math.sqrt(0.5), name=f"b{res}_skip", dtype=self.dtype)(h)
+                                 gain=math.sqrt(0.5), name=f"b{res}_skip", dtype=self.dtype, fir=fir)(h)
                 h = EqualConv(ch(res), name=f"b{res}_conv0", **kw)(h)
                 h = EqualConv(ch(res // 2), down=True, gain=math.sqrt(0.5), name=f"b{res}_conv1", **kw)(h)
                 h = skip + h
@@ -664,20 +737,20 @@ def stylegan2_pair(resolution: int, channels: int, *, w_dim: int = 512, mapping_
                    channel_base: int = 16384, channel_max: int = 512, mbstd_group: int = 4,
                    num_classes: int | None = None, clamp: float | None = None, dtype=jnp.float32,
                    d_architecture: str = "resnet", mapping_lr_mul: float = 0.01, d_mapping_layers: int = 8,
-                   const_noise: bool = False, upsample: str = "auto",
+                   const_noise: bool = False, upsample: str = "auto", fir: str = "auto",
                    ) -> tuple[StyleGAN2Generator, StyleGAN2Discriminator]:
     """A generator and a discriminator with the same widths (the usual configuration)."""
     g = StyleGAN2Generator(resolution, channels, w_dim=w_dim, mapping_layers=mapping_layers,
                            mapping_lr_mul=mapping_lr_mul, channel_base=channel_base, channel_max=channel_max,
                            num_classes=num_classes, clamp=clamp, dtype=dtype, const_noise=const_noise,
-                           upsample=upsample)
+                           upsample=upsample, fir=fir)
     d = StyleGAN2Discriminator(resolution, channel_base=channel_base, channel_max=channel_max,
                                mbstd_group=mbstd_group, num_classes=num_classes, mapping_layers=d_mapping_layers,
-                               clamp=clamp, dtype=dtype, architecture=d_architecture)
+                               clamp=clamp, dtype=dtype, architecture=d_architecture, fir=fir)
     return g, d
 
 
 __all__: Sequence[str] = ("StyleGAN2Generator", "StyleGAN2Discriminator", "MappingNetwork", "SynthesisNetwork",
                           "modulated_conv", "minibatch_stddev", "upsample2d", "downsample2d", "tiny_stylegan2",
                           "stylegan2_pair", "EqualDense", "EqualConv", "num_ws", "channels_at", "default_upsample",
-                          "UPSAMPLE_FORMS")
+                          "UPSAMPLE_FORMS", "default_fir", "FIR_FORMS")
