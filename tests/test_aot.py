@@ -253,6 +253,9 @@ def test_d_parameters_pass_a_barrier_where_d_keeps_batchnorm_statistics_on_sever
         config, module = config_lib.resolve(name, ["train.batch_size=8"], smoke=True)
         runs[name] = run_lib.build(config, module, chips, source=aot._source(config))
     assert barriers(runs["dcgan_mnist"]) == 1
+    # built for TPU chips on this CPU, StyleGAN2 filters with depthwise convolutions (model.fir)
+    game = runs["stylegan2_mnist"].step.game
+    assert game.generator.fir == game.discriminator.fir == "conv" and runs["stylegan2_mnist"].config.model.fir == "auto"
     # StyleGAN2's game has barriers of its own (its kernels cast once per loss, in bfloat16)
     s = runs["stylegan2_mnist"].step
     forced = TrainStep(s.game, s.g_tx, s.d_tx, s.mesh, n_critic=s.n_critic, one_gradient_all_reduce=True)
