@@ -133,13 +133,13 @@ def _up_axis(x: Array, axis: int) -> Array:
     return jnp.stack([even, odd], axis=axis + 1).reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1:])
 
 
-def _fir_conv(x: Array, gain: float, padding: int, *, stride: int = 1, up: bool = False) -> Array:
+def _fir_conv(x: Array, gain: float, pad: tuple[int, int], *, stride: int = 1, up: bool = False) -> Array:
     """The 2-D [1,3,3,1] filter (normalised to sum ``gain``) as ADA's ``upfirdn2d`` defines it: a
-    depthwise convolution of ``x`` (zeros inserted between its pixels when ``up``) after ``padding``
-    zeros on each side, keeping every ``stride``-th output. The ``'conv'`` FIR form."""
+    depthwise convolution of ``x`` (zeros inserted between its pixels when ``up``) after ``pad`` zeros
+    before and after each spatial axis, keeping every ``stride``-th output. The ``'conv'`` FIR form."""
     f = _fir_taps(gain)
     k = jnp.asarray(np.tile(np.outer(f, f)[:, :, None, None], (1, 1, 1, x.shape[-1])), x.dtype)
-    return jax.lax.conv_general_dilated(x, k, (stride, stride), ((padding, padding), (padding, padding)),
+    return jax.lax.conv_general_dilated(x, k, (stride, stride), (tuple(pad), tuple(pad)),
                                         lhs_dilation=(2, 2) if up else None, feature_group_count=x.shape[-1],
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
@@ -195,7 +195,7 @@ def upsample2d(x: Array, padding: int = 0, form: str = "slices") -> Array:
     if padding < 0:
         raise ValueError(f"upsample2d: padding must be >= 0, got {padding}")
     if form == "conv":
-        return _fir_conv(x, 4.0, 2 + padding, up=True)
+        return _fir_conv(x, 4.0, (2 + padding, 2 + padding), up=True)
     q = (padding + 1) // 2  # zero input pixels that give the extra outputs
     if q:
         x = jnp.pad(x, ((0, 0), (q, q), (q, q), (0, 0)))
@@ -209,8 +209,8 @@ def upsample2d(x: Array, padding: int = 0, form: str = "slices") -> Array:
 def blur(x: Array, pad: tuple[int, int], gain: float = 1.0, form: str = "slices") -> Array:
     """The [1,3,3,1] FIR filter with ``pad`` zeros before and after each spatial axis (the 2-D filter
     normalised to sum ``gain``); ``form`` ``'slices'`` or ``'conv'`` (:func:`default_fir`)."""
-    if form == "conv" and pad[0] == pad[1]:
-        return _fir_conv(x, gain, pad[0])
+    if form == "conv":
+        return _fir_conv(x, gain, pad)
     return _fir_axis(_fir_axis(x, 1, pad, gain=gain), 2, pad, gain=gain)
 
 
@@ -218,7 +218,7 @@ def downsample2d(x: Array, form: str = "slices") -> Array:
     """2x downsampling: filter with the [1,3,3,1] FIR filter, keep every second pixel; ``form``
     ``'slices'`` or ``'conv'`` (:func:`default_fir`)."""
     if form == "conv":
-        return _fir_conv(x, 1.0, 1, stride=2)
+        return _fir_conv(x, 1.0, (1, 1), stride=2)
     return _fir_axis(_fir_axis(x, 1, (1, 1), 2), 2, (1, 1), 2)
 
 
@@ -405,7 +405,8 @@ class SynthesisLayer(nn.Module):
             x = modulated_conv(x, weight, styles, padding=((2, 2), (2, 2)), lhs_dilation=(2, 2))
             x = blur(x, (1, 1), gain=4.0, form=resolve_fir(self.fir))
         elif self.up:
-            x = modulated_conv(upsample2d(x, padding=1, form=resolve_fir(self.fir)), weight, styles, padding="VALID")
+            x = upsample2d(x, padding=1, form=resolve_fir(self.fir))
+            x = modulated_conv(x, weight, styles, padding="VALID")
         else:
             x = modulated_conv(x, weight, styles)
         strength = self.param("noise_strength", nn.initializers.zeros, ())
@@ -527,7 +528,8 @@ class SynthesisNetwork(nn.Module):
         while res <= self.resolution:
             x = SynthesisLayer(ch(res), up=True, name=f"b{res}_conv0", **up_kw)(x, ws[:, w_idx], noise_at(layer))
             x = SynthesisLayer(ch(res), name=f"b{res}_conv1", **layer_kw)(x, ws[:, w_idx + 1], noise_at(layer + 1))
-            img = upsample2d(img, form=fir) + ToRGB(self.channels, self.clamp, name=f"b{res}_torgb")(x, ws[:, w_idx + 2])
+            img = upsample2d(img, form=fir)
+            img = img + ToRGB(self.channels, self.clamp, name=f"b{res}_torgb")(x, ws[:, w_idx + 2])
             res, w_idx, layer = res * 2, w_idx + 2, layer + 2
         return img
 
