@@ -154,6 +154,18 @@ def _fir_depthwise(x, gain, *, strides=(1, 1), padding, lhs_dilation=(1, 1)):
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+def _assert_same_values_and_gradients(ours, ref, x, probe):
+    """``ours(x)`` and ``ref(x)``, jitted as the train step runs them, agree in shape and value, and
+    so do their gradients of the sum against ``probe`` (cut to the output's shape)."""
+    ours, ref = jax.jit(ours), jax.jit(ref)
+    y, y_ref = ours(x), ref(x)
+    chex.assert_equal_shape([y, y_ref])
+    np.testing.assert_allclose(np.asarray(y), np.asarray(y_ref), rtol=1e-5, atol=1e-5)
+    p = probe[tuple(slice(0, n) for n in y.shape)]
+    grad = lambda f: jax.jit(jax.grad(lambda x: jnp.sum(f(x) * p)))(x)
+    np.testing.assert_allclose(np.asarray(grad(ours)), np.asarray(grad(ref)), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("size", [4, 7, 16])
 def test_fir_shifted_slices_equal_the_depthwise_convolution_with_gradients(size):
     x = jax.random.normal(jax.random.PRNGKey(size), (2, size, size, 3))
@@ -166,14 +178,9 @@ def test_fir_shifted_slices_equal_the_depthwise_convolution_with_gradients(size)
     ]
     probe = jax.random.normal(jax.random.PRNGKey(1), _fir_depthwise(x, 4.0, padding=((2, 2), (2, 2)),
                                                                     lhs_dilation=(2, 2)).shape)
-    # jitted, as the train step runs them (op by op they cost ~7 s of CPU a size to compile, jitted ~2 s)
+    # jitted (op by op they cost ~7 s of CPU a size to compile, jitted ~2 s)
     for ours, ref in cases:
-        y, y_ref = jax.jit(ours)(x), jax.jit(ref)(x)
-        chex.assert_equal_shape([y, y_ref])
-        np.testing.assert_allclose(np.asarray(y), np.asarray(y_ref), rtol=1e-5, atol=1e-5)
-        loss = lambda fn: lambda x: jnp.sum(fn(x) * probe[tuple(slice(0, n) for n in y.shape)])
-        np.testing.assert_allclose(np.asarray(jax.jit(jax.grad(loss(ours)))(x)),
-                                   np.asarray(jax.jit(jax.grad(loss(ref)))(x)), rtol=1e-5, atol=1e-5)
+        _assert_same_values_and_gradients(ours, ref, x, probe)
 
 
 @pytest.mark.parametrize("size", [7, 16])
@@ -184,14 +191,9 @@ def test_fir_conv_form_equals_the_slices_with_gradients(size):
     cases = [lambda x, form: sg.upsample2d(x, form=form), lambda x, form: sg.upsample2d(x, 1, form=form),
              lambda x, form: sg.downsample2d(x, form=form), lambda x, form: sg.blur(x, (2, 2), form=form),
              lambda x, form: sg.blur(x, (1, 1), gain=4.0, form=form), lambda x, form: sg.blur(x, (2, 1), form=form)]
+    probe = jax.random.normal(jax.random.PRNGKey(1), (2, 2 * size + 2, 2 * size + 2, 3))  # the largest output
     for fn in cases:
-        ours, ref = jax.jit(lambda x: fn(x, "conv")), jax.jit(lambda x: fn(x, "slices"))
-        y, y_ref = ours(x), ref(x)
-        chex.assert_equal_shape([y, y_ref])
-        np.testing.assert_allclose(np.asarray(y), np.asarray(y_ref), rtol=1e-5, atol=1e-5)
-        probe = jax.random.normal(jax.random.PRNGKey(1), y.shape)
-        grad = lambda f: jax.jit(jax.grad(lambda x: jnp.sum(f(x) * probe)))(x)
-        np.testing.assert_allclose(np.asarray(grad(ours)), np.asarray(grad(ref)), rtol=1e-5, atol=1e-5)
+        _assert_same_values_and_gradients(lambda x: fn(x, "conv"), lambda x: fn(x, "slices"), x, probe)
 
 
 def test_downsampling_1x1_conv_filters_only_the_pixels_it_keeps():
