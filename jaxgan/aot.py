@@ -53,6 +53,7 @@ import re
 import sys
 import time
 
+from jaxgan import provenance
 from jaxgan.errors import UserError
 
 GiB = 2 ** 30
@@ -517,6 +518,7 @@ def compile_for_topology(config, module, topology: str, *, generate: bool = True
         "upsample": (resolved.get("model") or {}).get("upsample"),
         **({"fir": resolved["model"]["fir"]} if "fir" in (resolved.get("model") or {}) else {}),
         "versions": {"jax": jax.__version__, "libtpu": libtpu_version(), "python": sys.version.split()[0]},
+        "source": provenance.source(),
         "programs": programs,
     }
 
@@ -735,6 +737,23 @@ def markdown_table(reports: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def provenance_line(reports: list[dict]) -> str:
+    """What the records of a table were compiled with: jax/libtpu versions, jaxgan commits, times."""
+    versions = sorted({f"jax {r['versions']['jax']}, libtpu {r['versions']['libtpu']}"
+                       for r in reports if r.get("versions")})
+    commits: dict[str, int] = {}
+    times = []
+    for r in reports:
+        src = r.get("source") or {}
+        key = (src["commit"][:7] + (" with uncommitted changes" if src.get("dirty") else "")
+               if src.get("commit") else "no commit recorded")
+        commits[key] = commits.get(key, 0) + 1
+        times += [src["utc"]] if src.get("utc") else []
+    when = f"; compiled {min(times)} to {max(times)}" if times else ""
+    return (f"{len(reports)} records: {'; '.join(versions or ['versions not recorded'])}; jaxgan "
+            + ", ".join(f"{c} ({n})" for c, n in commits.items()) + when + ".")
+
+
 # -- the command ----------------------------------------------------------------------------------
 def register(subparsers) -> None:
     c = subparsers.add_parser("compile", help="compile an experiment's train step for a Cloud TPU slice "
@@ -812,6 +831,7 @@ def main(args) -> int:
             raise UserError(f"--table {args.table}: cannot read it as jaxgan compile --json records ({e})") from None
         try:
             print(markdown_table(reports))
+            print("\n" + provenance_line(reports))
         except (KeyError, TypeError, AttributeError) as e:
             raise UserError(f"--table {args.table}: a line is not a jaxgan compile --json record ({e!r} "
                             "missing or of the wrong kind)") from None

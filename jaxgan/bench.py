@@ -60,6 +60,7 @@ import tempfile
 import time
 from typing import Any
 
+from jaxgan import provenance
 from jaxgan.cli import _at_least_one  # the command line's integer >= 1 (flag named on error)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -382,8 +383,8 @@ class _Skip(Exception):
 
 
 def _common_fields(record: dict) -> dict:
-    keys = ("experiment", "backend", "device_kind", "device_count", "process_count", "versions", "batch",
-            "dtype", "data", "n_critic", "images_per_step")
+    keys = ("experiment", "backend", "device_kind", "device_count", "process_count", "versions", "source",
+            "batch", "dtype", "data", "n_critic", "images_per_step")
     return {k: record[k] for k in keys}
 
 
@@ -725,7 +726,8 @@ def _platform(devices) -> dict:
     return {"backend": jax.default_backend(), "device_kind": devices[0].device_kind,
             "device_count": len(devices), "process_count": jax.process_count(),
             "versions": {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__,
-                         "optax": optax.__version__, "python": sys.version.split()[0]}}
+                         "optax": optax.__version__, "python": sys.version.split()[0]},
+            "source": provenance.source()}
 
 
 def _memory(compiled, devices) -> dict:

@@ -53,6 +53,10 @@ def test_compile_for_v5e_reports_sane_values_and_the_tpu_program(tmp_path):
     (r,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert (r["topology"], r["chips"], r["hosts"], r["batch"], r["per_chip_batch"]) == ("v5e:2x2", 4, 1, 64, 16)
     assert r["chip"]["device_kind"] == "TPU v5 lite" and r["versions"]["libtpu"]
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:  # a git checkout (CI's fresh clone is one): the record names its commit
+        assert r["source"]["commit"] == head.stdout.strip() and isinstance(r["source"]["dirty"], bool)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r["source"]["utc"])
     assert r["compute_dtype"] == "bfloat16" and r["upsample"] == "transpose"  # chosen for the TPU, not this CPU
     step = r["programs"]["train_step"]
     m = step["memory"]
@@ -184,12 +188,21 @@ def test_table_prints_saved_reports_as_markdown(tmp_path, capsys):
                "hbm_traffic": {"flop_per_byte": 813.4},
                "float32_activations": {"count": 0, "bytes": 0, "arrays": []}}
     report = {"experiment": "dcgan64", "topology": "v5e:2x4", "batch": 512, "per_chip_batch": 64,
+              "versions": {"jax": "0.10.2", "libtpu": "0.0.42.1"},
+              "source": {"commit": "e88acec177d8c51471b95694daa178f05ff9770a", "dirty": False,
+                         "utc": "2026-12-04T23:30:00Z"},
               "programs": {"train_step": program}}
+    older = {**report, "source": None}  # a record from before the source was recorded
     saved = tmp_path / "reports.jsonl"
-    saved.write_text(json.dumps(report) + "\n")
+    saved.write_text(json.dumps(report) + "\n" + json.dumps({**report, "source": {**report["source"], "dirty": True,
+                                                              "utc": "2026-12-05T01:00:00Z"}}) + "\n"
+                     + json.dumps(older) + "\n")
     code, out, _ = _cli(["compile", "--table", saved], capsys)
     assert code == 0
-    head, rule, row = out.strip().splitlines()
+    head, rule, row, _, _, blank, footer = out.strip().splitlines()
+    assert blank == "" and footer == ("3 records: jax 0.10.2, libtpu 0.0.42.1; jaxgan e88acec (1), e88acec with "
+                                      "uncommitted changes (1), no commit recorded (1); compiled "
+                                      "2026-12-04T23:30:00Z to 2026-12-05T01:00:00Z.")
     cells = dict(zip([c.strip() for c in head.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
     assert cells["batch (per chip)"] == "512 (64)" and cells["HBM / chip"] == "130 MB" and cells["fits"] == "yes"
     assert cells["XLA / model"] == "1.007" and cells["FLOP/byte (ridge)"] == "70 (240)"

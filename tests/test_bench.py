@@ -54,6 +54,7 @@ def test_bench_json_has_every_field_with_sane_values(tmp_path, monkeypatch, rest
     assert r["backend"] == "cpu" and isinstance(r["device_kind"], str)
     assert r["device_count"] == 1 and r["process_count"] == 1
     assert all(isinstance(r["versions"][k], str) for k in ("jax", "jaxlib", "flax"))
+    assert hw["source"] == r["source"] and r["source"]["utc"].endswith("Z")  # the code it measured, and when
     assert r["batch"] == 64 and r["dtype"] == "float32" and r["data"] == "synthetic"
     c = r["compile_s"]
     assert _positive(c["cold"]) and _positive(c["warm"]) and isinstance(c["warm_method"], str)
