@@ -23,6 +23,26 @@ from jaxgan import compile_cache, experiment as experiment_lib
 MNIST_DIR = pathlib.Path(experiment_lib.mnist_dir())
 
 
+def restore_run(workdir: pathlib.Path):
+    """``(run, state)``: the run a ``jaxgan train --workdir`` left, built from its config and its own
+    copy of the experiment, and its newest checkpointed state."""
+    import json
+
+    from jaxgan import config as config_lib, run as run_lib
+    from jaxgan.workdir import load_recorded_experiment
+
+    config = config_lib.Config(json.loads((workdir / "config.json").read_text()))
+    run = run_lib.build(config, load_recorded_experiment(workdir, config)[0])
+    return run, run_lib.restore_latest(run, workdir / "checkpoints")
+
+
+def final_state(workdir: pathlib.Path):
+    """The newest checkpointed state of a ``jaxgan train --workdir`` run, on the host."""
+    import jax
+
+    return jax.device_get(restore_run(workdir)[1])
+
+
 @pytest.fixture(autouse=True)
 def _compile_level(request):
     """Tests marked ``optimized`` compile at the process's O1 (see :func:`xla_env.optimized`)."""

@@ -4,7 +4,6 @@ A silently corrupt newest step is set aside and the run resumes from the older o
 run's checkpoints are refused by train, sample and eval, naming both runs; a failed restore or a
 failed background save ends in the command's one line, which is the last thing on stderr.
 """
-import json
 import logging
 import os
 import pathlib
@@ -13,11 +12,10 @@ import subprocess
 import sys
 
 import chex
-import jax
 import pytest
 
-from jaxgan import cli, config as config_lib, run as run_lib
-from jaxgan.workdir import load_recorded_experiment
+from conftest import final_state
+from jaxgan import cli
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # 32-wide layers: 4 KiB kernels, stored in orbax's data files (arrays up to 1 KiB are inlined in its
@@ -39,12 +37,6 @@ def assert_one_clear_line(code, err, *expected):
     assert [line for line in lines if "error:" in line] == lines[-1:], lines
     for text in expected:
         assert text in lines[-1], (text, lines[-1])
-
-
-def final_state(workdir):
-    config = config_lib.Config(json.loads((workdir / "config.json").read_text()))
-    run = run_lib.build(config, load_recorded_experiment(workdir, config)[0])
-    return jax.device_get(run_lib.restore_latest(run, workdir / "checkpoints"))
 
 
 def flip_array_bytes(step_dir, n=64):

@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 import pytest  # noqa: E402
 
+from conftest import final_state  # noqa: E402
 from jaxgan import game as game_lib, losses, penalties, sharding  # noqa: E402
 from jaxgan.nets import DCGANDiscriminator, tiny_resnet  # noqa: E402
 from jaxgan.nets.resnet import ResNetDiscriminator, ResNetGenerator  # noqa: E402
@@ -200,13 +201,6 @@ def jaxgan(*args):
     return cli.main(list(args))
 
 
-def _final_state(workdir):
-    from jaxgan import config as config_lib, run as run_lib
-    config = config_lib.Config(json.loads((workdir / "config.json").read_text()))
-    run = run_lib.build(config, config_lib.load_experiment(config.experiment))
-    return run_lib.restore_latest(run, workdir / "checkpoints")
-
-
 @pytest.mark.parametrize("experiment", ["wgan_gp_mnist", "lsgan_mnist"])
 def test_dcgan_classics_smoke_train_and_evaluate(experiment, tmp_path, mnist_dir):
     wd = tmp_path / "run"
@@ -236,7 +230,7 @@ def test_sngan_cifar10_smoke_trains_and_evaluates(tmp_path, mnist_dir):
                   "--set", "eval.num_samples=128") == 0
     ev = json.loads((wd / "eval.json").read_text())
     assert ev["step"] == 3
-    state = _final_state(wd)
+    state = final_state(wd)
     assert set(state.d_state) == {SPECTRAL_COLLECTION}
     assert (wd / "samples" / "00000003.png").stat().st_size > 0
 
@@ -253,11 +247,11 @@ def test_spectral_state_survives_a_resume_bit_for_bit(tmp_path, mnist_dir):
     shutil.copytree(b, a)
     shutil.rmtree(a / "checkpoints" / "4")
     (a / "eval.json").unlink()
-    first = _final_state(a)
+    first = final_state(a)
     assert int(first.step) == 2
     assert jaxgan(*args, "--workdir", str(a), "--set", "eval.at_end=false") == 0  # would be b's: not read
     assert not (a / "eval.json").exists()
-    sa, sb = _final_state(a), _final_state(b)
+    sa, sb = final_state(a), final_state(b)
     assert int(sa.step) == int(sb.step) == 4
     chex.assert_trees_all_equal(jax.device_get(sa), jax.device_get(sb))
     assert set(sa.d_state) == {SPECTRAL_COLLECTION}

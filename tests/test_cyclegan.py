@@ -12,6 +12,7 @@ import numpy as np
 import optax
 import pytest
 
+from conftest import final_state
 from jaxgan import cli, config as config_lib, run as run_lib, sharding
 from jaxgan.games.cyclegan import CycleGAN, linear_decay, pair_grid, pool_query
 from jaxgan.nets.cyclegan import PatchDiscriminator, ResnetGenerator, reflect_pad, tiny_cyclegan
@@ -147,12 +148,6 @@ def test_one_step_on_8_devices_equals_1_device():
 
 def jaxgan(*args):
     return cli.main(list(args))
-
-
-def final_state(workdir):
-    config = config_lib.Config(json.loads((workdir / "config.json").read_text()))
-    run = run_lib.build(config, config_lib.load_experiment(config.experiment))
-    return run_lib.restore_latest(run, workdir / "checkpoints")
 
 
 @pytest.mark.slow

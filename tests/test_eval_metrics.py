@@ -5,7 +5,6 @@ eigendecomposition (not scipy.linalg.sqrtm), KID and IS from explicit sums, PRDC
 ``scipy.spatial.distance.cdist`` matrix and sorting.
 """
 import math
-import warnings
 
 import jax
 import jax.numpy as jnp

@@ -21,10 +21,10 @@ import subprocess
 import sys
 
 import chex
-import jax
 import pytest
 
-from jaxgan import checkpoint as checkpoint_lib, cli, config as config_lib, periodic, run as run_lib
+from conftest import final_state
+from jaxgan import checkpoint as checkpoint_lib, cli, periodic
 from jaxgan import train as train_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -63,13 +63,9 @@ def handlers_as_from_a_terminal():
 
 def outcome(workdir: pathlib.Path) -> dict:
     """What a finished run leaves: its final state, metric records without rates, eval.json, grids."""
-    config = config_lib.Config(json.loads((workdir / "config.json").read_text()))
-    from jaxgan.workdir import load_recorded_experiment
-
-    run = run_lib.build(config, load_recorded_experiment(workdir, config)[0])
     records = [{k: v for k, v in json.loads(line).items() if k not in RATES and not k.startswith("input/")}
                for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-    return {"state": jax.device_get(run_lib.restore_latest(run, workdir / "checkpoints")), "records": records,
+    return {"state": final_state(workdir), "records": records,
             "eval": json.loads((workdir / "eval.json").read_text()),
             "samples": sorted(p.name for p in (workdir / "samples").iterdir())}
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from conftest import final_state
 from jaxgan import augment
 from xla_env import host_devices
 from jaxgan.games.stylegan2 import StyleGAN2, noise_keys_from_latents, path_lengths
@@ -483,7 +484,7 @@ def test_smoke_experiment_trains_and_evaluates(tmp_path, mnist_dir):
     evaluation at 16x16, and the W average in the checkpoint. (A StyleGAN2 resume equal to the
     straight run, lazy terms and augmentation included, is tests/test_stylegan2_import.py's
     fine-tuning test.)"""
-    from jaxgan import cli, config as config_lib, run as run_lib
+    from jaxgan import cli
 
     a = tmp_path / "a"
     assert cli.main(["train", "stylegan2_mnist", "--smoke", "--workdir", str(a), "--set", f"data.dir={mnist_dir}"]) == 0
@@ -494,9 +495,7 @@ def test_smoke_experiment_trains_and_evaluates(tmp_path, mnist_dir):
     assert (a / "samples" / "00000004.png").stat().st_size > 0
     ev = json.loads((a / "eval.json").read_text())  # 16x16 digits: the 28x28 digit protocol after resizing
     assert ev["step"] == 4 and ev["classifier_fid64"] > 0 and 1 <= ev["classifier_score64/mean"] <= 10, ev
-    config = config_lib.Config(json.loads((a / "config.json").read_text()))
-    run = run_lib.build(config, config_lib.load_experiment(config.experiment))
-    state = run_lib.restore_latest(run, a / "checkpoints")
+    state = final_state(a)
     assert int(state.step) == 4
     w_avg = np.asarray(state.g_state["stats"]["w_avg"])
     assert np.all(np.isfinite(w_avg)) and np.abs(w_avg).max() > 0  # the W average moved

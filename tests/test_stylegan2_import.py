@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import restore_run
 from jaxgan.interop import nvidia, nvidia_pickle
 
 FIX = "tests/fixtures"
@@ -170,7 +171,7 @@ def test_fine_tuning_from_a_pickle_starts_from_its_weights_with_fresh_adam_and_r
     import chex
     import jax
 
-    from jaxgan import cli, config as config_lib, run as run_lib
+    from jaxgan import cli
     from jaxgan.interop import stylegan2_import
 
     pkl = f"{FIX}/stylegan2_nvidia_cond16_clamp.pkl"  # c_dim 3, 16x16, conv_clamp
@@ -195,15 +196,10 @@ def test_fine_tuning_from_a_pickle_starts_from_its_weights_with_fresh_adam_and_r
     assert lines[0]["penalty/pl"] > 0 and lines[0]["penalty/r1"] > 0  # step 0: both lazy terms ran
     assert (a / "samples" / "00000002.png").stat().st_size > 0  # a grid of the three classes
 
-    def restore(workdir):
-        config = config_lib.Config(json.loads((workdir / "config.json").read_text()))
-        run = run_lib.build(config, config_lib.load_experiment(config.experiment))
-        return run, run_lib.restore_latest(run, workdir / "checkpoints")
-
     # step 1 (the first checkpoint): D moved one Adam step from the pickle's D, Adam's count is 1
     shutil.copytree(a, b)
     shutil.rmtree(b / "checkpoints" / "2")
-    run, s1 = restore(b)
+    run, s1 = restore_run(b)
     assert int(s1.step) == 1
     d0 = nvidia.discriminator_variables(nvidia.discriminator_from_kwargs(data["D"].init_kwargs),
                                         data["D"].state_dict)["params"]
@@ -213,6 +209,6 @@ def test_fine_tuning_from_a_pickle_starts_from_its_weights_with_fresh_adam_and_r
     assert counts and set(counts) == {1}  # a fresh Adam that has taken one step
     # resume to step 2: equal to the straight run
     assert cli.main([*args, "--workdir", str(b)]) == 0
-    (_, sa), (_, sb) = restore(a), restore(b)
+    (_, sa), (_, sb) = restore_run(a), restore_run(b)
     assert int(sa.step) == int(sb.step) == 2
     chex.assert_trees_all_equal(jax.device_get(sa), jax.device_get(sb))

@@ -13,7 +13,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxgan import cli, config as config_lib, run as run_lib
+from conftest import final_state
+from jaxgan import cli
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -86,14 +87,6 @@ def test_non_finite_metrics_stop_the_run_with_a_clear_message(tmp_path, capsys):
                   "--set", "optim.g_lr=1e30", "--set", "penalty.r1_gamma=0.0")
     assert code == 2
     assert "non-finite metrics at step" in capsys.readouterr().err
-
-
-def final_state(workdir):
-    from jaxgan.workdir import load_recorded_experiment
-
-    config = config_lib.Config(json.loads((workdir / "config.json").read_text()))
-    run = run_lib.build(config, load_recorded_experiment(workdir, config)[0])
-    return run_lib.restore_latest(run, workdir / "checkpoints")
 
 
 @pytest.mark.slow
