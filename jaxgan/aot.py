@@ -253,11 +253,15 @@ _NO_TRAFFIC = _NOT_WRITTEN + ("after-all", "partition-id", "replica-id", "opt-ba
 _SLICES = ("slice", "slice-start", "dynamic-slice")
 
 
+def _bits(dtype: str) -> int:
+    return _ITEM_BITS.get(dtype) or (8 if dtype.startswith("f8") else int(re.sub(r"\D", "", dtype) or 8))
+
+
 def padded_bytes(dtype: str, dims: str, layout: str | None = None) -> int:
     """Bytes of one HLO array in its tiled layout: the two most minor dimensions (by the layout's
     minor-to-major order) rounded up to the tile, ``T(8,128)``: ``bf16[64,32,32,64]{3,0,2,1:T(8,128)}``
     holds 64 channels on 128 lanes, twice its data."""
-    bits = _ITEM_BITS.get(dtype) or (8 if dtype.startswith("f8") else int(re.sub(r"\D", "", dtype) or 8))
+    bits = _bits(dtype)
     shape = [int(d) for d in dims.split(",") if d]
     m = re.match(r"\{([\d,]*)(?::(.*))?\}", layout or "")
     order = [int(i) for i in m.group(1).split(",") if i] if m else []
@@ -268,6 +272,12 @@ def padded_bytes(dtype: str, dims: str, layout: str | None = None) -> int:
             if i < len(physical):
                 physical[i] = -(-physical[i] // t) * t
     return math.prod(physical) * bits // 8
+
+
+def logical_bytes(dtype: str, dims: str) -> int:
+    """Bytes of one HLO array's elements, without its layout's tile padding."""
+    bits = _bits(dtype)
+    return math.prod(int(d) for d in dims.split(",") if d) * bits // 8
 
 
 def memory_space(layout: str | None) -> int:
@@ -282,12 +292,14 @@ def memory_space(layout: str | None) -> int:
 
 
 HBM, ON_CHIP = 0, 1  # memory spaces of TPU programs (:func:`memory_space`)
+PADDING_ADVICE_SHARE = 0.25  # tile padding above this share of the traffic: the report says how to cut it
 
 
 def _traffic(hlo_text: str):
-    """Each instruction outside fusions that moves memory, as ``(op, jax_op, [(bytes, space), ...])``:
-    the operands it reads and the results it writes, each in its tiled layout (:func:`padded_bytes`)
-    and memory space (:func:`memory_space`). See :func:`bytes_by_op`."""
+    """Each instruction outside fusions that moves memory, as ``(op, jax_op, [(bytes, space, logical,
+    array), ...])``: the operands it reads and the results it writes, each in its tiled layout
+    (:func:`padded_bytes`) and memory space (:func:`memory_space`), with its bytes without the tiles'
+    padding (:func:`logical_bytes`) and its type (``'bf16[8,32,32,8]'``). See :func:`bytes_by_op`."""
     computations, name = {}, None
     for line in hlo_text.splitlines():
         head = re.match(r"^(?:ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$", line)
@@ -306,8 +318,9 @@ def _traffic(hlo_text: str):
             if m:
                 types[m.group(1)] = m.group(2)
 
-    def accesses(hlo_type: str) -> list[tuple[int, int]]:
-        return [(padded_bytes(*a), memory_space(a[2])) for a in _LAYOUT_ARRAY_RE.findall(hlo_type)]
+    def accesses(hlo_type: str) -> list[tuple[int, int, int, str]]:
+        return [(padded_bytes(*a), memory_space(a[2]), logical_bytes(a[0], a[1]), f"{a[0]}[{a[1]}]")
+                for a in _LAYOUT_ARRAY_RE.findall(hlo_type)]
 
     for cname, lines in computations.items():
         if cname in inner:
@@ -321,8 +334,8 @@ def _traffic(hlo_text: str):
             read = [a for o in operands for a in accesses(types.get(o, ""))]
             if op in _SLICES:  # the part read (the result's size) from the operand's space, then written
                 out = accesses(out_type)
-                part = out[-2] if op == "slice-start" and len(out) >= 2 else (out[0] if out else (0, HBM))
-                moved = [(part[0], read[0][1] if read else HBM), part]
+                part = out[-2] if op == "slice-start" and len(out) >= 2 else (out[0] if out else (0, HBM, 0, ""))
+                moved = [(part[0], read[0][1] if read else HBM, *part[2:]), part]
             elif op == "copy-start":  # (destination, source, flag): the source read, the destination written
                 moved = read + accesses(_tuple_elements(out_type)[0])
             else:
@@ -355,27 +368,43 @@ def bytes_by_op(hlo_text: str, top: int = 15) -> dict:
     sums those in HBM, ``on_chip`` those XLA placed in the chip's vector memory. XLA's count, and
     ``total``, hold both; the roofline's memory term is HBM's.
 
+    ``padding`` is the part of ``total`` that is the tiles' padding, not elements: an array whose
+    minor dimension (the channels, in a convolution's NHWC) is narrower than the tile's 128 lanes
+    moves whole tiles (8 channels: 16x their bytes). ``padded_arrays`` names the array types with
+    the most padding moved, most first (``[{'array', 'padding', 'fill'}]``, ``fill`` the elements'
+    share of the bytes moved).
+
     Returns:
-      ``{'total', 'hbm', 'on_chip', 'groups': [{'op', 'jax_op', 'bytes', 'hbm', 'count'}]}``, the
-      ``top`` largest groups (``jax_op`` of an instruction XLA made, such as a prefetch into on-chip
-      memory: the array it moves, e.g. ``'f32[3,3,512,512]'``).
+      ``{'total', 'hbm', 'on_chip', 'padding', 'padded_arrays', 'groups': [{'op', 'jax_op', 'bytes',
+      'hbm', 'padding', 'count'}]}``, the ``top`` largest groups (``jax_op`` of an instruction XLA
+      made, such as a prefetch into on-chip memory: the array it moves, e.g. ``'f32[3,3,512,512]'``).
     """
     groups: dict[tuple, list] = {}
-    total = hbm = on_chip = 0
+    arrays: dict[str, list] = {}
+    total = hbm = on_chip = padding = 0
     for op, what, moved in _traffic(hlo_text):
-        n = sum(b for b, _ in moved)
-        n_hbm = sum(b for b, space in moved if space == HBM)
-        g = groups.setdefault((op, what), [0, 0, 0])
+        n = sum(m[0] for m in moved)
+        n_hbm = sum(m[0] for m in moved if m[1] == HBM)
+        n_pad = sum(m[0] - m[2] for m in moved)
+        g = groups.setdefault((op, what), [0, 0, 0, 0])
         g[0] += n
         g[1] += n_hbm
         g[2] += 1
+        g[3] += n_pad
         total += n
         hbm += n_hbm
-        on_chip += sum(b for b, space in moved if space == ON_CHIP)
+        padding += n_pad
+        on_chip += sum(m[0] for m in moved if m[1] == ON_CHIP)
+        for b, _, logical, array in moved:
+            a = arrays.setdefault(array, [0, 0])
+            a[0] += b
+            a[1] += b - logical
     ranked = sorted(groups.items(), key=lambda kv: -kv[1][0])[:top]
-    return {"total": total, "hbm": hbm, "on_chip": on_chip,
-            "groups": [{"op": op, "jax_op": jax_op, "bytes": b, "hbm": h, "count": c}
-                       for (op, jax_op), (b, h, c) in ranked]}
+    padded = sorted(((k, v) for k, v in arrays.items() if v[1] > 0), key=lambda kv: -kv[1][1])[:5]
+    return {"total": total, "hbm": hbm, "on_chip": on_chip, "padding": padding,
+            "padded_arrays": [{"array": k, "padding": p, "fill": (b - p) / b} for k, (b, p) in padded],
+            "groups": [{"op": op, "jax_op": jax_op, "bytes": b, "hbm": h, "padding": pad, "count": c}
+                       for (op, jax_op), (b, h, c, pad) in ranked]}
 
 
 def _first(cost):
@@ -436,6 +465,7 @@ def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float
             "what": "our reading of the optimised HLO (jaxgan.aot.bytes_by_op): the accesses of arrays XLA "
                     "placed in HBM; XLA's bytes accessed counts those in on-chip memory too",
             "hbm": traffic["hbm"], "on_chip": traffic["on_chip"], "total": traffic["total"],
+            "padding": traffic["padding"], "padded_arrays": traffic["padded_arrays"][:3],
             "flop_per_byte": flops / traffic["hbm"] if traffic["hbm"] else None,
             "bound_s": max(compute_s, hbm_s), "memory_s": hbm_s,
             "limited_by": "compute" if compute_s >= hbm_s else "memory",
@@ -654,8 +684,9 @@ def format_report(report: dict) -> str:
             by = p["bytes_by_op"]
             lines.append(f"  bytes by op (our reading of the HLO: operands and results in their tiled layouts; "
                          f"{_gb(by['total'])} in all, {_gb(by['hbm'])} of it HBM's; XLA {_gb(p['bytes_accessed'])}):")
-            lines += [f"    {_gb(g['bytes']):>9} (HBM {_gb(g.get('hbm')):>9})  {g['op']:<13} {g['jax_op'] or '-'} "
-                      f"(x{g['count']})" for g in by["groups"]]
+            lines += [f"    {_gb(g['bytes']):>9} (HBM {_gb(g.get('hbm')):>9}, tile padding "
+                      f"{_gb(g.get('padding')):>9})  {g['op']:<13} {g['jax_op'] or '-'} (x{g['count']})"
+                      for g in by["groups"]]
     return "\n".join(lines)
 
 
@@ -680,7 +711,22 @@ def _hbm_lines(p: dict) -> list[str]:
     return [f"  on HBM   {_gb(h['hbm'])} of the {_gb(h['total'])} our reading of the HLO finds are HBM's (the "
             f"rest, {_gb(h['on_chip'])}, in on-chip memory by XLA's assignment): {_ratio(h['flop_per_byte'])} "
             f"FLOP/HBM byte ({h['limited_by']}-bound on HBM), step >= {h['bound_s'] * 1e3:.3f} ms on HBM "
-            f"(memory {h['memory_s'] * 1e3:.3f}; a bound, not a measurement)"]
+            f"(memory {h['memory_s'] * 1e3:.3f}; a bound, not a measurement)"] + _padding_lines(h)
+
+
+def _padding_lines(h: dict) -> list[str]:
+    """How much of the traffic is tile padding, and in which arrays (with advice where it is much)."""
+    if not h.get("total") or "padding" not in h:
+        return []
+    share = h["padding"] / h["total"]
+    worst = ", ".join(f"{a['array']} ({100 * a['fill']:.0f}% filled)" for a in h.get("padded_arrays", []))
+    line = (f"  tiles    {_gb(h['padding'])} of those {_gb(h['total'])} ({100 * share:.0f}%) is the padding of "
+            f"the chip's tiles, not data" + (f"; most in {worst}" if worst else ""))
+    if share < PADDING_ADVICE_SHARE:
+        return [line]
+    return [line, "           arrays narrower than the tiles' 128 lanes (the channels, minor in NHWC) move "
+                  "whole tiles: widen the network's channels to multiples of 128 where it can "
+                  "(BENCHMARKS.md, stylegan2_mnist)"]
 
 
 def _lazy_lines(p: dict) -> list[str]:

@@ -106,6 +106,8 @@ def test_compile_for_v5e_reports_sane_values_and_the_tpu_program(tmp_path):
     assert h["flop_per_byte"] == pytest.approx(f["xla"] / h["hbm"]) and h["flop_per_byte"] > step["flop_per_byte"]
     assert h["bound_s"] == pytest.approx(max(f["xla"] / 197e12, h["hbm"] / 819e9)) and h["bound_s"] <= b["seconds"]
     assert "FLOP/HBM byte" in proc.stdout
+    # DCGAN-28's 64 channels and fewer fill part of the 128 lanes: the report says how much
+    assert 0 < h["padding"] < h["total"] and "is the padding of the chip's tiles" in proc.stdout
 
 
 @needs_libtpu
@@ -386,6 +388,32 @@ ENTRY %main (a: bf16[8,128], k: f32[4,256]) -> bf16[8,128] {
     assert groups == {("fusion", "f/net/neg"): (2 * 8 * 128 * 2, 1), ("slice", "f32[4,256]"): (2 * 256 * 4, 1)}
     assert by["total"] == 2 * 8 * 128 * 2 + 2 * 256 * 4
     assert by["hbm"] == by["total"] and by["on_chip"] == 0  # no array in on-chip memory (no S(1))
+    assert by["padding"] == 0 and by["padded_arrays"] == []  # every array moved fills its tiles
+
+
+def test_bytes_by_op_finds_the_tile_padding_of_narrow_channels_and_the_report_says_so():
+    """8 channels on the TPU's 128 lanes: a convolution's operands and result move 16x their elements'
+    bytes, and the report names the array and says what to do; a full-width array pads nothing."""
+    hlo = """HloModule m
+
+ENTRY %main (x: bf16[8,32,32,8], k: bf16[3,3,8,128]) -> bf16[8,32,32,128] {
+  %x = bf16[8,32,32,8]{3,0,2,1:T(8,128)(2,1)} parameter(0)
+  %k = bf16[3,3,8,128]{3,2,1,0:T(8,128)(2,1)} parameter(1)
+  ROOT %conv.1 = bf16[8,32,32,128]{3,0,2,1:T(8,128)(2,1)} convolution(%x, %k), window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f, metadata={op_name="jit(g)/net/conv0/conv_general_dilated"}
+}
+"""
+    narrow, wide, kernel = 8 * 32 * 32 * 128 * 2, 8 * 32 * 32 * 128 * 2, 3 * 3 * 8 * 128 * 2
+    by = aot.bytes_by_op(hlo)
+    assert by["total"] == narrow + wide + kernel
+    assert by["padding"] == narrow - 8 * 32 * 32 * 8 * 2  # 15/16 of the narrow input's tiles
+    assert by["padded_arrays"] == [{"array": "bf16[8,32,32,8]", "padding": by["padding"], "fill": 1 / 16}]
+    assert by["groups"][0]["padding"] == by["padding"]
+    h = {"total": by["total"], "padding": by["padding"], "padded_arrays": by["padded_arrays"]}
+    line, advice = aot._padding_lines(h)
+    assert "(47%) is the padding" in line and "bf16[8,32,32,8] (6% filled)" in line
+    assert "widen the network's channels to multiples of 128" in advice
+    few = {**h, "padding": int(0.2 * by["total"])}  # below the advice's threshold: the figure alone
+    assert len(aot._padding_lines(few)) == 1
 
 
 def test_bytes_by_op_tells_hbm_from_on_chip_memory():
