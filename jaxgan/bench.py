@@ -968,10 +968,19 @@ def _wrong_table_values(record: dict) -> list[str]:
     return wrong
 
 
+def _source_tag(record: dict) -> str:
+    """``'; jaxgan 4971345'`` (and whether the checkout differed from it) where the record names the
+    commit it measured (:func:`jaxgan.provenance.source`); empty for older records."""
+    src = record.get("source") or {}
+    if not src.get("commit"):
+        return ""
+    return f"; jaxgan {src['commit'][:7]}" + (" with uncommitted changes" if src.get("dirty") else "")
+
+
 def format_table(records: list[dict], markdown: bool = False) -> str:
     """The records as a table, one line per configuration and implementation: aligned plain text, or
     Markdown (``markdown=True``). Above it, one line for each distinct setting among the records
-    (backend, device kind, jax and flax versions, data, MFU reference)."""
+    (backend, device kind, jax and flax versions, data, MFU reference, the jaxgan commit)."""
     head = ("experiment", "impl", "dev", "batch", "dtype", "compile cold/warm s", "step ms med/p90",
             "img/s", "vs jaxgan", "GFLOP/step", "HLO/analytic", "TFLOP/s", "MFU", "peak mem GiB")
     rows = [head]
@@ -991,7 +1000,7 @@ def format_table(records: list[dict], markdown: bool = False) -> str:
         ))
     settings = list(dict.fromkeys(
         f"{r['backend']} {r['device_kind']}, jax {r['versions']['jax']}, flax {r['versions']['flax']}, "
-        f"data {r['data']}; MFU vs {r.get('peak_source')}" for r in records))
+        f"data {r['data']}; MFU vs {r.get('peak_source')}{_source_tag(r)}" for r in records))
     if markdown:
         lines = [f"| {' | '.join(row)} |" for row in rows]
         lines.insert(1, "|" + "---|" * len(head))

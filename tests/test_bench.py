@@ -90,6 +90,12 @@ def test_table_reprints_saved_records_as_text_or_markdown(tmp_path, capsys):
     assert cli.main(["bench", "--table", str(saved), "--markdown"]) == 0
     setting, table = capsys.readouterr().out.strip().split("\n\n")
     assert setting.startswith("cpu cpu, jax 0.10.2, flax 0.12.8, data synthetic; MFU vs measured")
+    assert "jaxgan" not in setting  # these records predate the source field
+    tagged = tmp_path / "tagged.jsonl"
+    tagged.write_text("".join(json.dumps({**r, "source": {"commit": "4971345" + "0" * 33, "dirty": False}}) + "\n"
+                              for r in records))
+    assert cli.main(["bench", "--table", str(tagged), "--markdown"]) == 0
+    assert capsys.readouterr().out.split("\n\n")[0].endswith("; jaxgan 4971345")  # the code it measured
     lines = table.splitlines()
     assert len(lines) == 2 + len(records) and set(lines[1]) == set("|-")
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
