@@ -791,8 +791,7 @@ def provenance_line(reports: list[dict]) -> str:
     times = []
     for r in reports:
         src = r.get("source") or {}
-        key = (src["commit"][:7] + (" with uncommitted changes" if src.get("dirty") else "")
-               if src.get("commit") else "no commit recorded")
+        key = provenance.describe(src) or "no commit recorded"
         commits[key] = commits.get(key, 0) + 1
         times += [src["utc"]] if src.get("utc") else []
     when = f"; compiled {min(times)} to {max(times)}" if times else ""

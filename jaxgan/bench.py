@@ -969,12 +969,10 @@ def _wrong_table_values(record: dict) -> list[str]:
 
 
 def _source_tag(record: dict) -> str:
-    """``'; jaxgan 4971345'`` (and whether the checkout differed from it) where the record names the
-    commit it measured (:func:`jaxgan.provenance.source`); empty for older records."""
-    src = record.get("source") or {}
-    if not src.get("commit"):
-        return ""
-    return f"; jaxgan {src['commit'][:7]}" + (" with uncommitted changes" if src.get("dirty") else "")
+    """``'; jaxgan 4971345'`` where the record names the commit it measured
+    (:func:`jaxgan.provenance.describe`); empty for older records."""
+    what = provenance.describe(record.get("source"))
+    return f"; jaxgan {what}" if what else ""
 
 
 def format_table(records: list[dict], markdown: bool = False) -> str:

@@ -32,3 +32,11 @@ def source() -> dict:
     return {"jaxgan": __version__, "commit": commit,
             "dirty": None if status is None else bool(status),
             "utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def describe(src: dict | None) -> str | None:
+    """A record's ``source`` in a table: ``'4971345'``, ``'4971345 with uncommitted changes'``, or
+    None where it names no commit (records made before it existed, or outside a git checkout)."""
+    if not (src or {}).get("commit"):
+        return None
+    return src["commit"][:7] + (" with uncommitted changes" if src.get("dirty") else "")
