@@ -370,8 +370,8 @@ def bytes_by_op(hlo_text: str, top: int = 15) -> dict:
 
     ``padding`` is the part of ``total`` that is the tiles' padding, not elements: an array whose
     minor dimension (the channels, in a convolution's NHWC) is narrower than the tile's 128 lanes
-    moves whole tiles (8 channels: 16x their bytes). ``padded_arrays`` names the array types with
-    the most padding moved, most first (``[{'array', 'padding', 'fill'}]``, ``fill`` the elements'
+    moves whole tiles (8 channels: 16x their bytes). ``padded_arrays`` names the three array types
+    with the most padding moved, most first (``[{'array', 'padding', 'fill'}]``, ``fill`` the elements'
     share of the bytes moved).
 
     Returns:
@@ -400,7 +400,7 @@ def bytes_by_op(hlo_text: str, top: int = 15) -> dict:
             a[0] += b
             a[1] += b - logical
     ranked = sorted(groups.items(), key=lambda kv: -kv[1][0])[:top]
-    padded = sorted(((k, v) for k, v in arrays.items() if v[1] > 0), key=lambda kv: -kv[1][1])[:5]
+    padded = sorted(((k, v) for k, v in arrays.items() if v[1] > 0), key=lambda kv: -kv[1][1])[:3]
     return {"total": total, "hbm": hbm, "on_chip": on_chip, "padding": padding,
             "padded_arrays": [{"array": k, "padding": p, "fill": (b - p) / b} for k, (b, p) in padded],
             "groups": [{"op": op, "jax_op": jax_op, "bytes": b, "hbm": h, "padding": pad, "count": c}
@@ -465,7 +465,7 @@ def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float
             "what": "our reading of the optimised HLO (jaxgan.aot.bytes_by_op): the accesses of arrays XLA "
                     "placed in HBM; XLA's bytes accessed counts those in on-chip memory too",
             "hbm": traffic["hbm"], "on_chip": traffic["on_chip"], "total": traffic["total"],
-            "padding": traffic["padding"], "padded_arrays": traffic["padded_arrays"][:3],
+            "padding": traffic["padding"], "padded_arrays": traffic["padded_arrays"],
             "flop_per_byte": flops / traffic["hbm"] if traffic["hbm"] else None,
             "bound_s": max(compute_s, hbm_s), "memory_s": hbm_s,
             "limited_by": "compute" if compute_s >= hbm_s else "memory",
