@@ -24,8 +24,8 @@ mapping layers (ADA's CIFAR-10 choice), feature maps min(256 / res, 16) (16 at 4
 16 with gamma 0.05, style mixing 0.9, path length weight 2 every 4) and Adam(0.0025, 0, 0.99) with the
 lazy correction, EMA half-life 2.5 kimg with ramp-up 0.05. Samples come from the EMA generator with
 truncation psi = sample.truncation (1.0: none). On a GPU or a TPU widen it: --set
-model.channel_base=8192 --set model.channel_max=256 (on a TPU its 8-16 channels fill 1/16 of each
-128-lane tile: 0.9 FLOP/byte by XLA's count for v5e:2x2, 75 when widened; BENCHMARKS.md).
+model.channel_base=8192 --set model.channel_max=256 (on a TPU its 8-16 channels fill 1/16 to 1/8
+of each 128-lane tile: 0.9 FLOP/byte by XLA's count for v5e:2x2, 75 when widened; BENCHMARKS.md).
 
 Data: the MNIST IDX files in $JAXGAN_MNIST_DIR, or ../shared/data/mnist beside the repository (the
 10,000-image test split), bilinearly resized from 28 to 32 (data.resolution=32).
