@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from jax.experimental import topologies
 from jax.sharding import SingleDeviceSharding
 
+from jaxgan.flops import xla_cost
 from jaxgan.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 
 
@@ -31,8 +32,7 @@ def _compiled(f, args, sharding):
 
 
 def _flops(compiled) -> float:
-    cost = compiled.cost_analysis()
-    return (cost[0] if isinstance(cost, list) else cost)["flops"]
+    return xla_cost(compiled)["flops"]
 
 
 def convolutions(hlo: str) -> list[tuple[str, float]]:

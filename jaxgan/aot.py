@@ -55,6 +55,7 @@ import time
 
 from jaxgan import provenance
 from jaxgan.errors import UserError
+from jaxgan.flops import xla_cost
 
 GiB = 2 ** 30
 
@@ -407,10 +408,6 @@ def bytes_by_op(hlo_text: str, top: int = 15) -> dict:
                        for (op, jax_op), (b, h, c, pad) in ranked]}
 
 
-def _first(cost):
-    return cost[0] if isinstance(cost, (list, tuple)) else cost
-
-
 def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float | None,
                    images: int | None, per_chip_batch: int | None = None,
                    state_shapes: frozenset = frozenset(), bytes_top: int = 0) -> dict:
@@ -434,7 +431,7 @@ def program_report(compiled, chip: Chip, *, compile_s: float, model_flops: float
                        + memory["generated_code"])
     memory["hbm"] = chip.hbm_bytes
     memory["fits"] = memory["total"] <= chip.hbm_bytes
-    cost = _first(compiled.cost_analysis()) or {}
+    cost = xla_cost(compiled)
     flops = float(cost.get("flops", 0.0))
     accessed = float(cost.get("bytes accessed", 0.0))
     intensity = flops / accessed if accessed else None

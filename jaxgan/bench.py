@@ -498,8 +498,7 @@ def _jaxgan_timed(config, module, devices, data: str, warm_compile: bool) -> tup
         warm = time.perf_counter() - t0
         warm_hit = hits.count > before
     hits.close()
-    cost = lowered.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    cost = flops_lib.xla_cost(lowered)
     # the lowered module is shard_map's per-device program: its count is one device's share
     per_device = float(cost["flops"]) if cost and "flops" in cost else None
     hlo = per_device and per_device * len(devices)
@@ -896,6 +895,8 @@ def _handwritten_timed(name, spec_fields, seed, device) -> Timed:
     import jax
     import numpy as np
 
+    from jaxgan.flops import xla_cost
+
     hw = _load_benchmark_module("handwritten_jax")
     spec = hw.Spec(**spec_fields)
     step = hw.HandwrittenStep(spec)
@@ -908,8 +909,7 @@ def _handwritten_timed(name, spec_fields, seed, device) -> Timed:
     lowered = step.lower(state, batches[0])
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
-    cost = lowered.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    cost = xla_cost(lowered)
     holder = {"state": state}
 
     def window(k):

@@ -37,6 +37,14 @@ import math
 from typing import Sequence
 
 
+def xla_cost(program) -> dict:
+    """XLA's cost analysis of a lowered or compiled jax program as one dict (``'flops'``, ``'bytes
+    accessed'``, ...; empty where XLA gives none): jax returns the dict itself, or a list of one."""
+    cost = program.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) and cost else cost
+    return dict(cost or {})
+
+
 @dataclasses.dataclass(frozen=True)
 class Layer:
     """One matrix-product layer of a network, per example.

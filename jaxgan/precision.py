@@ -13,7 +13,7 @@ experiment's ``build`` sees the config.
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax.numpy as jnp
 
@@ -43,6 +43,20 @@ def default_platform() -> str:
     import jax
 
     return platform_of(jax.devices()[:1])
+
+
+def resolve_choice(name: str, value: str, choices: Sequence[str], default: Callable[[str], str],
+                   platform: str | None = None) -> str:
+    """A network's platform-dependent option: ``value`` checked against ``choices``, and ``'auto'``
+    made concrete as ``default(platform)`` (None: :func:`default_platform`, for networks used outside
+    a run; a run resolves its config's ``'auto'`` values for its own devices in :func:`resolve_config`).
+
+    Raises:
+      ValueError: naming the option and its choices, for a value not among them.
+    """
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: use one of {', '.join(map(repr, choices))}")
+    return default(platform or default_platform()) if value == "auto" else value
 
 
 def default_compute_dtype(platform: str | None = None):

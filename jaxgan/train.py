@@ -26,6 +26,7 @@ from jaxgan.config import Config
 from jaxgan.errors import WorkdirLocked
 from jaxgan.evaluate import evaluate
 from jaxgan.experiment import kimg_to_steps
+from jaxgan.flops import xla_cost
 from jaxgan.pipeline import InputMeter, Prefetcher, can_use_processes, close_processes, decoding_processes
 from jaxgan.periodic import Every, StopSignal, Stopped, Throughput
 from jaxgan.run import Run, build, example_batch, generate, input_pipeline, sample_inputs
@@ -263,8 +264,7 @@ def _compile(run: Run, state, workdir: pathlib.Path, is_main: bool):
     lowered = run.step.lower(state, batch)
     compiled = lowered.compile()
     info = {"devices": run.mesh.size, "backend": run.platform, "jax": jax.__version__}
-    cost = lowered.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    cost = xla_cost(lowered)
     if cost and "flops" in cost:
         info["flops_per_step_lowered"] = float(cost["flops"])
     try:

@@ -229,5 +229,5 @@ def test_dcgan_generator_forms_share_parameters_and_function():
         chex.assert_trees_all_close(out_p, out_t, atol=2e-5)
         assert float(jnp.abs(out_t).mean()) > 0.01  # not a trivially equal (all-zero) output
     assert strided.resolve_form("auto") == ("phases" if jax.default_backend() == "cpu" else "transpose")
-    with pytest.raises(ValueError, match="unknown convolution form 'nope'"):
+    with pytest.raises(ValueError, match="upsample='nope': use one of 'auto', 'transpose', 'phases'"):
         DCGANGenerator(28, 1, ngf=8, axis_name=None, upsample="nope").init(KEY, z, train=False)

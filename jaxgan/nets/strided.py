@@ -28,6 +28,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgan.precision import resolve_choice
+
 DN = ("NHWC", "HWIO", "NHWC")
 FORMS = ("auto", "transpose", "phases")
 
@@ -44,13 +46,7 @@ def default_form(platform: str) -> str:
 def resolve_form(form: str, platform: str | None = None) -> str:
     """'auto' -> :func:`default_form` of ``platform`` (None: the default devices', for networks used
     outside a run; a run resolves 'auto' for its own devices in ``jaxgan.precision.resolve_config``)."""
-    if form not in FORMS:
-        raise ValueError(f"unknown convolution form {form!r}: use one of {FORMS}")
-    if form == "auto":
-        from jaxgan.precision import default_platform
-
-        return default_form(platform or default_platform())
-    return form
+    return resolve_choice("upsample", form, FORMS, default_form, platform)
 
 
 def phase_kernel(k):

@@ -56,6 +56,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgan.precision import resolve_choice
+
 Array = jax.Array
 
 SQRT2 = math.sqrt(2.0)
@@ -168,21 +170,10 @@ def default_fir(platform: str) -> str:
     return "conv" if platform == "tpu" else "slices"
 
 
-def _resolve_form(name: str, form: str, forms: Sequence[str], default) -> str:
-    """``form`` checked against ``forms``; 'auto' -> ``default`` of the default devices' platform."""
-    if form not in forms:
-        raise ValueError(f"{name}={form!r}: use one of {', '.join(map(repr, forms))}")
-    if form == "auto":
-        from jaxgan.precision import default_platform
-
-        return default(default_platform())
-    return form
-
-
 def resolve_fir(form: str) -> str:
     """'auto' -> :func:`default_fir` of the default devices (networks used outside a run; a run
     resolves ``model.fir='auto'`` for its own devices in ``jaxgan.precision.resolve_config``)."""
-    return _resolve_form("fir", form, FIR_FORMS, default_fir)
+    return resolve_choice("fir", form, FIR_FORMS, default_fir)
 
 
 def upsample2d(x: Array, padding: int = 0, form: str = "slices") -> Array:
@@ -260,7 +251,7 @@ def default_upsample(platform: str) -> str:
 def resolve_upsample(form: str) -> str:
     """'auto' -> :func:`default_upsample` of the default devices (networks used outside a run; a run
     resolves ``model.upsample='auto'`` for its own devices in ``jaxgan.precision.resolve_config``)."""
-    return _resolve_form("upsample", form, UPSAMPLE_FORMS, default_upsample)
+    return resolve_choice("upsample", form, UPSAMPLE_FORMS, default_upsample)
 
 
 # ---------------------------------------------------------------------------------------- layers
