@@ -874,14 +874,19 @@ def _shared_pass_timed(experiment: str, sets: list[str], smoke: bool, devices, d
     return Timed(SHARED_PASS, timed.window, info)
 
 
-def _compare_timed(name: str, config, record: dict, devices, torch_threads: int | None = None) -> Timed:
+def data_shape(config) -> tuple:
+    """The shape of one example of the config's data: its source's, or where its files are absent
+    (as in :func:`_build`, which then times synthetic batches), the shape its spec declares."""
     from jaxgan.data import make_run_source
 
     try:
-        shape = make_run_source(config).info.shape
-    except Exception:
-        d = config.data
-        shape = (d.resolution, d.resolution, d.get("channels") or 3)
+        return tuple(make_run_source(config).info.shape)
+    except (FileNotFoundError, ValueError, ImportError):
+        return tuple(_stand_in_source(config).info.shape)
+
+
+def _compare_timed(name: str, config, record: dict, devices, torch_threads: int | None = None) -> Timed:
+    shape = data_shape(config)
     if name.startswith("handwritten"):
         if len(devices) != 1:
             raise _Skip("the hand-written step runs on one device: compare with --devices 1")

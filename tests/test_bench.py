@@ -277,6 +277,17 @@ def test_conv_pairs_count_the_real_products(n_in, kernel, stride):
     assert out.shape[1] == n_out and float(out.sum()) == pairs
 
 
+def test_comparisons_use_the_declared_shape_where_the_data_is_absent(tmp_path, monkeypatch):
+    """`jaxgan bench dcgan_mnist --compare handwritten` without MNIST's files times synthetic batches;
+    its comparisons took their shape from ``data.resolution``, which MNIST's spec has not, and the
+    command stopped with an internal error (found by benchmarks/gpu_session.sh run without `prepare`)."""
+    monkeypatch.setenv("JAXGAN_MNIST_DIR", str(tmp_path / "absent"))
+    config, _ = config_lib.resolve("dcgan_mnist")
+    assert bench.data_shape(config) == (28, 28, 1)
+    config, _ = config_lib.resolve("dcgan64", ["data.resolution=32"])
+    assert bench.data_shape(config) == (32, 32, 3)
+
+
 # -- the hand-written step computes jaxgan's math ----------------------------------------------------
 @pytest.mark.parametrize("experiment,sets", [
     ("ring8", ["train.batch_size=32"]),  # MLP, R1, EMA, cosine learning rates
