@@ -116,7 +116,12 @@ def test_mnist_at_32_gets_classifier_metrics_that_separate_real_from_noise(mnist
                 "classifier_score1k/mean", "classes1k/kl_to_uniform"):
         assert np.isfinite(on_real[key]) and np.isfinite(on_noise[key]), key
     assert on_real["classifier_fid1k"] < 0.05 * on_noise["classifier_fid1k"]
-    assert on_real["classifier_pr1k_k3/precision"] > 0.6 > 0.1 > on_noise["classifier_pr1k_k3/precision"]
+    # Recall separates noise robustly (0.0 in every run). Precision, the share of noise inside the real
+    # digits' k-NN balls, depends on where this 300-step classifier maps inputs unlike any digit, which
+    # moves with the float rounding of its training: 0.003 compiled at O0 and 0.327 at O1 and O2 on an
+    # AVX2-only EPYC (2026-12-05), under 0.1 on the machines before. Most noise must stay outside.
+    assert on_real["classifier_pr1k_k3/recall"] > 0.6 > 0.1 > on_noise["classifier_pr1k_k3/recall"]
+    assert on_real["classifier_pr1k_k3/precision"] > 0.6 > 0.5 > on_noise["classifier_pr1k_k3/precision"]
     assert on_real["classifier_score1k/mean"] > 8.0 > 3.0 > on_noise["classifier_score1k/mean"]
     assert on_real["classes1k/kl_to_uniform"] < 0.05
 
