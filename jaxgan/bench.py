@@ -384,7 +384,7 @@ class _Skip(Exception):
 
 def _common_fields(record: dict) -> dict:
     keys = ("experiment", "backend", "device_kind", "device_count", "process_count", "versions", "source",
-            "batch", "dtype", "data", "n_critic", "images_per_step")
+            "batch", "dtype", "data", "data_shape", "n_critic", "images_per_step")
     return {k: record[k] for k in keys}
 
 
@@ -508,6 +508,7 @@ def _jaxgan_timed(config, module, devices, data: str, warm_compile: bool) -> tup
         "experiment": pathlib.Path(config.experiment).stem,
         **_platform(devices),
         "batch": int(config.train.batch_size), "dtype": dtype, "data": data,
+        "data_shape": list(run.source.info.shape),  # one example's, also where a stand-in source was timed
         "n_critic": int(config.train.n_critic), "images_per_step": run.images_per_step,
         "compile_s": {"cold": cold, "warm": warm,
                       "warm_method": "persistent cache: a fresh TrainStep lowered and compiled again",
@@ -874,19 +875,10 @@ def _shared_pass_timed(experiment: str, sets: list[str], smoke: bool, devices, d
     return Timed(SHARED_PASS, timed.window, info)
 
 
-def data_shape(config) -> tuple:
-    """The shape of one example of the config's data: its source's, or where its files are absent
-    (as in :func:`_build`, which then times synthetic batches), the shape its spec declares."""
-    from jaxgan.data import make_run_source
-
-    try:
-        return tuple(make_run_source(config).info.shape)
-    except (FileNotFoundError, ValueError, ImportError):
-        return tuple(_stand_in_source(config).info.shape)
-
-
 def _compare_timed(name: str, config, record: dict, devices, torch_threads: int | None = None) -> Timed:
-    shape = data_shape(config)
+    """A comparison timed on the examples jaxgan's row timed (``record['data_shape']``: its source's, or
+    the stand-in's where the data's files are absent), without building the source again."""
+    shape = tuple(record["data_shape"])
     if name.startswith("handwritten"):
         if len(devices) != 1:
             raise _Skip("the hand-written step runs on one device: compare with --devices 1")
@@ -967,7 +959,7 @@ def _wrong_table_values(record: dict) -> list[str]:
     versions = record["versions"]
     if not (isinstance(versions, dict) and all(k in versions for k in ("jax", "flax"))):
         wrong.append(f"versions is {versions!r}, not {{'jax': ..., 'flax': ...}}")
-    for key in ("compile_s", "flops_per_step", "memory"):
+    for key in ("compile_s", "flops_per_step", "memory", "source"):
         if record.get(key) is not None and not isinstance(record[key], dict):
             wrong.append(f"{key} is {record[key]!r}, not an object")
     return wrong

@@ -56,6 +56,7 @@ def test_bench_json_has_every_field_with_sane_values(tmp_path, monkeypatch, rest
     assert all(isinstance(r["versions"][k], str) for k in ("jax", "jaxlib", "flax"))
     assert hw["source"] == r["source"] and r["source"]["utc"].endswith("Z")  # the code it measured, and when
     assert r["batch"] == 64 and r["dtype"] == "float32" and r["data"] == "synthetic"
+    assert r["data_shape"] == hw["data_shape"] == [2]  # ring8's points; the comparison timed the same
     c = r["compile_s"]
     assert _positive(c["cold"]) and _positive(c["warm"]) and isinstance(c["warm_method"], str)
     assert isinstance(c["warm_cache_hit"], bool)
@@ -123,6 +124,8 @@ def test_table_refuses_what_is_not_a_bench_record(tmp_path, capsys):
                              (_edited(good, step_ms=3.2), "line 1 is not a bench record (step_ms is 3.2, not {"),
                              (_edited(good, batch="64", versions={"jax": "0.10"}),
                               "line 1 is not a bench record (batch is '64', not a number; versions is"),
+                             (_edited(good, source="4971345"), "line 1 is not a bench record (source is '4971345', "
+                                                               "not an object)"),
                              ("\n", "no records in the file")]:
         if content is not None:
             bad.write_text(content)
@@ -277,15 +280,19 @@ def test_conv_pairs_count_the_real_products(n_in, kernel, stride):
     assert out.shape[1] == n_out and float(out.sum()) == pairs
 
 
-def test_comparisons_use_the_declared_shape_where_the_data_is_absent(tmp_path, monkeypatch):
-    """`jaxgan bench dcgan_mnist --compare handwritten` without MNIST's files times synthetic batches;
-    its comparisons took their shape from ``data.resolution``, which MNIST's spec has not, and the
-    command stopped with an internal error (found by benchmarks/gpu_session.sh run without `prepare`)."""
+def test_comparisons_time_the_shape_jaxgans_row_timed_where_the_data_is_absent(tmp_path, monkeypatch):
+    """`jaxgan bench dcgan_mnist --compare handwritten` without MNIST's files times synthetic batches of
+    the declared shape; its comparisons took their shape from ``data.resolution``, which MNIST's spec
+    has not, and the command stopped with an internal error (found by benchmarks/gpu_session.sh run
+    without `prepare`). They now take the shape the jaxgan row's source (here the stand-in) gave."""
     monkeypatch.setenv("JAXGAN_MNIST_DIR", str(tmp_path / "absent"))
-    config, _ = config_lib.resolve("dcgan_mnist")
-    assert bench.data_shape(config) == (28, 28, 1)
-    config, _ = config_lib.resolve("dcgan64", ["data.resolution=32"])
-    assert bench.data_shape(config) == (32, 32, 3)
+    config, module = config_lib.resolve("dcgan_mnist")
+    run = bench._build(config, module, jax.devices()[:1], "synthetic")
+    assert run.source.info.shape == (28, 28, 1)
+    timed = {}
+    monkeypatch.setattr(bench, "_handwritten_timed", lambda name, spec, seed, device: timed.setdefault(name, spec))
+    bench._compare_timed("handwritten", config, {"data_shape": list(run.source.info.shape)}, jax.devices()[:1])
+    assert timed["handwritten"]["data_shape"] == (28, 28, 1)
 
 
 # -- the hand-written step computes jaxgan's math ----------------------------------------------------
